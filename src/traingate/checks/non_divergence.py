@@ -1,0 +1,119 @@
+"""INV-TRAIN-005 non-divergence: epoch-0 val loss under a regime cap, then at most ×ratio.
+
+Seed 003: a hard-coded ``val_loss[0] <= 10.0`` calibrated for finetuning aborted every
+legitimate from-scratch cold start (ln 50257 ≈ 10.82). The cap is therefore regime-keyed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from traingate.checks.base import Check, CheckContext, CheckParams, Decision, Observation, register
+from traingate.regime import Finetune, FromScratch
+from traingate.thresholds import Threshold, resolve
+
+
+class NonDivergenceParams(CheckParams):
+    """``epoch_zero_cap`` bounds epoch 0; ``ratio_limit`` bounds val[N] / val[N-1]."""
+
+    epoch_zero_cap: Threshold
+    ratio_limit: Threshold = 2.0  # type: ignore[assignment]
+
+
+def check_non_divergence(
+    epoch: int,
+    history: Sequence[float],
+    regime: Finetune | FromScratch,
+    params: NonDivergenceParams,
+    values: dict[str, float] | None = None,
+) -> Decision:
+    """Decide INV-TRAIN-005 for ``history[epoch]`` (val losses of epochs 0..epoch).
+
+    Epoch 0 must be finite and ≤ the regime's cap; epoch N ≥ 1 must be finite and
+    ≤ ratio_limit × epoch N−1 (exactly the limit passes).
+    """
+    if epoch < 0 or epoch >= len(history):
+        raise ValueError(f"epoch {epoch} is outside a history of {len(history)} values")
+    current = float(history[epoch])
+    scope = values or {}
+    if epoch == 0:
+        cap = resolve(params.epoch_zero_cap, regime, scope)
+        if not math.isfinite(current):
+            return Decision.against(
+                False,
+                current,
+                cap,
+                "finite",
+                f"epoch-0 val loss is {current}",
+                "the loss went non-finite before the first validation: check lr and init",
+            )
+        return Decision.against(
+            current <= cap.value,
+            current,
+            cap,
+            "<=",
+            f"epoch-0 val loss {current:.4g} vs cap {cap.value:.4g} ({regime.kind})",
+            "a cold start sits near ln(vocab); above the cap the run diverged or the regime "
+            "is wrong (random weights run as finetune?)",
+        )
+    ratio = resolve(params.ratio_limit, regime, scope)
+    previous = float(history[epoch - 1])
+    limit = ratio.value * previous
+    bound = type(ratio)(
+        limit,
+        f"({ratio.formula}) * val_loss[{epoch - 1}]",
+        f"{ratio.value:.6g} * {previous:.6g} = {limit:.6g}",
+    )
+    if not math.isfinite(current):
+        return Decision.against(
+            False,
+            current,
+            bound,
+            "finite",
+            f"epoch-{epoch} val loss is {current}",
+            "the loss went non-finite: lower the lr or check for bad batches",
+        )
+    return Decision.against(
+        current <= limit,
+        current,
+        bound,
+        "<=",
+        f"epoch-{epoch} val loss {current:.4g} vs {ratio.value:.4g} × {previous:.4g}",
+        "the val loss more than doubled since the previous epoch: the run is diverging",
+    )
+
+
+@register
+class NonDivergence(Check[NonDivergenceParams]):
+    """Tracks per-epoch validation loss and applies :func:`check_non_divergence`."""
+
+    kind = "non_divergence"
+    params_model = NonDivergenceParams
+    points = frozenset({"validation"})
+    requires = frozenset({"epoch", "val_loss"})
+    summary = "epoch-0 val loss ≤ regime cap; val[N] ≤ ratio × val[N-1]"
+
+    def __init__(self, params: NonDivergenceParams, context: CheckContext) -> None:
+        super().__init__(params, context)
+        self.history: list[float] = []
+
+    def update(self, observation: Observation) -> None:
+        epoch = int(observation["epoch"])
+        if epoch != len(self.history):
+            raise ValueError(f"expected validation of epoch {len(self.history)}, got epoch {epoch}")
+        self.history.append(float(observation["val_loss"]))
+
+    def verdict(self) -> Decision | None:
+        if not self.history:
+            return None
+        return check_non_divergence(
+            len(self.history) - 1,
+            self.history,
+            self.context.regime,
+            self.params,
+            dict(self.context.values),
+        )
+
+    def reset(self) -> None:
+        self.history = []

@@ -1,0 +1,343 @@
+"""A tiny, safe expression language for thresholds: ``2 * ln(vocab_size)``.
+
+Text is parsed once into a small immutable tree (never ``eval``): numbers, named symbols,
+``+ - * / **``, unary minus, parentheses and a fixed set of math functions. A predicate
+(used by the ``expression`` check) may add one top-level comparison. Anything else, such as
+attribute access, subscripts, strings or other calls, is rejected with its column.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+MAX_LENGTH = 500
+MAX_DEPTH = 40
+
+
+class FormulaError(ValueError):
+    """A formula that cannot be parsed or evaluated; ``column`` is 0-based within the text."""
+
+    def __init__(self, message: str, column: int = 0, code: str = "formula-syntax") -> None:
+        super().__init__(message)
+        self.message = message
+        self.column = column
+        self.code = code
+
+
+def _log(x: float, base: float | None = None) -> float:
+    return math.log(x) if base is None else math.log(x, base)
+
+
+FUNCTIONS: dict[str, tuple[Callable[..., float], int, int | None]] = {
+    # name: (implementation, min args, max args or None for unbounded)
+    "ln": (math.log, 1, 1),
+    "log": (_log, 1, 2),
+    "log2": (math.log2, 1, 1),
+    "log10": (math.log10, 1, 1),
+    "exp": (math.exp, 1, 1),
+    "sqrt": (math.sqrt, 1, 1),
+    "min": (min, 2, None),
+    "max": (max, 2, None),
+    "abs": (abs, 1, 1),
+}
+
+BINARY_OPS: dict[str, Callable[[float, float], float]] = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
+    "**": lambda a, b: a**b,
+}
+
+COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
+
+_AST_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
+_AST_CMPOPS = {
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+}
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "**": 4}
+
+
+@dataclass(frozen=True)
+class Num:
+    value: float
+
+
+@dataclass(frozen=True)
+class Sym:
+    name: str
+    column: int
+
+
+@dataclass(frozen=True)
+class Neg:
+    operand: Node
+
+
+@dataclass(frozen=True)
+class Bin:
+    op: str
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    args: tuple[Node, ...]
+    column: int
+
+
+@dataclass(frozen=True)
+class Compare:
+    op: str
+    left: Node
+    right: Node
+
+
+Node = Num | Sym | Neg | Bin | Call | Compare
+
+
+def _fmt_number(value: float) -> str:
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+def unparse(node: Node, values: Mapping[str, float] | None = None) -> str:
+    """Render a tree as text; with ``values``, symbols are replaced by their numbers."""
+
+    def go(n: Node, parent_prec: int = 0) -> str:
+        if isinstance(n, Num):
+            return _fmt_number(n.value)
+        if isinstance(n, Sym):
+            if values is not None and n.name in values:
+                return _fmt_number(values[n.name])
+            return n.name
+        if isinstance(n, Neg):
+            text = "-" + go(n.operand, 3)
+            return f"({text})" if parent_prec > 3 else text
+        if isinstance(n, Bin):
+            prec = _PRECEDENCE[n.op]
+            right_prec = prec + (0 if n.op == "**" else 1)
+            left_prec = prec + (1 if n.op == "**" else 0)
+            text = f"{go(n.left, left_prec)} {n.op} {go(n.right, right_prec)}"
+            return f"({text})" if prec < parent_prec else text
+        if isinstance(n, Call):
+            return f"{n.name}({', '.join(go(a) for a in n.args)})"
+        return f"{go(n.left)} {n.op} {go(n.right)}"
+
+    return go(node)
+
+
+def _convert(node: ast.AST, depth: int, allow_compare: bool) -> Node:
+    if depth > MAX_DEPTH:
+        raise FormulaError("formula is nested too deeply", getattr(node, "col_offset", 0))
+    col = getattr(node, "col_offset", 0)
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+            raise FormulaError(f"only numbers are allowed, not {type(node.value).__name__}", col)
+        return Num(float(node.value))
+    if isinstance(node, ast.Name):
+        if node.id in FUNCTIONS:
+            raise FormulaError(f"function {node.id!r} must be called, e.g. {node.id}(x)", col)
+        return Sym(node.id, col)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        operand = _convert(node.operand, depth + 1, False)
+        return Neg(operand) if isinstance(node.op, ast.USub) else operand
+    if isinstance(node, ast.BinOp) and type(node.op) in _AST_BINOPS:
+        return Bin(
+            _AST_BINOPS[type(node.op)],
+            _convert(node.left, depth + 1, False),
+            _convert(node.right, depth + 1, False),
+        )
+    if isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name):
+            raise FormulaError("only calls of the built-in math functions are allowed", col)
+        name = node.func.id
+        if name not in FUNCTIONS:
+            allowed = ", ".join(FUNCTIONS)
+            raise FormulaError(
+                f"unknown function {name!r} (allowed: {allowed})", col, "formula-unknown-function"
+            )
+        if node.keywords:
+            raise FormulaError(f"{name}() takes no keyword arguments", col)
+        _, lo, hi = FUNCTIONS[name]
+        n_args = len(node.args)
+        if n_args < lo or (hi is not None and n_args > hi):
+            want = f"{lo}" if lo == hi else f"{lo}+" if hi is None else f"{lo}-{hi}"
+            raise FormulaError(f"{name}() takes {want} arguments, got {n_args}", col)
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            raise FormulaError(f"{name}() does not accept *arguments", col)
+        return Call(name, tuple(_convert(a, depth + 1, False) for a in node.args), col)
+    if isinstance(node, ast.Compare):
+        if not allow_compare:
+            raise FormulaError("a comparison is only allowed at the top of a predicate", col)
+        if len(node.ops) != 1 or type(node.ops[0]) not in _AST_CMPOPS:
+            raise FormulaError(
+                "a predicate takes exactly one comparison (<, <=, >, >=, ==, !=)", col
+            )
+        return Compare(
+            _AST_CMPOPS[type(node.ops[0])],
+            _convert(node.left, depth + 1, False),
+            _convert(node.comparators[0], depth + 1, False),
+        )
+    what = {
+        ast.Attribute: "attribute access",
+        ast.Subscript: "subscripts",
+        ast.Lambda: "lambdas",
+        ast.BoolOp: "and/or",
+        ast.IfExp: "conditional expressions",
+    }.get(type(node), f"'{type(node).__name__}' expressions")
+    raise FormulaError(f"{what} are not allowed in a formula", col)
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A parsed formula: its source text, its tree, and the symbols it names."""
+
+    source: str
+    tree: Node
+
+    @classmethod
+    def parse(cls, text: str, *, predicate: bool = False) -> Formula:
+        """Parse ``text``; ``predicate=True`` requires one top-level comparison."""
+        if not isinstance(text, str):
+            raise FormulaError(f"a formula must be text, not {type(text).__name__}")
+        if len(text) > MAX_LENGTH:
+            raise FormulaError(f"formula is longer than {MAX_LENGTH} characters")
+        if not text.strip():
+            raise FormulaError("formula is empty")
+        try:
+            expr = ast.parse(text.strip(), mode="eval").body
+        except SyntaxError as exc:
+            col = max((exc.offset or 1) - 1, 0)
+            raise FormulaError(f"syntax error: {exc.msg}", col) from None
+        except (RecursionError, MemoryError, ValueError):
+            raise FormulaError("formula cannot be parsed (too deep or malformed)") from None
+        offset = len(text) - len(text.lstrip())
+        try:
+            tree = _convert(expr, 0, predicate)
+        except FormulaError as exc:
+            raise FormulaError(exc.message, exc.column + offset, exc.code) from None
+        if predicate and not isinstance(tree, Compare):
+            raise FormulaError("a predicate needs a comparison, e.g. `tokens_per_sec >= 0`", offset)
+        return cls(text, tree)
+
+    @classmethod
+    def constant(cls, value: float) -> Formula:
+        """A formula that is just a number (thresholds written as plain numbers)."""
+        return cls(_fmt_number(float(value)), Num(float(value)))
+
+    @property
+    def is_predicate(self) -> bool:
+        return isinstance(self.tree, Compare)
+
+    def symbols(self) -> frozenset[str]:
+        """Every symbol the formula names (parameters or metrics)."""
+        found: set[str] = set()
+
+        def walk(n: Node) -> None:
+            if isinstance(n, Sym):
+                found.add(n.name)
+            elif isinstance(n, Neg):
+                walk(n.operand)
+            elif isinstance(n, Bin | Compare):
+                walk(n.left)
+                walk(n.right)
+            elif isinstance(n, Call):
+                for a in n.args:
+                    walk(a)
+
+        walk(self.tree)
+        return frozenset(found)
+
+    def symbol_columns(self) -> dict[str, int]:
+        """First column at which each symbol appears (for located findings)."""
+        cols: dict[str, int] = {}
+
+        def walk(n: Node) -> None:
+            if isinstance(n, Sym):
+                cols.setdefault(n.name, n.column)
+            elif isinstance(n, Neg):
+                walk(n.operand)
+            elif isinstance(n, Bin | Compare):
+                walk(n.left)
+                walk(n.right)
+            elif isinstance(n, Call):
+                for a in n.args:
+                    walk(a)
+
+        walk(self.tree)
+        return cols
+
+    def evaluate(self, values: Mapping[str, float]) -> float:
+        """Evaluate to a float. A predicate evaluates to 1.0 (holds) or 0.0 (does not)."""
+        return _evaluate(self.tree, values)
+
+    def sides(self, values: Mapping[str, float]) -> tuple[float, str, float]:
+        """For a predicate: (left value, operator, right value)."""
+        if not isinstance(self.tree, Compare):
+            raise FormulaError("not a predicate")
+        return _evaluate(self.tree.left, values), self.tree.op, _evaluate(self.tree.right, values)
+
+    def evaluated_form(self, values: Mapping[str, float]) -> str:
+        """``2 * ln(50257) = 21.64``: the formula with numbers substituted, and its value."""
+        filled = unparse(self.tree, values)
+        if isinstance(self.tree, Num):
+            return filled
+        return f"{filled} = {_fmt_number(round(self.evaluate(values), 6))}"
+
+    def __str__(self) -> str:
+        return self.source
+
+
+def _evaluate(node: Node, values: Mapping[str, float]) -> float:
+    try:
+        result = _eval_node(node, values)
+    except (OverflowError, ZeroDivisionError, ValueError, TypeError) as exc:
+        if isinstance(exc, FormulaError):
+            raise
+        raise FormulaError(f"cannot evaluate: {exc}", 0, "formula-eval") from None
+    return result
+
+
+def _eval_node(node: Node, values: Mapping[str, float]) -> float:
+    if isinstance(node, Num):
+        return node.value
+    if isinstance(node, Sym):
+        if node.name not in values:
+            raise FormulaError(
+                f"no value for symbol {node.name!r}", node.column, "formula-unknown-symbol"
+            )
+        return float(values[node.name])
+    if isinstance(node, Neg):
+        return -_eval_node(node.operand, values)
+    if isinstance(node, Bin):
+        left, right = _eval_node(node.left, values), _eval_node(node.right, values)
+        if node.op == "**" and abs(right) > 1024:
+            raise OverflowError("exponent too large")
+        result = BINARY_OPS[node.op](left, right)
+        if isinstance(result, complex):
+            raise ValueError("result is not a real number")
+        return float(result)
+    if isinstance(node, Call):
+        fn = FUNCTIONS[node.name][0]
+        return float(fn(*(_eval_node(a, values) for a in node.args)))
+    ok = COMPARISONS[node.op](_eval_node(node.left, values), _eval_node(node.right, values))
+    return 1.0 if ok else 0.0

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, Wit
 from pydantic_core import PydanticCustomError
 
 from traingate.formula import Formula, FormulaError
-from traingate.regime import Finetune, FromScratch
+from traingate.regime import REGIME_NAMES, Finetune, FromScratch
 
 
 def _to_formula(value: Any) -> Formula:
@@ -62,9 +62,33 @@ class RegimeThreshold(BaseModel):
 def _to_threshold(value: Any) -> Formula | RegimeThreshold:
     if isinstance(value, Formula | RegimeThreshold):
         return value
-    if isinstance(value, Mapping):
-        return RegimeThreshold.model_validate(value)
-    return _to_formula(value)
+    if not isinstance(value, Mapping):
+        return _to_formula(value)
+    keys = set(REGIME_NAMES)
+    for key in value:
+        if key not in keys:
+            raise PydanticCustomError(
+                "regime_key",
+                "unknown regime {key!r} in a regime-keyed threshold "
+                "(expected finetune and from_scratch)",
+                {"key": str(key), "subpath": str(key)},
+            )
+    for key in REGIME_NAMES:
+        if key not in value:
+            raise PydanticCustomError(
+                "regime_missing",
+                "regime-keyed threshold is missing `{key}`: give a value for every regime",
+                {"key": key},
+            )
+    formulas = {}
+    for key in REGIME_NAMES:
+        try:
+            formulas[key] = _to_formula(value[key])
+        except PydanticCustomError as exc:
+            raise PydanticCustomError(
+                exc.type, exc.message_template, {**(exc.context or {}), "subpath": key}
+            ) from None
+    return RegimeThreshold(**formulas)
 
 
 Threshold = Annotated[

@@ -1,0 +1,1 @@
+"""Command-line tools of traingate: ``contracts`` and ``trainer``."""

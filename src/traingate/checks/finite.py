@@ -1,0 +1,105 @@
+"""INV-TRAIN-001 finiteness: the loss and gradient norm of a step must be finite.
+
+Megatron-LM's ``check_for_nan_in_loss_and_grad`` and Lightning's ``check_finite``: a NaN or
+inf reaching ``optimizer.step()`` poisons every weight, so the Guard runs this check before
+the step. At ``validation`` the same kind checks ``val_loss``.
+
+Under a fp16 ``GradScaler`` an inf gradient norm on an overflow step is routine (the scaler
+skips that step and lowers its scale): such a contract lists only ``loss``, or the loop does
+not hand ``grad_norm`` for steps the scaler skips.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from traingate.checks.base import Check, CheckContext, CheckParams, Decision, Observation, register
+
+
+class FiniteParams(CheckParams):
+    """``observations`` names the scalar observations that must be finite when present."""
+
+    observations: list[str] = Field(default_factory=lambda: ["loss", "grad_norm"], min_length=1)
+
+    @field_validator("observations")
+    @classmethod
+    def _unique(cls, names: list[str]) -> list[str]:
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"observations are listed twice: {', '.join(duplicates)}")
+        return names
+
+
+def check_finite(observed: Mapping[str, float], names: Sequence[str]) -> Decision | None:
+    """Decide whether every observation in ``names`` that ``observed`` carries is finite.
+
+    Names absent from ``observed`` are skipped (e.g. no ``grad_norm`` on a step that did not
+    compute it); ``None`` when none of them is present, since nothing was checked.
+    """
+    checked = {n: float(observed[n]) for n in names if observed.get(n) is not None}
+    if not checked:
+        return None
+    listing = ", ".join(f"{n}={v:.6g}" for n, v in checked.items())
+    bad = [n for n, v in checked.items() if not math.isfinite(v)]
+    if bad:
+        return Decision(
+            ok=False,
+            observed=checked[bad[0]],
+            limit=None,
+            comparison="finite",
+            detail=f"non-finite {', '.join(bad)} ({listing})",
+            hint="a NaN/inf reached the optimizer step: lower the lr, check the batch for bad "
+            "values, and keep loss reductions in fp32",
+            metrics=checked,
+        )
+    first = next(iter(checked))
+    return Decision(
+        ok=True,
+        observed=checked[first],
+        limit=None,
+        comparison="finite",
+        detail=f"finite: {listing}",
+        metrics=checked,
+    )
+
+
+@register
+class Finite(Check[FiniteParams]):
+    """Applies :func:`check_finite` to the latest observation (no history needed)."""
+
+    kind = "finite"
+    params_model = FiniteParams
+    points = frozenset({"step", "validation", "final"})
+    summary = "loss / grad_norm (or the named observations) are finite"
+
+    def __init__(self, params: FiniteParams, context: CheckContext) -> None:
+        super().__init__(params, context)
+        self._last: dict[str, float] | None = None
+
+    def update(self, observation: Observation) -> None:
+        self._last = {
+            n: float(observation[n])
+            for n in self.params.observations
+            if observation.get(n) is not None
+        }
+
+    def verdict(self) -> Decision | None:
+        if self._last is None:
+            return None
+        return check_finite(self._last, self.params.observations)
+
+    def reset(self) -> None:
+        self._last = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The latest observed values (floats; NaN/inf survive ``json`` round trips)."""
+        return {"last": None if self._last is None else dict(self._last)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        last = state["last"]
+        self._last = None if last is None else {str(k): float(v) for k, v in last.items()}

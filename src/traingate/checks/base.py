@@ -140,6 +140,14 @@ class Check(ABC, Generic[P]):
     def reset(self) -> None:
         """Forget all state (a new run)."""
 
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able state for exact resume from a checkpoint (stateless kinds keep none)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        del state
+
 
 REGISTRY: dict[str, type[Check[Any]]] = {}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from traingate.checks.base import Check, CheckContext, CheckParams, Decision, Observation, register
 from traingate.regime import Finetune, FromScratch
@@ -117,3 +118,9 @@ class NonDivergence(Check[NonDivergenceParams]):
 
     def reset(self) -> None:
         self.history = []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": list(self.history)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = [float(v) for v in state["history"]]

@@ -244,12 +244,13 @@ class Guard:
         components: Mapping[str, Any] | None = None,
         weights: Mapping[str, Any] | None = None,
         **metrics: Any,
-    ) -> None:
+    ) -> dict[str, Any]:
         """Observe one optimisation step; call after backward, before ``optimizer.step()``.
 
         ``loss``, ``grad_norm`` and ``components`` may be device tensors: they are moved to
         the host together in one transfer. Pass ``model`` instead of ``grad_norm`` to have
-        the total gradient norm computed (only if a step invariant needs it).
+        the total gradient norm computed (only if a step invariant needs it). Returns the
+        host-side values (floats) so the loop can log them without another sync.
         """
         if grad_norm is None and model is not None and self._needs_grad_norm:
             grad_norm = _total_grad_norm(model)
@@ -274,6 +275,7 @@ class Guard:
         self._evaluate("step", obs, step, self.epoch)
         if self.evidence and self.summary_every and step % self.summary_every == 0:
             self.evidence.write("summary", step=step, **self._tallies())
+        return obs
 
     def validation(
         self, epoch: int, *, val_loss: Any = None, step: int | None = None, **observations: Any
@@ -444,6 +446,14 @@ class Guard:
         for c in self.contracts:
             for g in c.gates:
                 statuses = [invariants[r]["status"] for r in g.requires if r in invariants]
+                if not statuses and self._not_applicable(g.requires):
+                    gates[g.id] = {
+                        "status": "not_applicable",
+                        "contract": c.ref,
+                        "requires": g.requires,
+                        "ship_blocking": g.ship_blocking,
+                    }
+                    continue
                 status = (
                     "fail"
                     if "fail" in statuses
@@ -473,6 +483,16 @@ class Guard:
             "invariants": invariants,
             "gates": gates,
         }
+
+    def _not_applicable(self, ids: Sequence[str]) -> bool:
+        """True when every id is an invariant that this run's regime excludes."""
+        excluded = {
+            inv.id
+            for c in self.contracts
+            for inv in c.invariants
+            if self.regime.kind not in inv.regimes
+        }
+        return all(i in excluded for i in ids)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume the Guard exactly (checkpoint it with the model)."""
@@ -563,6 +583,8 @@ def _bind(
             values[name] = spec.check_value(name, float(value)) if spec else float(value)
         for inv in contract.invariants:
             if wanted is not None and inv.id not in wanted:
+                continue
+            if regime.kind not in inv.regimes:
                 continue
             kind = REGISTRY[inv.check]
             context = CheckContext(regime, values)

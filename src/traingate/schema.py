@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from traingate.checks.base import At, CheckParams
+from traingate.decisions import DecisionRule
+from traingate.regime import REGIME_NAMES, RegimeName
 
 SEMVER = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
 CONTRACT_ID = r"^C-[A-Z0-9]+(?:-[A-Z0-9]+)*$"
@@ -63,6 +65,7 @@ class Parameter(Strict):
 class Invariant(Strict):
     """One executable promise: a check kind, its params, where it runs, what it does on failure.
 
+    ``regimes`` limits where it applies (a cold-start check means nothing for a finetune).
     ``params`` arrives as a mapping and is replaced at load time by the kind's own params
     model (see :mod:`traingate.loading`), so errors point inside it.
     """
@@ -74,6 +77,7 @@ class Invariant(Strict):
     at: At
     params: dict[str, Any] | CheckParams = Field(default_factory=dict, union_mode="left_to_right")
     on_violation: Literal["abort", "warn"]
+    regimes: list[RegimeName] = Field(default_factory=lambda: list(REGIME_NAMES), min_length=1)
     hint: str | None = None
     falsified_by: list[TestId] = Field(default_factory=list)
 
@@ -100,6 +104,7 @@ class Contract(Strict):
     parameters: dict[str, Parameter] = Field(default_factory=dict)
     invariants: list[Invariant] = Field(default_factory=list)
     gates: list[Gate] = Field(default_factory=list)
+    decisions: list[DecisionRule] = Field(default_factory=list)
 
     @property
     def ref(self) -> str:

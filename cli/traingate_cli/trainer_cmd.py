@@ -1,0 +1,241 @@
+"""``trainer``: gated pretraining (``pretrain``) and ONNX export with parity (``export``).
+
+Exit codes: 0 success, 3 a contract aborted the run (the message names the invariant),
+2 bad usage or bad input, 1 anything else (including an interrupted run).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+EXIT_ABORTED = 3
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"trainer: {message}", err=True)
+    sys.exit(code)
+
+
+def gate_table(verdict: dict[str, Any]) -> str:
+    """The end-of-run table: every invariant's status, evaluations and worst observation."""
+    rows = [("invariant", "status", "evals", "worst observed", "limit", "contract")]
+    for inv_id, v in verdict.get("invariants", {}).items():
+        worst = v.get("worst") or {}
+        observed = worst.get("observed")
+        limit = worst.get("limit")
+        rows.append(
+            (
+                inv_id,
+                v["status"],
+                str(v["evaluations"]),
+                "-"
+                if observed is None
+                else f"{observed:.6g}"
+                if isinstance(observed, float)
+                else str(observed),
+                "-" if limit is None else f"{worst.get('comparison', '')} {limit:.6g}",
+                v["contract"],
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    for gate_id, g in verdict.get("gates", {}).items():
+        blocking = "ship-blocking" if g["ship_blocking"] else "advisory"
+        lines.append(f"{gate_id}: {g['status']} ({blocking}; requires {', '.join(g['requires'])})")
+    lines.append("verdict: " + ("PASS" if verdict.get("ok") else "FAIL"))
+    return "\n".join(lines)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def cli(verbose: bool) -> None:
+    """Train language models with traingate contracts enforced."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr
+    )
+
+
+@cli.command()
+@click.option(
+    "--mode",
+    type=click.Choice(["from-scratch", "finetune"]),
+    required=True,
+    help="Sets the regime and (lr, warm-up, target val loss) together.",
+)
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Parquet shard, .txt file or folder of either (default: built-in stdlib corpus).",
+)
+@click.option("--text-column", default="text", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("runs/pretrain"),
+    show_default=True,
+    help="Run directory.",
+)
+@click.option("--max-steps", type=click.IntRange(min=1), default=400, show_default=True)
+@click.option(
+    "--model",
+    "model_size",
+    type=click.Choice(["tiny", "small", "base"]),
+    default="tiny",
+    show_default=True,
+)
+@click.option(
+    "--tokenizer", type=click.Choice(["bytes", "bpe"]), default="bytes", show_default=True
+)
+@click.option("--vocab-size", type=click.IntRange(min=2), default=None, help="BPE vocabulary size.")
+@click.option(
+    "--init-from",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Checkpoint to load weights (and tokenizer) from.",
+)
+@click.option("--resume", type=click.Choice(["auto", "never"]), default="never", show_default=True)
+@click.option("--seed", type=int, default=1337, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option(
+    "--contracts",
+    "contracts",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Contract files/folders (default: the shipped pretraining contracts).",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--block-size",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Context length (default: preset).",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Peak lr (default: by mode).",
+)
+@click.option(
+    "--warmup", type=click.IntRange(min=1), default=None, help="Warm-up steps (default: by mode)."
+)
+@click.option(
+    "--target-val-loss", type=float, default=None, help="Reported target (default: by mode)."
+)
+@click.option(
+    "--eval-every", type=click.IntRange(min=1), default=None, help="Validate every N steps."
+)
+@click.option("--eval-blocks", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None)
+@click.option("--no-export", is_flag=True, help="Skip the ONNX export and its parity invariant.")
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+)
+def pretrain(**opts: Any) -> None:
+    """Pretrain (from scratch) or finetune a GPT with every contract enforced."""
+    from traingate import InvariantViolation
+    from traingate.shipped import ContractError
+    from traingate.train.checkpoint import CheckpointError
+    from traingate.train.data import DataError
+    from traingate.train.pretrain import PretrainConfig, UsageError, pretrain as run
+
+    cfg = PretrainConfig(
+        mode=opts["mode"],
+        out=opts["out"],
+        data=opts["data"],
+        text_column=opts["text_column"],
+        max_steps=opts["max_steps"],
+        model=opts["model_size"],
+        tokenizer=opts["tokenizer"],
+        vocab_size=opts["vocab_size"],
+        init_from=opts["init_from"],
+        resume=opts["resume"] == "auto",
+        seed=opts["seed"],
+        device=opts["device"],
+        contracts=list(opts["contracts"]) or None,
+        batch_size=opts["batch_size"],
+        block_size=opts["block_size"],
+        lr=opts["lr"],
+        warmup=opts["warmup"],
+        target_val_loss=opts["target_val_loss"],
+        eval_every=opts["eval_every"],
+        eval_blocks=opts["eval_blocks"],
+        checkpoint_every=opts["checkpoint_every"],
+        export_onnx=not opts["no_export"],
+        progress=opts["progress"],
+    )
+    try:
+        result = run(cfg)
+    except InvariantViolation as violation:
+        click.echo(
+            f"\nrun aborted by {violation.invariant_id} ({violation.contract}):\n{violation}",
+            err=True,
+        )
+        _print_verdict(cfg.out)
+        sys.exit(EXIT_ABORTED)
+    except (UsageError, DataError, ContractError, CheckpointError, ValueError) as exc:
+        _fail(str(exc))
+    click.echo(gate_table(result.verdict))
+    click.echo(
+        f"run dir: {cfg.out}  (steps {result.steps}, checkpoints in {cfg.out / 'checkpoints'})"
+    )
+    if result.onnx_path is not None:
+        click.echo(
+            f"onnx: {result.onnx_path}  max |logit diff| vs torch = {result.onnx_max_abs_diff:.2e}"
+        )
+    if result.interrupted:
+        sys.exit(1)
+    sys.exit(0 if result.verdict.get("ok") else EXIT_ABORTED)
+
+
+def _print_verdict(run_dir: Path) -> None:
+    from traingate.evidence import read_verdict
+
+    try:
+        click.echo(gate_table(read_verdict(run_dir)))
+    except (OSError, ValueError):
+        pass
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--onnx",
+    "onnx_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Output file (default: RUN_DIR/model.onnx).",
+)
+def export(run_dir: Path, onnx_path: Path | None) -> None:
+    """Export a run's latest checkpoint to ONNX and check parity with onnxruntime."""
+    from traingate import InvariantViolation
+    from traingate.train.exporting import ExportError, export_run
+
+    try:
+        path, diff, verdict = export_run(run_dir, onnx_path)
+    except ExportError as exc:
+        _fail(str(exc))
+    except InvariantViolation as violation:
+        click.echo(f"export failed its contract:\n{violation}", err=True)
+        sys.exit(EXIT_ABORTED)
+    click.echo(
+        f"onnx: {path}  max |logit diff| vs torch = {diff:.2e}  ({'PASS' if verdict['ok'] else 'FAIL'})"
+    )
+    sys.exit(0 if verdict["ok"] else EXIT_ABORTED)
+
+
+def main() -> None:
+    cli(prog_name="trainer")
+
+
+if __name__ == "__main__":
+    main()

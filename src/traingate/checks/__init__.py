@@ -3,7 +3,15 @@
 Each module here stays importable without torch (see :mod:`traingate.checks.base`).
 """
 
-from traingate.checks import non_divergence
+from traingate.checks import (
+    expression,
+    finite,
+    gradient_norm,
+    initial_loss,
+    loss_balance,
+    loss_spike,
+    non_divergence,
+)
 from traingate.checks.base import REGISTRY, Check, CheckContext, CheckParams, Decision, register
 
 __all__ = [
@@ -12,6 +20,12 @@ __all__ = [
     "CheckContext",
     "CheckParams",
     "Decision",
+    "expression",
+    "finite",
+    "gradient_norm",
+    "initial_loss",
+    "loss_balance",
+    "loss_spike",
     "non_divergence",
     "register",
 ]

@@ -286,6 +286,16 @@ def codes() -> None:
         click.echo(f"{code}  {meaning}")
 
 
+def _register_commands() -> None:
+    """Commands that live in their own modules (each imports nothing heavy at load)."""
+    from traingate_cli.decide_cmd import decide
+
+    cli.add_command(decide)
+
+
+_register_commands()
+
+
 def main() -> None:
     cli(prog_name="contracts")
 

@@ -268,6 +268,8 @@ def verify(paths: tuple[Path, ...], fmt: str, root: Path | None) -> None:
     else:
         for inv_id, status in result.invariants.items():
             click.echo(f"{status:<11} {inv_id:<18} {result.contracts[inv_id]}")
+        for rule_id, status in result.decisions.items():
+            click.echo(f"{status:<11} {rule_id:<18} {result.contracts[rule_id]}  (decision rule)")
         for gate_id, status in result.gates.items():
             blocking = "ship-blocking" if result.ship_blocking[gate_id] else "advisory"
             click.echo(f"{status:<11} {gate_id:<18} {result.contracts[gate_id]}  ({blocking})")

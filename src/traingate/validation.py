@@ -192,6 +192,24 @@ def cross_check(loaded: Iterable[LoadedContract], root: Path | None = None) -> l
                         key=True,
                     )
                 )
+        for d, rule in enumerate(c.decisions):
+            if rule.id in seen_ids:
+                found.append(
+                    _finding(
+                        lc,
+                        "TG140",
+                        "error",
+                        f"decision id {rule.id} is also defined in {seen_ids[rule.id]}",
+                        ("decisions", d, "id"),
+                    )
+                )
+            seen_ids.setdefault(rule.id, lc.display)
+            for j, tid in enumerate(rule.falsified_by):
+                problem = problem_with_test_id(tid, base)
+                if problem:
+                    found.append(
+                        _finding(lc, "TG150", "error", problem, ("decisions", d, "falsified_by", j))
+                    )
         for g, gate in enumerate(c.gates):
             if gate.id in seen_ids:
                 found.append(

@@ -31,6 +31,7 @@ class Verification:
     tests: dict[str, TestOutcome] = field(default_factory=dict)
     invariants: dict[str, Status] = field(default_factory=dict)
     gates: dict[str, Status] = field(default_factory=dict)
+    decisions: dict[str, Status] = field(default_factory=dict)
     ship_blocking: dict[str, bool] = field(default_factory=dict)
     contracts: dict[str, str] = field(default_factory=dict)  # gate/invariant id → contract ref
     pytest_exit: int = 0
@@ -38,7 +39,8 @@ class Verification:
     @property
     def ok(self) -> bool:
         blocking = [g for g, b in self.ship_blocking.items() if b]
-        return bool(blocking) and all(self.gates[g] == "discharged" for g in blocking)
+        rules_ok = all(s == "discharged" for s in self.decisions.values())
+        return bool(blocking) and rules_ok and all(self.gates[g] == "discharged" for g in blocking)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -46,6 +48,9 @@ class Verification:
             "tests": self.tests,
             "invariants": {
                 k: {"status": v, "contract": self.contracts[k]} for k, v in self.invariants.items()
+            },
+            "decisions": {
+                k: {"status": v, "contract": self.contracts[k]} for k, v in self.decisions.items()
             },
             "gates": {
                 k: {
@@ -131,6 +136,8 @@ def verify(
             ids.update(inv.falsified_by)
         for gate in c.gates:
             ids.update(gate.evidence)
+        for rule in c.decisions:
+            ids.update(rule.falsified_by)
     for base, ids in by_root.items():
         outcomes, code = run_tests(sorted(ids), base, extra_args)
         result.tests.update(outcomes)
@@ -141,6 +148,9 @@ def verify(
         for inv in c.invariants:
             result.invariants[inv.id] = combine([result.tests[t] for t in inv.falsified_by])
             result.contracts[inv.id] = c.ref
+        for rule in c.decisions:
+            result.decisions[rule.id] = combine([result.tests[t] for t in rule.falsified_by])
+            result.contracts[rule.id] = c.ref
         for gate in c.gates:
             parts: list[TestOutcome] = [result.tests[t] for t in gate.evidence]
             required = [result.invariants.get(r, "missing") for r in gate.requires]

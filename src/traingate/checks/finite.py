@@ -34,13 +34,13 @@ class FiniteParams(CheckParams):
         return names
 
 
-def check_finite(observed: Mapping[str, float], names: Sequence[str]) -> Decision | None:
+def check_finite(observed: Mapping[str, float | None], names: Sequence[str]) -> Decision | None:
     """Decide whether every observation in ``names`` that ``observed`` carries is finite.
 
     Names absent from ``observed`` are skipped (e.g. no ``grad_norm`` on a step that did not
     compute it); ``None`` when none of them is present, since nothing was checked.
     """
-    checked = {n: float(observed[n]) for n in names if observed.get(n) is not None}
+    checked = {n: float(v) for n in names if (v := observed.get(n)) is not None}
     if not checked:
         return None
     listing = ", ".join(f"{n}={v:.6g}" for n, v in checked.items())
@@ -96,7 +96,7 @@ class Finite(Check[FiniteParams]):
         self._last = None
 
     def state_dict(self) -> dict[str, Any]:
-        """The latest observed values (floats; NaN/inf survive ``json`` round trips)."""
+        """The latest observed values (loading also takes the "nan"/"inf" strings of jsonable)."""
         return {"last": None if self._last is None else dict(self._last)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:

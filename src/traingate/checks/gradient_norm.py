@@ -26,8 +26,8 @@ class GradientNormParams(CheckParams):
     (``patience: 1`` fires on the first such step).
     """
 
-    min_norm: Threshold = 1e-3  # type: ignore[assignment]
-    max_norm: Threshold = 100.0  # type: ignore[assignment]
+    min_norm: Threshold = Field(default=1e-3, validate_default=True)
+    max_norm: Threshold = Field(default=100.0, validate_default=True)
     patience: int = Field(default=5, ge=1)
 
 
@@ -90,7 +90,11 @@ def _metrics(streak: int, side: str, patience: int) -> dict[str, float]:
 
 @register
 class GradientNorm(Check[GradientNormParams]):
-    """Keeps the out-of-range streak and applies :func:`check_gradient_norm` per step."""
+    """Keeps the out-of-range streak and applies :func:`check_gradient_norm` per step.
+
+    The verdict is about the latest update; a step without ``grad_norm`` (e.g. an
+    accumulation micro-step) is not evaluated (``None``) and leaves the streak alone.
+    """
 
     kind = "gradient_norm"
     params_model = GradientNormParams
@@ -103,32 +107,35 @@ class GradientNorm(Check[GradientNormParams]):
         self.reset()
 
     def _decide(self) -> Decision | None:
-        if self._norm is None:
+        if self._last is None:
             return None
+        norm, streak = self._last
         return check_gradient_norm(
-            self._norm, self._streak_before, self.context.regime, self.params, self.context.values
+            norm, streak, self.context.regime, self.params, self.context.values
         )
 
     def update(self, observation: Observation) -> None:
-        streak = int(self._decision.metrics["streak"]) if self._decision else 0
-        self._norm, self._streak_before = float(observation["grad_norm"]), streak
+        norm = observation.get("grad_norm")
+        self._last = None if norm is None else (float(norm), self._streak)
         self._decision = self._decide()
+        if self._decision is not None:
+            self._streak = int(self._decision.metrics["streak"])
 
     def verdict(self) -> Decision | None:
         return self._decision
 
     def reset(self) -> None:
-        self._norm: float | None = None
-        self._streak_before = 0
+        self._streak = 0
+        self._last: tuple[float, int] | None = None
         self._decision: Decision | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        """The latest norm and the out-of-range streak before it."""
-        return {"norm": self._norm, "streak_before": self._streak_before}
+        """The current streak and the latest step's inputs (norm, streak before it)."""
+        return {"streak": self._streak, "last": None if self._last is None else list(self._last)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned; the verdict is recomputed from it."""
-        norm = state["norm"]
-        self._norm = None if norm is None else float(norm)
-        self._streak_before = int(state["streak_before"])
+        last = state["last"]
+        self._last = None if last is None else (float(last[0]), int(last[1]))
         self._decision = self._decide()
+        self._streak = int(state["streak"])

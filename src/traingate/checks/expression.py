@@ -1,0 +1,164 @@
+"""Generic invariant: a predicate over scalar metrics and run parameters.
+
+``predicate: "tokens_per_sec >= 0"`` with ``metrics: [tokens_per_sec]``. Symbols listed in
+``metrics`` are read from each observation; every other symbol is a contract parameter (or
+a regime symbol such as ``vocab_size``), which ``contracts validate`` checks is declared.
+The predicate is parsed when the contract loads, so a typo is a validation error with its
+column, never a crash mid-run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import (
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from traingate.checks.base import Check, CheckContext, CheckParams, Decision, Observation, register
+from traingate.formula import COMPARISONS, Formula, FormulaError, unparse
+from traingate.regime import Finetune, FromScratch
+
+
+def _to_predicate(value: Any) -> Formula:
+    if isinstance(value, Formula) and value.is_predicate:
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError("predicate_type", "a predicate is formula text with a comparison")
+    try:
+        return Formula.parse(value, predicate=True)
+    except FormulaError as exc:
+        raise PydanticCustomError(
+            "formula",
+            "{message}",
+            {"message": exc.message, "column": exc.column, "code": exc.code},
+        ) from None
+
+
+PredicateField = Annotated[
+    Formula,
+    PlainValidator(_to_predicate),
+    PlainSerializer(lambda f: f.source, return_type=str),
+    WithJsonSchema({"type": "string"}),
+]
+
+
+class ExpressionParams(CheckParams):
+    """``predicate`` must hold; ``metrics`` names its symbols that are observations."""
+
+    predicate: PredicateField
+    metrics: list[str] = Field(min_length=1)
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics_in_predicate(cls, metrics: list[str], info: ValidationInfo) -> list[str]:
+        duplicates = sorted({m for m in metrics if metrics.count(m) > 1})
+        if duplicates:
+            raise ValueError(f"metrics are listed twice: {', '.join(duplicates)}")
+        predicate = info.data.get("predicate")
+        if predicate is not None:
+            unused = [m for m in metrics if m not in predicate.symbols()]
+            if unused:
+                raise ValueError(
+                    f"metrics not named by the predicate {predicate.source!r}: {', '.join(unused)}"
+                )
+        return metrics
+
+
+def check_expression(
+    metric_values: Mapping[str, float | None],
+    regime: Finetune | FromScratch,
+    params: ExpressionParams,
+    values: Mapping[str, float] | None = None,
+) -> Decision | None:
+    """Evaluate the predicate with ``metric_values`` and the run's parameter ``values``.
+
+    ``None`` when a metric in ``params.metrics`` is missing (not evaluated). A predicate
+    that cannot be evaluated (e.g. division by zero) fails, with the reason in the detail.
+    """
+    observed: dict[str, float] = {}
+    for name in params.metrics:
+        value = metric_values.get(name)
+        if value is None:
+            return None
+        observed[name] = float(value)
+    scope = {**(values or {}), **regime.symbols(), **observed}
+    predicate = params.predicate
+    filled = unparse(predicate.tree, scope)
+    try:
+        left, op, right = predicate.sides(scope)
+    except FormulaError as exc:
+        return Decision(
+            ok=False,
+            observed=math.nan,
+            limit=None,
+            comparison="evaluates",
+            detail=f"{predicate.source} cannot be evaluated at {filled}: {exc.message}",
+            hint="the predicate is undefined for these values: guard it in the formula",
+            formula=predicate.source,
+            evaluated=filled,
+            metrics=observed,
+        )
+    holds = COMPARISONS[op](left, right)
+    return Decision(
+        ok=holds,
+        observed=left,
+        limit=right,
+        comparison=op,
+        detail=f"{predicate.source}: {filled} {'holds' if holds else 'does not hold'}",
+        hint="" if holds else f"the contract requires {predicate.source}",
+        formula=predicate.source,
+        evaluated=filled,
+        metrics=observed,
+    )
+
+
+@register
+class Expression(Check[ExpressionParams]):
+    """Applies :func:`check_expression` to the latest observation (no history needed)."""
+
+    kind = "expression"
+    params_model = ExpressionParams
+    points = frozenset({"step", "validation", "final"})
+    summary = "a predicate over scalar metrics and run parameters holds"
+
+    def __init__(self, params: ExpressionParams, context: CheckContext) -> None:
+        super().__init__(params, context)
+        self.reset()
+
+    @classmethod
+    def metric_symbols(cls, params: CheckParams) -> frozenset[str]:
+        """The symbols ``params.metrics`` lists: read from observations, not parameters."""
+        if not isinstance(params, ExpressionParams):
+            raise TypeError(f"expected ExpressionParams, got {type(params).__name__}")
+        return frozenset(params.metrics)
+
+    def update(self, observation: Observation) -> None:
+        self._last = {
+            m: float(observation[m]) for m in self.params.metrics if observation.get(m) is not None
+        }
+
+    def verdict(self) -> Decision | None:
+        if self._last is None:
+            return None
+        return check_expression(self._last, self.context.regime, self.params, self.context.values)
+
+    def reset(self) -> None:
+        self._last: dict[str, float] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The latest observed metric values."""
+        return {"last": None if self._last is None else dict(self._last)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        last = state["last"]
+        self._last = None if last is None else {str(k): float(v) for k, v in last.items()}

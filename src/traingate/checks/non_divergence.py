@@ -10,6 +10,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import Field
+
 from traingate.checks.base import Check, CheckContext, CheckParams, Decision, Observation, register
 from traingate.regime import Finetune, FromScratch
 from traingate.thresholds import Threshold, resolve
@@ -19,7 +21,7 @@ class NonDivergenceParams(CheckParams):
     """``epoch_zero_cap`` bounds epoch 0; ``ratio_limit`` bounds val[N] / val[N-1]."""
 
     epoch_zero_cap: Threshold
-    ratio_limit: Threshold = 2.0  # type: ignore[assignment]
+    ratio_limit: Threshold = Field(default=2.0, validate_default=True)
 
 
 def check_non_divergence(

@@ -1,0 +1,287 @@
+"""Calibration invariants: confidence on wrong predictions, ECE, probability separation.
+
+Seed 000 reported "wrong-pred confidence p90 0.949" under a column label that said "fraction
+of wrong predictions at ≥ 0.9": two different numbers, one name. Here each is its own kind
+with its own limit: ``wrong_confidence`` (a quantile of the confidence of wrong predictions)
+and ``confident_errors`` (the share of wrong predictions at confidence ≥ a threshold). Seed
+004's span head collapsed to 0.065 on positives vs 0.061 on negatives (separation 0.0036)
+against a stated need of > 0.05: that is ``probability_separation``.
+
+Confidence is the probability given to the emitted prediction (see
+:mod:`traingate.metrics.calibration`). Each kind decides on one validation's tensors
+(:class:`~traingate.checks.liveness.TensorCheck`); torch is imported lazily.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from pydantic import Field, model_validator
+
+from traingate.checks.base import CheckParams, Decision, register
+from traingate.checks.confusion import label_ids, unknown_label_names
+from traingate.checks.liveness import TensorCheck
+from traingate.regime import Finetune, FromScratch
+from traingate.thresholds import Threshold, resolve
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+CALIBRATION_FIELDS = frozenset({"predictions", "labels", "probabilities"})
+
+
+# -- wrong_confidence ---------------------------------------------------------------------
+
+
+class WrongConfidenceParams(CheckParams):
+    """The ``quantile`` (default p90) of wrong predictions' confidence at most
+    ``max_confidence``."""
+
+    max_confidence: Threshold
+    quantile: float = Field(default=0.9, ge=0.0, le=1.0)
+
+
+def check_wrong_confidence(
+    confidence: float | None,
+    wrong: int,
+    regime: Finetune | FromScratch,
+    params: WrongConfidenceParams,
+    values: Mapping[str, float] | None = None,
+) -> Decision:
+    """Passes when the quantile ``confidence`` of the ``wrong`` predictions ≤ max_confidence
+    (equality passes). With no wrong prediction (``wrong`` 0, ``confidence`` None) nothing is
+    over-confident: it passes, observed 0."""
+    limit = resolve(params.max_confidence, regime, values or {})
+    q = f"p{params.quantile * 100:g}"
+    if wrong == 0 or confidence is None:
+        return Decision.against(
+            True, 0.0, limit, "<=", f"no wrong predictions: {q} confidence is vacuous", ""
+        )
+    return Decision.against(
+        confidence <= limit.value,
+        confidence,
+        limit,
+        "<=",
+        f"{q} confidence of {wrong} wrong prediction(s) is {confidence:.4f}; "
+        f"limit {limit.value:.4g}",
+        "the model is confidently wrong (seed 000: p90 0.949); use label smoothing or "
+        "temperature scaling, and check for label noise",
+        {"wrong": float(wrong)},
+    )
+
+
+@register
+class WrongConfidence(TensorCheck[WrongConfidenceParams]):
+    """Takes a quantile of wrong predictions' confidence; applies
+    :func:`check_wrong_confidence`."""
+
+    kind = "wrong_confidence"
+    params_model = WrongConfidenceParams
+    points = frozenset({"validation"})
+    requires = CALIBRATION_FIELDS
+    gather = ("predictions", "labels", "probabilities")
+    summary = "quantile (p90) of wrong predictions' confidence ≤ max_confidence"
+
+    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
+        from traingate.metrics.calibration import wrong_confidence_quantile
+
+        predictions, labels = data["predictions"], data["labels"]
+        if predictions.numel() == 0:
+            return None
+        value = wrong_confidence_quantile(
+            data["probabilities"], predictions, labels, self.params.quantile
+        )
+        wrong = int((predictions != labels).sum().item())
+        return check_wrong_confidence(
+            value, wrong, self.context.regime, self.params, self.context.values
+        )
+
+
+# -- confident_errors ---------------------------------------------------------------------
+
+
+class ConfidentErrorsParams(CheckParams):
+    """The share of wrong predictions with confidence ≥ ``confidence`` at most ``max_share``."""
+
+    max_share: Threshold
+    confidence: float = Field(default=0.9, ge=0.0, le=1.0)
+
+
+def check_confident_errors(
+    share: float | None,
+    wrong: int,
+    regime: Finetune | FromScratch,
+    params: ConfidentErrorsParams,
+    values: Mapping[str, float] | None = None,
+) -> Decision:
+    """Passes when ``share`` (of the ``wrong`` predictions, those at confidence ≥
+    ``params.confidence``) ≤ max_share (equality passes); no wrong prediction passes with 0."""
+    limit = resolve(params.max_share, regime, values or {})
+    if wrong == 0 or share is None:
+        return Decision.against(True, 0.0, limit, "<=", "no wrong predictions", "")
+    return Decision.against(
+        share <= limit.value,
+        share,
+        limit,
+        "<=",
+        f"{share:.1%} of {wrong} wrong prediction(s) have confidence ≥ {params.confidence:g}; "
+        f"limit {limit.value:.1%}",
+        "errors are made with high confidence (seed 000's original pathology: ~81 % of wrong "
+        "predictions at ≥ 0.9); calibrate (label smoothing, temperature) before trusting scores",
+        {"wrong": float(wrong)},
+    )
+
+
+@register
+class ConfidentErrors(TensorCheck[ConfidentErrorsParams]):
+    """Counts confident wrong predictions; applies :func:`check_confident_errors`."""
+
+    kind = "confident_errors"
+    params_model = ConfidentErrorsParams
+    points = frozenset({"validation"})
+    requires = CALIBRATION_FIELDS
+    gather = ("predictions", "labels", "probabilities")
+    summary = "share of wrong predictions at confidence ≥ threshold ≤ max_share"
+
+    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
+        from traingate.metrics.calibration import confident_error_share
+
+        predictions, labels = data["predictions"], data["labels"]
+        if predictions.numel() == 0:
+            return None
+        share = confident_error_share(
+            data["probabilities"], predictions, labels, self.params.confidence
+        )
+        wrong = int((predictions != labels).sum().item())
+        return check_confident_errors(
+            share, wrong, self.context.regime, self.params, self.context.values
+        )
+
+
+# -- ece ----------------------------------------------------------------------------------
+
+
+class EceParams(CheckParams):
+    """Binned expected calibration error (``n_bins`` equal-width bins) at most ``max_ece``."""
+
+    max_ece: Threshold
+    n_bins: int = Field(default=15, ge=1, le=1000)
+
+
+def check_ece(
+    ece: float,
+    regime: Finetune | FromScratch,
+    params: EceParams,
+    values: Mapping[str, float] | None = None,
+) -> Decision:
+    """Passes when ``ece`` ≤ max_ece (equality passes; NaN fails)."""
+    limit = resolve(params.max_ece, regime, values or {})
+    return Decision.against(
+        ece <= limit.value,
+        ece,
+        limit,
+        "<=",
+        f"ECE ({params.n_bins} bins) {ece:.4f}; limit {limit.value:.4g}",
+        "confidence and accuracy disagree: the scores are not probabilities; calibrate "
+        "(temperature scaling) or check label smoothing",
+    )
+
+
+@register
+class Ece(TensorCheck[EceParams]):
+    """Computes binned ECE of one validation; applies :func:`check_ece`."""
+
+    kind = "ece"
+    params_model = EceParams
+    points = frozenset({"validation"})
+    requires = CALIBRATION_FIELDS
+    gather = ("predictions", "labels", "probabilities")
+    summary = "binned expected calibration error ≤ max_ece"
+
+    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
+        from traingate.metrics.calibration import expected_calibration_error
+
+        if data["predictions"].numel() == 0:
+            return None
+        ece = expected_calibration_error(
+            data["probabilities"], data["predictions"], data["labels"], self.params.n_bins
+        )
+        return check_ece(ece, self.context.regime, self.params, self.context.values)
+
+
+# -- probability_separation ---------------------------------------------------------------
+
+
+class ProbabilitySeparationParams(CheckParams):
+    """mean P(positive) on gold-positive positions − on the others at least
+    ``min_separation``; ``positive_labels`` (ids or names via ``label_names``) define both."""
+
+    min_separation: Threshold
+    positive_labels: list[int | str] = Field(default_factory=lambda: [1], min_length=1)
+    label_names: dict[str, int] | None = None
+
+    @model_validator(mode="after")
+    def _names_resolve(self) -> ProbabilitySeparationParams:
+        missing = unknown_label_names(self.positive_labels, self.label_names)
+        if missing:
+            raise ValueError(f"label(s) {missing} are not defined in label_names")
+        return self
+
+
+def check_probability_separation(
+    separation: float,
+    regime: Finetune | FromScratch,
+    params: ProbabilitySeparationParams,
+    values: Mapping[str, float] | None = None,
+) -> Decision:
+    """Passes when ``separation`` ≥ min_separation (equality passes; NaN fails)."""
+    limit = resolve(params.min_separation, regime, values or {})
+    return Decision.against(
+        separation >= limit.value,
+        separation,
+        limit,
+        ">=",
+        f"probability separation {separation:.4f} (positives minus negatives); "
+        f"minimum {limit.value:.4g}",
+        "the positive-class probability is the same on positives and negatives: it carries no "
+        "signal (seed 004: 0.065 vs 0.061); look for a loss term or class imbalance drowning it",
+    )
+
+
+@register
+class ProbabilitySeparation(TensorCheck[ProbabilitySeparationParams]):
+    """Measures P(positive) on positives vs negatives; applies
+    :func:`check_probability_separation`.
+
+    ``probabilities`` may be (N, C) (P(positive) is the sum over ``positive_labels``' columns)
+    or (N,) (already P(positive), e.g. a sigmoid head). A validation without a positive or
+    without a negative position has nothing to separate: ``None`` (not evaluated).
+    """
+
+    kind = "probability_separation"
+    params_model = ProbabilitySeparationParams
+    points = frozenset({"validation"})
+    requires = frozenset({"labels", "probabilities"})
+    gather = ("labels", "probabilities")
+    summary = "mean P(positive) on positives − on negatives ≥ min_separation"
+
+    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
+        import torch
+
+        from traingate.metrics.calibration import probability_separation
+
+        ids = label_ids(self.params.positive_labels, self.params.label_names)
+        labels, probabilities = data["labels"], data["probabilities"]
+        wanted = torch.tensor(sorted(set(ids)), dtype=labels.dtype, device=labels.device)
+        positive = torch.isin(labels, wanted)
+        if probabilities.ndim == 2:
+            p_positive = probabilities[:, wanted.long()].sum(dim=1)
+        else:
+            p_positive = probabilities
+        separation = probability_separation(p_positive, positive)
+        if separation is None:
+            return None
+        return check_probability_separation(
+            separation, self.context.regime, self.params, self.context.values
+        )

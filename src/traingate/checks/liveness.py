@@ -1,0 +1,432 @@
+"""Liveness invariants: the model makes different predictions for different inputs.
+
+Seed 002: a 56M-parameter fine-tune collapsed completely. Every validation sample had the
+same pooled embedding to within bf16 rounding (max pairwise L2 0.020 at mean norm 6.98), the
+classifier predicted one label on 100 % of 1500 samples, and MCL found one cluster at every
+inflation. The project's liveness gate was "≥ 10 distinct predicted labels, ≥ 0.10 macro
+F1, ≥ 3 MCL clusters at coarse inflation": deliberately undemanding, it tells a model from a
+constant function. Each kind here is one of those comparisons.
+
+The kinds decide on the tensors of one validation pass (``predictions``, ``labels``,
+``embeddings``; see :class:`TensorCheck`), imported lazily so this module loads without torch.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from traingate.checks.base import (
+    Check,
+    CheckContext,
+    CheckParams,
+    Decision,
+    Observation,
+    P,
+    register,
+)
+from traingate.regime import Finetune, FromScratch
+from traingate.thresholds import Resolved, Threshold, resolve
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+# Fields aligned per position (token or sample); ``embeddings`` has its own row count.
+TOKEN_FIELDS = ("predictions", "labels", "probabilities", "groups")
+
+
+def _flatten(name: str, value: Tensor) -> Tensor:
+    """(B, T) predictions/labels/groups → (B·T,); (B, T, C) probabilities/embeddings → (B·T, C)."""
+    if name in ("probabilities", "embeddings") and value.ndim >= 2:
+        return value.reshape(-1, value.shape[-1])
+    return value.reshape(-1)
+
+
+class TensorCheck(Check[P]):
+    """A validation-time kind that decides on the concatenated tensors of one validation.
+
+    ``update`` buffers the fields in ``gather`` (detached, on their device); ``verdict``
+    concatenates them, drops positions whose gold label is negative (the ``-100`` padding
+    convention), decides once and caches the decision. The first ``update`` after a verdict
+    starts the next validation's buffer, so a Guard that calls update-then-verdict once per
+    validation, and a loop that feeds many batches before one verdict, both work.
+
+    ``state_dict`` is empty: the only state is the current validation's buffer, and a
+    checkpoint is never taken between a validation's updates and its verdict.
+    """
+
+    def __init__(self, params: P, context: CheckContext) -> None:
+        super().__init__(params, context)
+        self.reset()
+
+    def update(self, observation: Observation) -> None:
+        if self._decided:
+            self.reset()
+        missing = sorted(self.requires - observation.keys())
+        if missing:
+            raise KeyError(f"{self.kind} needs the validation observation(s) {missing}")
+        self._updates += 1
+        for name in self.gather:
+            value = observation.get(name)
+            if value is not None:
+                self._parts.setdefault(name, []).append(value.detach())
+
+    def verdict(self) -> Decision | None:
+        if not self._decided:
+            self._decision = self._decide(self._collect()) if self._updates else None
+            self._decided = True
+        return self._decision
+
+    def reset(self) -> None:
+        self._parts: dict[str, list[Tensor]] = {}
+        self._updates = 0
+        self._decided = False
+        self._decision: Decision | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Nothing: between validations the buffer is empty (see the class docstring)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Accept the empty state of :meth:`state_dict`; start with an empty buffer."""
+        if state:
+            raise ValueError(f"{self.kind} keeps no state across checkpoints, got {sorted(state)}")
+        self.reset()
+
+    def _collect(self) -> dict[str, Tensor]:
+        import torch
+
+        data: dict[str, Tensor] = {}
+        for name, parts in self._parts.items():
+            if len(parts) != self._updates:
+                raise ValueError(
+                    f"{self.kind}: {name} came with {len(parts)} of {self._updates} updates"
+                )
+            data[name] = torch.cat([_flatten(name, p) for p in parts])
+        aligned = {name: data[name] for name in TOKEN_FIELDS if name in data}
+        sizes = {name: int(t.shape[0]) for name, t in aligned.items()}
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"{self.kind}: per-position fields have different lengths {sizes}")
+        if "labels" in data:
+            keep = data["labels"] >= 0
+            if not bool(keep.all()):
+                data.update({name: t[keep] for name, t in aligned.items()})
+        return data
+
+    @abstractmethod
+    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
+        """Decide on one validation's concatenated, filtered tensors."""
+
+
+# -- distinct_predictions -----------------------------------------------------------------
+
+
+class DistinctPredictionsParams(CheckParams):
+    """At least ``min_distinct`` distinct predicted labels, capped by the labels in gold."""
+
+    min_distinct: Threshold
+
+
+def check_distinct_predictions(
+    distinct: int,
+    labels_in_gold: int,
+    regime: Finetune | FromScratch,
+    params: DistinctPredictionsParams,
+    values: Mapping[str, float] | None = None,
+) -> Decision:
+    """Passes when ``distinct`` ≥ min(min_distinct, ``labels_in_gold``) (equality passes).
+
+    The cap keeps the gate honest on small label sets: a validation set with 5 gold classes
+    cannot be asked for 10 distinct predictions.
+    """
+    if distinct < 0 or labels_in_gold < 0:
+        raise ValueError("label counts cannot be negative")
+    asked = resolve(params.min_distinct, regime, values or {})
+    limit = min(asked.value, float(labels_in_gold))
+    bound = Resolved(
+        limit,
+        f"min({asked.formula}, labels_in_gold)",
+        f"min({asked.value:.6g}, {labels_in_gold}) = {limit:.6g}",
+    )
+    return Decision.against(
+        distinct >= limit,
+        float(distinct),
+        bound,
+        ">=",
+        f"{distinct} distinct predicted label(s); {labels_in_gold} label(s) occur in gold; "
+        f"limit {limit:.6g}",
+        "the model predicts too few labels: mode-class collapse (seed 002 predicted one label "
+        "for 100 % of inputs); check lr/warmup, the head's init and that it receives gradient",
+        {"labels_in_gold": float(labels_in_gold)},
+    )
+
+
+@register
+class DistinctPredictions(TensorCheck[DistinctPredictionsParams]):
+    """Counts distinct predicted and gold labels; applies :func:`check_distinct_predictions`."""
+
+    kind = "distinct_predictions"
+    params_model = DistinctPredictionsParams
+    points = frozenset({"validation"})
+    requires = frozenset({"predictions", "labels"})
+    gather = ("predictions", "labels")
+    summary = "distinct predicted labels ≥ min(min_distinct, labels present in gold)"
+
+    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
+        from traingate.metrics.liveness import distinct_labels
+
+        if data["predictions"].numel() == 0:
+            return None
+        return check_distinct_predictions(
+            distinct_labels(data["predictions"]),
+            distinct_labels(data["labels"]),
+            self.context.regime,
+            self.params,
+            self.context.values,
+        )
+
+
+# -- macro_f1 -----------------------------------------------------------------------------
+
+
+class MacroF1Params(CheckParams):
+    """Macro F1 (over labels in gold or predictions) at least ``min_f1``."""
+
+    min_f1: Threshold
+
+
+def check_macro_f1(
+    f1: float,
+    regime: Finetune | FromScratch,
+    params: MacroF1Params,
+    values: Mapping[str, float] | None = None,
+) -> Decision:
+    """Passes when ``f1`` ≥ min_f1 (equality passes; NaN fails)."""
+    limit = resolve(params.min_f1, regime, values or {})
+    return Decision.against(
+        f1 >= limit.value,
+        f1,
+        limit,
+        ">=",
+        f"macro F1 {f1:.4f} vs minimum {limit.value:.4g}",
+        "the predictions barely track the labels: a collapsed or untrained head (seed 002's "
+        "liveness floor is 0.10)",
+    )
+
+
+@register
+class MacroF1(TensorCheck[MacroF1Params]):
+    """Computes macro F1 of one validation; applies :func:`check_macro_f1`."""
+
+    kind = "macro_f1"
+    params_model = MacroF1Params
+    points = frozenset({"validation"})
+    requires = frozenset({"predictions", "labels"})
+    gather = ("predictions", "labels")
+    summary = "macro F1 over the labels present ≥ min_f1"
+
+    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
+        from traingate.metrics.liveness import macro_f1
+
+        if data["predictions"].numel() == 0:
+            return None
+        f1 = macro_f1(data["predictions"], data["labels"])
+        return check_macro_f1(f1, self.context.regime, self.params, self.context.values)
+
+
+# -- prediction_share ---------------------------------------------------------------------
+
+
+class PredictionShareParams(CheckParams):
+    """The most frequent predicted label covers at most ``max_share`` of the predictions."""
+
+    max_share: Threshold
+
+
+def check_prediction_share(
+    share: float,
+    top_label: int,
+    regime: Finetune | FromScratch,
+    params: PredictionShareParams,
+    values: Mapping[str, float] | None = None,
+) -> Decision:
+    """Passes when the top-1 ``share`` (of label ``top_label``) ≤ max_share (equality passes)."""
+    limit = resolve(params.max_share, regime, values or {})
+    return Decision.against(
+        share <= limit.value,
+        share,
+        limit,
+        "<=",
+        f"label {top_label} is {share:.1%} of the predictions; limit {limit.value:.1%}",
+        "one label dominates the predictions: the model is close to a constant function "
+        "(seed 002: one label on 100 % of samples)",
+        {"top_label": float(top_label)},
+    )
+
+
+@register
+class PredictionShare(TensorCheck[PredictionShareParams]):
+    """Finds the most frequent prediction; applies :func:`check_prediction_share`.
+
+    ``labels`` are optional here: when given, positions with a negative gold label are dropped.
+    """
+
+    kind = "prediction_share"
+    params_model = PredictionShareParams
+    points = frozenset({"validation"})
+    requires = frozenset({"predictions"})
+    gather = ("predictions", "labels")
+    summary = "top-1 predicted label's share ≤ max_share"
+
+    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
+        import torch
+
+        predictions = data["predictions"]
+        if predictions.numel() == 0:
+            return None
+        ids, counts = torch.unique(predictions, return_counts=True)
+        top = int(counts.argmax().item())
+        share = float(counts[top].item()) / predictions.numel()
+        return check_prediction_share(
+            share, int(ids[top].item()), self.context.regime, self.params, self.context.values
+        )
+
+
+# -- embedding_collapse -------------------------------------------------------------------
+
+
+class EmbeddingCollapseParams(CheckParams):
+    """max pairwise L2 / mean L2 norm of the embeddings at least ``min_ratio``."""
+
+    min_ratio: Threshold
+
+
+def check_embedding_collapse(
+    ratio: float,
+    effective_rank: float,
+    regime: Finetune | FromScratch,
+    params: EmbeddingCollapseParams,
+    values: Mapping[str, float] | None = None,
+    diameter: float | None = None,
+    scale: float | None = None,
+) -> Decision:
+    """Passes when the collapse ``ratio`` ≥ min_ratio (equality passes; NaN fails).
+
+    ``effective_rank`` (RankMe) is reported in ``metrics``, never gated; ``diameter`` and
+    ``scale`` (max pairwise L2, mean norm), when given, are reported too.
+    """
+    limit = resolve(params.min_ratio, regime, values or {})
+    metrics = {"effective_rank": effective_rank}
+    parts = ""
+    if diameter is not None and scale is not None:
+        metrics.update({"max_pairwise_distance": diameter, "mean_norm": scale})
+        parts = f" (max pairwise L2 {diameter:.4g} / mean norm {scale:.4g})"
+    return Decision.against(
+        ratio >= limit.value,
+        ratio,
+        limit,
+        ">=",
+        f"embedding spread ratio {ratio:.4g}{parts}, effective rank {effective_rank:.3g}; "
+        f"minimum {limit.value:.4g}",
+        "every input maps to nearly the same embedding: representation collapse (seed 002: "
+        "0.020 / 6.98); a from-random head on sparse labels, lr too high, or a dead pooling",
+        metrics,
+    )
+
+
+@register
+class EmbeddingCollapse(TensorCheck[EmbeddingCollapseParams]):
+    """Measures the embeddings' spread and RankMe; applies :func:`check_embedding_collapse`.
+
+    Fewer than two embeddings have no spread to measure: the verdict is ``None``.
+    """
+
+    kind = "embedding_collapse"
+    params_model = EmbeddingCollapseParams
+    points = frozenset({"validation"})
+    requires = frozenset({"embeddings"})
+    gather = ("embeddings",)
+    summary = "max pairwise L2 / mean L2 norm of embeddings ≥ min_ratio"
+
+    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
+        from traingate.metrics.liveness import effective_rank, max_pairwise_distance, mean_norm
+
+        embeddings = data["embeddings"]
+        if embeddings.shape[0] < 2:
+            return None
+        diameter = max_pairwise_distance(embeddings)
+        scale = mean_norm(embeddings)
+        ratio = diameter / scale if scale > 0 else 0.0
+        return check_embedding_collapse(
+            ratio,
+            effective_rank(embeddings),
+            self.context.regime,
+            self.params,
+            self.context.values,
+            diameter,
+            scale,
+        )
+
+
+# -- embedding_clusters -------------------------------------------------------------------
+
+
+class EmbeddingClustersParams(CheckParams):
+    """At least ``min_clusters`` MCL clusters at ``inflation`` on the k-NN cosine graph of at
+    most ``max_points`` embeddings (see :func:`traingate.metrics.liveness.mcl_clusters`)."""
+
+    min_clusters: Threshold
+    inflation: float = Field(default=1.4, gt=1.0, le=10.0)
+    k: int = Field(default=10, ge=1, le=100)
+    max_points: int = Field(default=600, ge=2, le=4096)
+
+
+def check_embedding_clusters(
+    clusters: int,
+    regime: Finetune | FromScratch,
+    params: EmbeddingClustersParams,
+    values: Mapping[str, float] | None = None,
+    points: int | None = None,
+) -> Decision:
+    """Passes when ``clusters`` ≥ min_clusters (equality passes)."""
+    limit = resolve(params.min_clusters, regime, values or {})
+    sampled = f" of {points} embeddings" if points is not None else ""
+    return Decision.against(
+        clusters >= limit.value,
+        float(clusters),
+        limit,
+        ">=",
+        f"{clusters} MCL cluster(s){sampled} at inflation {params.inflation:g} (k = {params.k}); "
+        f"minimum {limit.value:.6g}",
+        "the embedding space has (almost) no structure: all inputs fall in one group "
+        "(seed 002's collapse gave one cluster at every inflation)",
+        {} if points is None else {"points": float(points)},
+    )
+
+
+@register
+class EmbeddingClusters(TensorCheck[EmbeddingClustersParams]):
+    """Runs MCL on one validation's embeddings; applies :func:`check_embedding_clusters`."""
+
+    kind = "embedding_clusters"
+    params_model = EmbeddingClustersParams
+    points = frozenset({"validation"})
+    requires = frozenset({"embeddings"})
+    gather = ("embeddings",)
+    summary = "MCL clusters of embeddings (k-NN cosine graph) at inflation ≥ min_clusters"
+
+    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
+        from traingate.metrics.liveness import mcl_clusters
+
+        embeddings = data["embeddings"]
+        if embeddings.shape[0] == 0:
+            return None
+        clusters, points, _ = mcl_clusters(
+            embeddings, self.params.inflation, self.params.k, self.params.max_points
+        )
+        return check_embedding_clusters(
+            clusters, self.context.regime, self.params, self.context.values, points
+        )

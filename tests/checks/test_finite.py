@@ -1,0 +1,116 @@
+"""Unit tests for the ``finite`` kind (INV-TRAIN-001)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from pydantic import ValidationError
+
+from traingate.checks.base import REGISTRY, CheckContext
+from traingate.checks.finite import Finite, FiniteParams, check_finite
+from traingate.evidence import jsonable
+from traingate.regime import FromScratch
+
+CONTEXT = CheckContext(FromScratch(256))
+
+
+def strict_json(state: dict[str, object]) -> dict[str, object]:
+    """A state as the Guard checkpoints it: strict JSON, non-finite floats as strings."""
+    return json.loads(json.dumps(jsonable(state), allow_nan=False))
+
+
+def make(**params: object) -> Finite:
+    return Finite(FiniteParams.model_validate(params), CONTEXT)
+
+
+def test_registered() -> None:
+    assert REGISTRY["finite"] is Finite
+
+
+def test_finite_step_passes() -> None:
+    check = make()
+    check.update({"step": 3, "loss": 2.5, "grad_norm": 0.7})
+    decision = check.verdict()
+    assert decision is not None and decision.ok
+    assert decision.metrics == {"loss": 2.5, "grad_norm": 0.7}
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_loss_fires(bad: float) -> None:
+    check = make()
+    check.update({"loss": bad, "grad_norm": 1.0})
+    decision = check.verdict()
+    assert decision is not None and not decision.ok
+    assert "loss" in decision.detail and decision.comparison == "finite"
+    assert decision.observed != decision.observed or math.isinf(decision.observed)
+
+
+def test_non_finite_grad_norm_fires() -> None:
+    check = make()
+    check.update({"loss": 1.0, "grad_norm": math.inf})
+    decision = check.verdict()
+    assert decision is not None and not decision.ok
+    assert decision.detail.startswith("non-finite grad_norm")
+    assert decision.observed == math.inf
+
+
+def test_absent_grad_norm_is_skipped() -> None:
+    check = make()
+    check.update({"loss": 1.0})
+    decision = check.verdict()
+    assert decision is not None and decision.ok
+    assert set(decision.metrics) == {"loss"}
+
+
+def test_nothing_to_check_is_not_evaluated() -> None:
+    check = make()
+    assert check.verdict() is None
+    check.update({"step": 1, "grad_norm": None})
+    assert check.verdict() is None
+    assert check_finite({"lr": math.nan}, ["loss"]) is None
+
+
+def test_verdict_is_about_the_latest_step() -> None:
+    check = make()
+    check.update({"loss": math.nan})
+    check.update({"loss": 1.0})
+    decision = check.verdict()
+    assert decision is not None and decision.ok
+
+
+def test_validation_point_checks_val_loss() -> None:
+    check = make(observations=["val_loss"])
+    check.update({"epoch": 0, "val_loss": math.nan, "loss": 1.0})
+    decision = check.verdict()
+    assert decision is not None and not decision.ok and "val_loss" in decision.detail
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"observations": []}, {"observations": ["loss", "loss"]}, {"observation": ["loss"]}],
+)
+def test_bad_params_rejected(params: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        FiniteParams.model_validate(params)
+
+
+def test_state_round_trip() -> None:
+    check = make()
+    check.update({"loss": 1.0, "grad_norm": math.nan})
+    clone = make()
+    clone.load_state_dict(strict_json(check.state_dict()))
+    assert repr(clone.verdict()) == repr(check.verdict())
+    for obs in ({"loss": 2.0}, {"loss": math.inf, "grad_norm": 1.0}):
+        check.update(obs)
+        clone.update(obs)
+        assert repr(clone.verdict()) == repr(check.verdict())
+
+
+def test_reset_forgets() -> None:
+    check = make()
+    check.update({"loss": math.nan})
+    check.reset()
+    assert check.verdict() is None
+    assert check.state_dict() == {"last": None}

@@ -1,0 +1,136 @@
+"""Unit tests for the ``initial_loss`` kind (INV-TRAIN-004)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from pydantic import ValidationError
+
+from traingate.checks.base import REGISTRY, CheckContext
+from traingate.checks.initial_loss import InitialLoss, InitialLossParams, check_initial_loss
+from traingate.evidence import jsonable
+from traingate.regime import Finetune, FromScratch
+
+VOCAB = 50257
+LN_V = math.log(VOCAB)
+SCRATCH = FromScratch(VOCAB)
+PARAMS = InitialLossParams.model_validate({"num_classes": "vocab_size"})
+
+
+def strict_json(state: dict[str, object]) -> dict[str, object]:
+    """A state as the Guard checkpoints it: strict JSON, non-finite floats as strings."""
+    return json.loads(json.dumps(jsonable(state), allow_nan=False))
+
+
+def make(regime: Finetune | FromScratch = SCRATCH, **params: object) -> InitialLoss:
+    raw = {"num_classes": "vocab_size", **params}
+    return InitialLoss(InitialLossParams.model_validate(raw), CheckContext(regime))
+
+
+def test_registered_with_default_tolerance() -> None:
+    assert REGISTRY["initial_loss"] is InitialLoss
+    assert PARAMS.tolerance.evaluate({}) == 0.5
+
+
+def test_cold_start_near_ln_vocab_passes() -> None:
+    check = make()
+    check.update({"step": 0, "loss": 10.93})
+    decision = check.verdict()
+    assert decision is not None and decision.ok
+    assert decision.metrics["ln_num_classes"] == pytest.approx(LN_V)
+    assert decision.formula == "(1 + 0.5) * ln(vocab_size)"
+
+
+def test_far_above_fires_with_an_init_hint() -> None:
+    decision = check_initial_loss(2.0 * LN_V, SCRATCH, PARAMS)
+    assert not decision.ok and decision.comparison == "<="
+    assert decision.limit == pytest.approx(1.5 * LN_V)
+    assert "above" in decision.detail and "init" in decision.hint
+
+
+def test_far_below_fires_with_a_leakage_hint() -> None:
+    decision = check_initial_loss(0.3 * LN_V, SCRATCH, PARAMS)
+    assert not decision.ok and decision.comparison == ">="
+    assert decision.limit == pytest.approx(0.5 * LN_V)
+    assert decision.formula == "(1 - 0.5) * ln(vocab_size)"
+    assert "below" in decision.detail and "leak" in decision.hint and "trivial" in decision.hint
+
+
+def test_exact_bounds_pass_and_one_ulp_outside_fires() -> None:
+    upper, lower = 1.5 * LN_V, 0.5 * LN_V
+    assert check_initial_loss(upper, SCRATCH, PARAMS).ok
+    assert check_initial_loss(lower, SCRATCH, PARAMS).ok
+    assert not check_initial_loss(math.nextafter(upper, math.inf), SCRATCH, PARAMS).ok
+    assert not check_initial_loss(math.nextafter(lower, 0.0), SCRATCH, PARAMS).ok
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_fires(bad: float) -> None:
+    decision = check_initial_loss(bad, SCRATCH, PARAMS)
+    assert not decision.ok and decision.comparison == "finite"
+
+
+def test_only_the_first_loss_counts() -> None:
+    check = make()
+    assert check.verdict() is None
+    check.update({"step": 0, "grad_norm": 1.0})  # no loss yet: not evaluated
+    assert check.verdict() is None
+    check.update({"step": 0, "loss": 100.0})
+    first = check.verdict()
+    assert first is not None and not first.ok
+    check.update({"step": 1, "loss": 10.8})
+    assert check.verdict() is None
+    assert check.state_dict()["initial_loss"] == 100.0
+
+
+def test_regime_keyed_tolerance_switches_the_lower_side_off_for_finetune() -> None:
+    params = InitialLossParams.model_validate(
+        {"num_classes": 10, "tolerance": {"finetune": 1.0, "from_scratch": 0.5}}
+    )
+    assert check_initial_loss(0.01, Finetune(), params).ok
+    assert not check_initial_loss(0.01, SCRATCH, params).ok
+    assert not check_initial_loss(2.0 * math.log(10) + 0.01, Finetune(), params).ok
+
+
+def test_degenerate_values_are_errors() -> None:
+    with pytest.raises(ValueError, match="at least 2"):
+        check_initial_loss(1.0, SCRATCH, InitialLossParams(num_classes=1))
+    with pytest.raises(ValueError, match="non-negative"):
+        check_initial_loss(1.0, SCRATCH, InitialLossParams(num_classes=2, tolerance=-0.1))
+
+
+@pytest.mark.parametrize("params", [{}, {"num_classes": True}, {"num_classes": "ln("}])
+def test_bad_params_rejected(params: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        InitialLossParams.model_validate(params)
+
+
+@pytest.mark.parametrize("steps", [0, 1, 3])
+def test_state_round_trip(steps: int) -> None:
+    stream = [{"loss": 1.0}, {"loss": 11.0}, {"loss": 9.0}, {"loss": 50.0}]
+    full = make()
+    expected = []
+    for obs in stream:
+        full.update(obs)
+        expected.append(repr(full.verdict()))
+    first = make()
+    for obs in stream[:steps]:
+        first.update(obs)
+    resumed = make()
+    resumed.load_state_dict(strict_json(first.state_dict()))
+    assert repr(resumed.verdict()) == (expected[steps - 1] if steps else repr(None))
+    for i, obs in enumerate(stream[steps:], start=steps):
+        resumed.update(obs)
+        assert repr(resumed.verdict()) == expected[i]
+    assert "ok=False" in expected[0]
+
+
+def test_reset_forgets() -> None:
+    check = make()
+    check.update({"loss": 1.0})
+    check.reset()
+    check.update({"loss": LN_V})
+    decision = check.verdict()
+    assert decision is not None and decision.ok

@@ -122,7 +122,9 @@ class TextSource:
             for doc_index, text in reader(file, skip):
                 yield file_index, doc_index, text
 
-    def texts(self, split: Split = "all", val_percent: float = DEFAULT_VAL_PERCENT) -> Iterator[str]:
+    def texts(
+        self, split: Split = "all", val_percent: float = DEFAULT_VAL_PERCENT
+    ) -> Iterator[str]:
         """The non-empty documents of ``split`` in order (e.g. to train a BPE on train only)."""
         for _, _, text in self.documents():
             if in_split(text, split, val_percent):

@@ -89,8 +89,9 @@ class Tokenizer(ABC):
         }
         (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
+    @abstractmethod
     def _save_files(self, directory: Path) -> None:
-        """Write kind-specific files next to the meta file (none by default)."""
+        """Write kind-specific files next to the meta file."""
 
 
 class ByteTokenizer(Tokenizer):
@@ -107,6 +108,9 @@ class ByteTokenizer(Tokenizer):
 
     def _decode_segment(self, ids: Sequence[int]) -> str:
         return bytes(ids).decode("utf-8", errors="replace")
+
+    def _save_files(self, directory: Path) -> None:
+        """Nothing to write: the meta file says it all."""
 
 
 class BPETokenizer(Tokenizer):

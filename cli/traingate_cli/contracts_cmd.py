@@ -291,8 +291,10 @@ def codes() -> None:
 def _register_commands() -> None:
     """Commands that live in their own modules (each imports nothing heavy at load)."""
     from traingate_cli.decide_cmd import decide
+    from traingate_cli.run_cmds import audit, check, report
 
-    cli.add_command(decide)
+    for command in (check, audit, report, decide):
+        cli.add_command(command)
 
 
 _register_commands()

@@ -219,6 +219,7 @@ class Guard:
         self.last_step: int | None = None
         self.epoch: int | None = None
         self.aborted_by: ViolationRecord | None = None
+        self._limits: dict[str, float] = {}  # last limit written to metrics, per invariant
         self.closed = False
         if self.evidence:
             self.evidence.write("start", **self._identity())
@@ -338,6 +339,10 @@ class Guard:
             if decision is None:
                 continue
             t.record(decision, step, epoch)
+            if decision.limit is not None and self._limits.get(t.invariant.id) != decision.limit:
+                # record a limit when it changes, so a report can draw it where it applied
+                self._limits[t.invariant.id] = decision.limit
+                self.metrics.add(point, step, epoch, {f"limit/{t.invariant.id}": decision.limit})
             if decision.ok:
                 continue
             record = ViolationRecord(

@@ -1,0 +1,192 @@
+"""``check``, ``audit`` and ``report``: the CI-facing commands on run directories.
+
+Exit codes: 0 the run may ship, 1 invariant failures (a ship-blocking invariant failed or
+was never evaluated, nothing was evaluated, or the run crashed), 2 usage or unreadable
+input. Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from traingate.runcheck import RENDERERS, RunCheck, RunDirError, check_run
+
+FORMATS = click.Choice(sorted(RENDERERS))
+
+
+def _usage(command: str, message: str) -> None:
+    click.echo(f"contracts {command}: {message}", err=True)
+    sys.exit(2)
+
+
+def _emit(check: RunCheck, fmt: str, out: Path | None) -> None:
+    """Print ``fmt`` (or write it to ``out`` and print the one-line summary), then exit."""
+    rendered = RENDERERS[fmt](check)
+    if out is None:
+        click.echo(rendered)
+    else:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(rendered if rendered.endswith("\n") else rendered + "\n", "utf-8")
+        except OSError as exc:
+            _usage("check", f"{out}: cannot write ({exc.strerror or exc})")
+        click.echo(RENDERERS["text"](check).splitlines()[-1] + f" ({fmt} written to {out})")
+    sys.exit(check.exit_code)
+
+
+@click.command("check")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the report to FILE (e.g. junit.xml) and print a one-line summary.",
+)
+def check(run_dir: Path, fmt: str, out: Path | None) -> None:
+    """Gate a run dir in CI: exit 1 unless every ship-blocking invariant passed."""
+    try:
+        result = check_run(run_dir)
+    except RunDirError as exc:
+        _usage("check", str(exc))
+        return
+    _emit(result, fmt, out)
+
+
+@click.command("audit")
+@click.argument("metrics", type=click.Path(path_type=Path))
+@click.option(
+    "--contracts",
+    "contract_paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Contract file or folder (repeatable; default: the shipped contracts).",
+)
+@click.option(
+    "--regime",
+    type=click.Choice(["finetune", "from-scratch"]),
+    default="finetune",
+    show_default=True,
+)
+@click.option(
+    "--param", "params", multiple=True, metavar="NAME=VALUE", help="Run parameter (repeatable)."
+)
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="COLUMN=OBSERVATION",
+    help="Map a column to an observation (repeatable): loss, grad_norm, val_loss, step, "
+    "epoch, components.NAME, val_components.NAME, or any extra metric; COLUMN alone maps "
+    "it to the observation of the same name.",
+)
+@click.option(
+    "--only", multiple=True, metavar="ID", help="Replay only these invariants (repeatable)."
+)
+@click.option(
+    "--where",
+    "wheres",
+    multiple=True,
+    metavar="COLUMN=VALUE",
+    help="Replay only rows whose COLUMN equals VALUE (repeatable), e.g. phase=val.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Run dir to write (default: ./audit-<stem>, numbered if it exists).",
+)
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option(
+    "--report-out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the --format output to this file instead of stdout.",
+)
+def audit(
+    metrics: Path,
+    contract_paths: tuple[Path, ...],
+    regime: str,
+    params: tuple[str, ...],
+    maps: tuple[str, ...],
+    only: tuple[str, ...],
+    wheres: tuple[str, ...],
+    out: Path | None,
+    fmt: str,
+    report_out: Path | None,
+) -> None:
+    """Replay an existing metrics log (CSV, JSON lines, parquet) through the Guard."""
+    from traingate.audit import AuditError, audit_metrics, parse_mapping, parse_where
+    from traingate.loading import LoadError
+    from traingate.regime import regime_from_cli
+    from traingate.shipped import ContractError
+    from traingate_cli.contracts_cmd import parse_params
+
+    values = parse_params(params)
+    try:
+        mapping = parse_mapping(maps)
+        where = parse_where(wheres)
+        if not mapping:
+            raise AuditError("map at least one column with --map COLUMN=OBSERVATION")
+        vocab = values.get("vocab_size")
+        chosen = regime_from_cli(regime, int(vocab) if vocab is not None else None)
+        run_dir = out if out is not None else _default_out(metrics)
+        verdict = audit_metrics(
+            metrics,
+            list(contract_paths) or None,
+            chosen,
+            values,
+            mapping,
+            run_dir,
+            only=list(only) or None,
+            where=where,
+        )
+        result = check_run(run_dir)
+    except (AuditError, ContractError, LoadError, RunDirError, ValueError) as exc:
+        _usage("audit", " ".join(str(exc).split("\n")[0].split()))
+        return
+    info = verdict["audit"]
+    stop = info["stopped_at"]
+    click.echo(  # on stderr unless the output is the text table, so json/junit stay parseable
+        f"audited {metrics}: {info['replayed']} of {info['rows']} rows replayed into {run_dir}"
+        + (f"; stopped at row {stop['row']} by {stop['invariant']}" if stop else ""),
+        err=fmt != "text" and report_out is None,
+    )
+    _emit(result, fmt, report_out)
+
+
+def _default_out(metrics: Path) -> Path:
+    """``./audit-<stem>``, or ``-2``, ``-3``… when taken: an audit never overwrites a run."""
+    base = Path.cwd() / f"audit-{metrics.stem}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+@click.command("report")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="HTML file to write (default: RUN_DIR/report.html); chart PNGs go beside it.",
+)
+def report(run_dir: Path, out: Path | None) -> None:
+    """Write a self-contained HTML report of a run dir (curves, limits, gates, invariants)."""
+    from traingate.report import render_report
+
+    target = out if out is not None else run_dir / "report.html"
+    try:
+        written = render_report(run_dir, target)
+    except RunDirError as exc:
+        _usage("report", str(exc))
+        return
+    except OSError as exc:
+        _usage("report", f"{target}: cannot write ({exc.strerror or exc})")
+        return
+    click.echo(f"wrote {written} (chart PNGs beside it: {written.stem}-*.png)")

@@ -235,8 +235,6 @@ def _to_bool(node: ast.AST, body: str, lead: int, depth: int) -> BoolNode:
             return Atom(Formula.parse(segment, predicate=True), col)
         except FormulaError as exc:
             raise FormulaError(exc.message, col + exc.column, exc.code) from None
-        except OverflowError:  # an integer literal too large for a float
-            raise FormulaError("a number in this comparison is too large", col) from None
     raise FormulaError(
         "each operand of `and`, `or` and `not` must be a comparison, e.g. `gap >= 1.0`", col
     )

@@ -122,12 +122,16 @@ def _fmt_number(value: float) -> str:
 def unparse(node: Node, values: Mapping[str, float] | None = None) -> str:
     """Render a tree as text; with ``values``, symbols are replaced by their numbers."""
 
+    def number(value: float, parent_prec: int) -> str:
+        text = _fmt_number(value)  # a negative number binds like a unary minus
+        return f"({text})" if text.startswith("-") and parent_prec > 3 else text
+
     def go(n: Node, parent_prec: int = 0) -> str:
         if isinstance(n, Num):
-            return _fmt_number(n.value)
+            return number(n.value, parent_prec)
         if isinstance(n, Sym):
             if values is not None and n.name in values:
-                return _fmt_number(values[n.name])
+                return number(values[n.name], parent_prec)
             return n.name
         if isinstance(n, Neg):
             text = "-" + go(n.operand, 3)
@@ -145,26 +149,29 @@ def unparse(node: Node, values: Mapping[str, float] | None = None) -> str:
     return go(node)
 
 
-def _convert(node: ast.AST, depth: int, allow_compare: bool) -> Node:
+def _convert(node: ast.AST, depth: int, allow_compare: bool, offset: int = 0) -> Node:
+    col = getattr(node, "col_offset", 0) + offset
     if depth > MAX_DEPTH:
-        raise FormulaError("formula is nested too deeply", getattr(node, "col_offset", 0))
-    col = getattr(node, "col_offset", 0)
+        raise FormulaError("formula is nested too deeply", col)
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, int | float):
             raise FormulaError(f"only numbers are allowed, not {type(node.value).__name__}", col)
-        return Num(float(node.value))
+        try:
+            return Num(float(node.value))
+        except OverflowError:
+            raise FormulaError("number is too large for a float", col) from None
     if isinstance(node, ast.Name):
         if node.id in FUNCTIONS:
             raise FormulaError(f"function {node.id!r} must be called, e.g. {node.id}(x)", col)
         return Sym(node.id, col)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        operand = _convert(node.operand, depth + 1, False)
+        operand = _convert(node.operand, depth + 1, False, offset)
         return Neg(operand) if isinstance(node.op, ast.USub) else operand
     if isinstance(node, ast.BinOp) and type(node.op) in _AST_BINOPS:
         return Bin(
             _AST_BINOPS[type(node.op)],
-            _convert(node.left, depth + 1, False),
-            _convert(node.right, depth + 1, False),
+            _convert(node.left, depth + 1, False, offset),
+            _convert(node.right, depth + 1, False, offset),
         )
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name):
@@ -184,7 +191,7 @@ def _convert(node: ast.AST, depth: int, allow_compare: bool) -> Node:
             raise FormulaError(f"{name}() takes {want} arguments, got {n_args}", col)
         if any(isinstance(a, ast.Starred) for a in node.args):
             raise FormulaError(f"{name}() does not accept *arguments", col)
-        return Call(name, tuple(_convert(a, depth + 1, False) for a in node.args), col)
+        return Call(name, tuple(_convert(a, depth + 1, False, offset) for a in node.args), col)
     if isinstance(node, ast.Compare):
         if not allow_compare:
             raise FormulaError("a comparison is only allowed at the top of a predicate", col)
@@ -194,8 +201,8 @@ def _convert(node: ast.AST, depth: int, allow_compare: bool) -> Node:
             )
         return Compare(
             _AST_CMPOPS[type(node.ops[0])],
-            _convert(node.left, depth + 1, False),
-            _convert(node.comparators[0], depth + 1, False),
+            _convert(node.left, depth + 1, False, offset),
+            _convert(node.comparators[0], depth + 1, False, offset),
         )
     what = {
         ast.Attribute: "attribute access",
@@ -223,18 +230,15 @@ class Formula:
             raise FormulaError(f"formula is longer than {MAX_LENGTH} characters")
         if not text.strip():
             raise FormulaError("formula is empty")
+        offset = len(text) - len(text.lstrip())  # columns count from the unstripped text
         try:
             expr = ast.parse(text.strip(), mode="eval").body
         except SyntaxError as exc:
-            col = max((exc.offset or 1) - 1, 0)
+            col = max((exc.offset or 1) - 1, 0) + offset
             raise FormulaError(f"syntax error: {exc.msg}", col) from None
         except (RecursionError, MemoryError, ValueError):
             raise FormulaError("formula cannot be parsed (too deep or malformed)") from None
-        offset = len(text) - len(text.lstrip())
-        try:
-            tree = _convert(expr, 0, predicate)
-        except FormulaError as exc:
-            raise FormulaError(exc.message, exc.column + offset, exc.code) from None
+        tree = _convert(expr, 0, predicate, offset)
         if predicate and not isinstance(tree, Compare):
             raise FormulaError("a predicate needs a comparison, e.g. `tokens_per_sec >= 0`", offset)
         return cls(text, tree)
@@ -242,7 +246,11 @@ class Formula:
     @classmethod
     def constant(cls, value: float) -> Formula:
         """A formula that is just a number (thresholds written as plain numbers)."""
-        return cls(_fmt_number(float(value)), Num(float(value)))
+        try:
+            number = float(value)
+        except OverflowError:
+            raise FormulaError("number is too large for a float") from None
+        return cls(_fmt_number(number), Num(number))
 
     @property
     def is_predicate(self) -> bool:

@@ -23,6 +23,7 @@ from traingate.schema import Contract, Invariant
 
 Loc = tuple[str | int, ...]
 MAX_BYTES = 2_000_000
+MAX_NODES = 100_000  # after alias expansion (a 500-byte alias bomb expands to 10**9)
 
 
 class LoadError(Exception):
@@ -78,7 +79,10 @@ def _mark(node: yaml.Node) -> Mark:
 
 def compose_located(text: str) -> Located:
     """Parse YAML text into plain data with locations; raises LoadError on syntax errors."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # already rejects non-printable characters
+    except yaml.YAMLError as exc:
+        raise LoadError(f"YAML error: {str(exc).splitlines()[0]}") from None
     try:
         node = loader.get_single_node()
         located = Located(None)
@@ -100,6 +104,9 @@ def compose_located(text: str) -> Located:
 def _build(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, out: Located, depth: int) -> Any:
     if depth > 100:
         raise LoadError("YAML is nested too deeply")
+    if len(out.values) >= MAX_NODES:
+        m = _mark(node)
+        raise LoadError(f"{m.line}:{m.column}: YAML expands to more than {MAX_NODES} values")
     out.values[loc] = _mark(node)
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
@@ -120,7 +127,12 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, out: Located, dep
         return [
             _build(loader, item, (*loc, i), out, depth + 1) for i, item in enumerate(node.value)
         ]
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, OverflowError):
+        # `2026-02-30` matches YAML's timestamp pattern but is no date; a 5000-digit int
+        # exceeds Python's int-parsing limit: keep the text, and the schema reports it
+        return node.value
 
 
 def _fields_at(model: type[BaseModel], loc: Loc) -> list[str]:

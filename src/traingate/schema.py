@@ -9,6 +9,7 @@ that must be discharged by evidence). Whether anything is discharged is never wr
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -53,6 +54,8 @@ class Parameter(Strict):
 
     def check_value(self, name: str, value: float) -> float:
         """Return ``value`` if it fits this parameter's type and bounds, else raise ValueError."""
+        if not math.isfinite(value):
+            raise ValueError(f"parameter {name} must be a finite number, got {value}")
         if self.type == "int" and float(value) != int(value):
             raise ValueError(f"parameter {name} must be an integer, got {value}")
         if self.min is not None and value < self.min:

@@ -44,9 +44,12 @@ def problem_with_test_id(test_id: str, root: Path) -> str | None:
     """Why ``test_id`` does not resolve under ``root``, or None when it does."""
     file, names = split_test_id(test_id)
     path = root / file
-    if not path.is_file():
-        return f"test file `{file}` does not exist (under {root})"
-    found = _collect(path.resolve(), path.stat().st_mtime_ns)
+    try:
+        if not path.is_file():
+            return f"test file `{file}` does not exist (under {root})"
+        found = _collect(path.resolve(), path.stat().st_mtime_ns)
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        return f"test file `{file}` cannot be read ({exc.strerror})"
     if found is None:
         return f"test file `{file}` cannot be parsed"
     if names not in found:

@@ -26,11 +26,9 @@ def _to_formula(value: Any) -> Formula:
         raise PydanticCustomError(
             "threshold_type", "a threshold is a number or a formula, not a boolean"
         )
-    if isinstance(value, int | float):
-        return Formula.constant(value)
-    if isinstance(value, str):
+    if isinstance(value, int | float | str):
         try:
-            return Formula.parse(value)
+            return Formula.parse(value) if isinstance(value, str) else Formula.constant(value)
         except FormulaError as exc:
             raise PydanticCustomError(
                 "formula",
@@ -69,7 +67,7 @@ def _to_threshold(value: Any) -> Formula | RegimeThreshold:
         if key not in keys:
             raise PydanticCustomError(
                 "regime_key",
-                "unknown regime {key!r} in a regime-keyed threshold "
+                "unknown regime `{key}` in a regime-keyed threshold "
                 "(expected finetune and from_scratch)",
                 {"key": str(key), "subpath": str(key)},
             )

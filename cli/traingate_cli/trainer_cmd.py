@@ -112,6 +112,13 @@ def cli(verbose: bool) -> None:
     type=click.Path(path_type=Path),
     help="Contract files/folders (default: the shipped pretraining contracts).",
 )
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="INV-ID",
+    help="Enforce only these invariants (default: every invariant of the contracts).",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option(
     "--block-size",
@@ -162,6 +169,7 @@ def pretrain(**opts: Any) -> None:
         seed=opts["seed"],
         device=opts["device"],
         contracts=list(opts["contracts"]) or None,
+        only=list(opts["only"]) or None,
         batch_size=opts["batch_size"],
         block_size=opts["block_size"],
         lr=opts["lr"],

@@ -72,6 +72,7 @@ class PretrainConfig:
     seed: int = 1337
     device: str = "cpu"
     contracts: list[Path] | None = None
+    only: list[str] | None = None
     batch_size: int = 8
     block_size: int | None = None
     lr: float | None = None
@@ -313,6 +314,7 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
     result = PretrainResult(0, [], [], {})
     with Guard(
         contracts,
+        only=cfg.only,
         regime=regime,
         params={"vocab_size": vocab},
         run_dir=cfg.out,

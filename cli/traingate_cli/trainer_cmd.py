@@ -6,6 +6,7 @@ Exit codes: 0 success, 3 a contract aborted the run (the message names the invar
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -153,7 +154,8 @@ def pretrain(**opts: Any) -> None:
     from traingate.shipped import ContractError
     from traingate.train.checkpoint import CheckpointError
     from traingate.train.data import DataError
-    from traingate.train.pretrain import PretrainConfig, UsageError, pretrain as run
+    from traingate.train.pretrain import PretrainConfig, UsageError
+    from traingate.train.pretrain import pretrain as run
 
     cfg = PretrainConfig(
         mode=opts["mode"],
@@ -208,10 +210,8 @@ def pretrain(**opts: Any) -> None:
 def _print_verdict(run_dir: Path) -> None:
     from traingate.evidence import read_verdict
 
-    try:
+    with contextlib.suppress(OSError, ValueError):
         click.echo(gate_table(read_verdict(run_dir)))
-    except (OSError, ValueError):
-        pass
 
 
 @cli.command()
@@ -235,9 +235,8 @@ def export(run_dir: Path, onnx_path: Path | None) -> None:
     except InvariantViolation as violation:
         click.echo(f"export failed its contract:\n{violation}", err=True)
         sys.exit(EXIT_ABORTED)
-    click.echo(
-        f"onnx: {path}  max |logit diff| vs torch = {diff:.2e}  ({'PASS' if verdict['ok'] else 'FAIL'})"
-    )
+    status = "PASS" if verdict["ok"] else "FAIL"
+    click.echo(f"onnx: {path}  max |logit diff| vs torch = {diff:.2e}  ({status})")
     sys.exit(0 if verdict["ok"] else EXIT_ABORTED)
 
 

@@ -276,7 +276,8 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
         init["_path"] = str(cfg.init_from)
     elif cfg.mode == "finetune" and resume is None:
         log.warning(
-            "finetune without --init-from: the weights are random (INV-TRAIN-005 will judge the cold start)"
+            "finetune without --init-from: the weights are random "
+            "(INV-TRAIN-005 will judge the cold start)"
         )
 
     _seed_everything(cfg.seed)

@@ -206,6 +206,7 @@ class Guard:
         self.params = dict(params or {})
         self.contracts = _load_contracts(contracts)
         self.tracked = _bind(self.contracts, self.regime, self.params, only)
+        self.only = list(only) if only is not None else None
         self.by_point: dict[str, list[Tracked]] = {"step": [], "validation": [], "final": []}
         for t in self.tracked:
             self.by_point[t.invariant.at].append(t)
@@ -230,6 +231,7 @@ class Guard:
             "regime": self.regime.model_dump(),
             "params": self.params,
             "invariants": [t.invariant.id for t in self.tracked],
+            "only": self.only,
             "world_size": self.world,
         }
 
@@ -451,21 +453,18 @@ class Guard:
         for c in self.contracts:
             for g in c.gates:
                 statuses = [invariants[r]["status"] for r in g.requires if r in invariants]
-                if not statuses and self._not_applicable(g.requires):
-                    gates[g.id] = {
-                        "status": "not_applicable",
-                        "contract": c.ref,
-                        "requires": g.requires,
-                        "ship_blocking": g.ship_blocking,
-                    }
-                    continue
-                status = (
-                    "fail"
-                    if "fail" in statuses
-                    else "not_evaluated"
-                    if not statuses or "not_evaluated" in statuses
-                    else "pass"
-                )
+                if statuses:
+                    status = (
+                        "fail"
+                        if "fail" in statuses
+                        else "not_evaluated"
+                        if "not_evaluated" in statuses
+                        else "pass"
+                    )
+                else:  # no required invariant runs here: say why
+                    status = (
+                        "not_applicable" if self._not_applicable(g.requires) else "not_selected"
+                    )
                 gates[g.id] = {
                     "status": status,
                     "contract": c.ref,

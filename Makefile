@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint format clean
+.PHONY: setup demo gates test lint format clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,14 +16,28 @@ $(STAMP): pyproject.toml requirements-dev.txt
 
 setup: $(STAMP)
 
+RUN := runs/demo
+
 demo: setup
 	$(BIN)/contracts validate
-	$(BIN)/contracts show INV-TRAIN-005 --regime from-scratch --param vocab_size=50257
-	$(BIN)/contracts verify
+	rm -rf $(RUN)
+	$(BIN)/trainer pretrain --mode from-scratch --out $(RUN) --max-steps 300
+	$(BIN)/contracts check $(RUN)
+	$(BIN)/contracts report $(RUN) --out $(RUN)/report.html
+
+# The gates CI proves: a short real run passes `contracts check`, and a deliberately broken
+# run (absurd lr) is aborted by a contract (trainer exit 3) and fails `contracts check` (exit 1).
+gates: setup
+	rm -rf runs/ci-smoke runs/ci-broken
+	$(BIN)/trainer pretrain --mode from-scratch --out runs/ci-smoke --max-steps 120 --batch-size 4 --block-size 64 --eval-every 40 --no-progress
+	$(BIN)/contracts check runs/ci-smoke
+	status=0; $(BIN)/trainer pretrain --mode from-scratch --out runs/ci-broken --max-steps 40 --batch-size 4 --block-size 64 --eval-every 10 --lr 50 --no-export --no-progress || status=$$?; test $$status -eq 3
+	status=0; $(BIN)/contracts check runs/ci-broken || status=$$?; test $$status -eq 1
 
 test: setup
 	$(BIN)/contracts validate --strict
 	$(BIN)/contracts verify
+	$(MAKE) --no-print-directory gates
 	$(BIN)/python -m pytest -q
 
 lint: setup

@@ -265,8 +265,14 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available")
     rank, world = _init_distributed(cfg.device)
-    cfg.out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = cfg.out / "checkpoints"
+    if not cfg.resume and any(
+        (cfg.out / name).exists() for name in ("evidence.jsonl", "verdict.json", "checkpoints")
+    ):
+        raise UsageError(
+            f"{cfg.out} already holds a run: continue it with --resume auto or choose another --out"
+        )
+    cfg.out.mkdir(parents=True, exist_ok=True)
     resume = latest_valid_checkpoint(ckpt_dir) if cfg.resume else None
     if cfg.resume and resume is None:
         log.info("--resume auto: no valid checkpoint in %s, starting fresh", ckpt_dir)

@@ -37,6 +37,7 @@ gates: setup
 test: setup
 	$(BIN)/contracts validate --strict
 	$(BIN)/contracts verify
+	$(BIN)/contracts verify --mutants
 	$(MAKE) --no-print-directory gates
 	$(BIN)/python -m pytest -q
 

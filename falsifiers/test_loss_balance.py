@@ -128,3 +128,15 @@ def test_per_step_check_fires_at_exactly_patience(streak: int) -> None:
         {"a": 1.0, "b": 1.0}, None, STEP_WARMUP, streak, Finetune(), PER_STEP.params
     )
     assert balanced is not None and balanced.ok and balanced.metrics["streak"] == 0
+
+
+@given(st.floats(min_value=1e-9, max_value=0.09))
+def test_per_step_cap_is_exactly_max_share(excess: float) -> None:
+    """INV-BAL-002 gates on the same 0.9 share as INV-BAL-001: exactly 0.9 holds, above fires."""
+    at_cap = {"big": 0.9, "rest": 0.1}
+    over = {"big": 0.9 + excess, "rest": 0.1 - excess}
+    last = STEP_PATIENCE - 1
+    exact = check_loss_balance(at_cap, None, STEP_WARMUP, last, Finetune(), PER_STEP.params)
+    above = check_loss_balance(over, None, STEP_WARMUP, last, Finetune(), PER_STEP.params)
+    assert exact is not None and exact.ok
+    assert above is not None and not above.ok

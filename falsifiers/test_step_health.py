@@ -17,6 +17,7 @@ from traingate.checks.finite import check_finite
 from traingate.checks.gradient_norm import check_gradient_norm
 from traingate.checks.initial_loss import check_initial_loss
 from traingate.checks.loss_spike import check_loss_spike
+from traingate.formula import Formula
 from traingate.regime import Finetune, FromScratch
 from traingate.shipped import invariant
 
@@ -213,3 +214,33 @@ def test_throughput_boundary_and_absence() -> None:
     tiny = check_expression({"tokens_per_sec": -5e-324}, Finetune(), params)
     assert tiny is not None and not tiny.ok
     assert check_expression({"loss": 1.0}, Finetune(), params) is None
+
+
+def test_gradient_norm_hint_names_the_side() -> None:
+    """The hint says which way the norm left its range (a fix differs for each side)."""
+    exploding = check_gradient_norm(1e9, GRAD.params.patience, Finetune(), GRAD.params)
+    vanishing = check_gradient_norm(1e-9, GRAD.params.patience, Finetune(), GRAD.params)
+    assert exploding.hint.startswith("exploding") and not exploding.ok
+    assert vanishing.hint.startswith("vanishing") and not vanishing.ok
+
+
+def test_gradient_norm_accepts_a_degenerate_range() -> None:
+    """min_norm == max_norm is a legal (if strict) range: only that exact norm passes."""
+    point = GRAD.params.model_copy(update={"min_norm": GRAD.params.max_norm})
+    assert check_gradient_norm(100.0, 0, Finetune(), point).ok
+
+
+def test_initial_loss_zero_tolerance_is_legal_and_exact() -> None:
+    """tolerance 0 means L0 must equal ln C exactly; the bound reported sits on ln C's side."""
+    exact = INITIAL.params.model_copy(update={"tolerance": Formula.constant(0.0)})
+    at_chance = check_initial_loss(math.log(50257), FromScratch(50257), exact)
+    assert at_chance.ok
+
+
+@given(st.integers(min_value=2, max_value=1_000_000))
+def test_initial_loss_at_chance_reports_the_upper_bound(v: int) -> None:
+    decision = check_initial_loss(math.log(v), FromScratch(v), INITIAL.params)
+    assert decision.ok and decision.comparison == "<="
+    assert math.isclose(decision.limit, 1.5 * math.log(v), rel_tol=1e-12)
+    below = check_initial_loss(math.nextafter(math.log(v), 0.0), FromScratch(v), INITIAL.params)
+    assert below.ok and below.comparison == ">="

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -84,3 +85,13 @@ def test_non_finite_always_aborts(bad: float, epoch: int, regime) -> None:
     history = [1.0] * epoch + [bad]
     decision = check_non_divergence(epoch, history, regime, PARAMS)
     assert not decision.ok
+
+
+@given(st.integers(min_value=0, max_value=5))
+def test_epoch_outside_history_is_an_error(n: int) -> None:
+    """Deciding an epoch that has no recorded loss is a caller error, never a verdict."""
+    history = [1.0] * n
+    with pytest.raises(ValueError, match="outside a history"):
+        check_non_divergence(n, history, Finetune(), PARAMS)
+    with pytest.raises(ValueError, match="outside a history"):
+        check_non_divergence(-1, [1.0, *history], Finetune(), PARAMS)

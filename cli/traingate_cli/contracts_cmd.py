@@ -250,7 +250,19 @@ def _show_invariant(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=None)
-def verify(paths: tuple[Path, ...], fmt: str, root: Path | None) -> None:
+@click.option(
+    "--mutants", is_flag=True, help="Mutation-test the falsifiers: every mutant must be killed."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Parallel pytest processes for --mutants.",
+)
+def verify(
+    paths: tuple[Path, ...], fmt: str, root: Path | None, mutants: bool, workers: int
+) -> None:
     """Run every falsifier and evidence test; derive invariant and gate status from them."""
     from traingate.verify import verify as run_verify
 
@@ -262,6 +274,14 @@ def verify(paths: tuple[Path, ...], fmt: str, root: Path | None) -> None:
             f"contracts: {len(report.errors)} validation errors; fix them before verify", err=True
         )
         sys.exit(1)
+    if mutants:
+        from traingate.mutants import render_text, run_mutation
+
+        mutation = run_mutation(report.loaded, root, workers)
+        click.echo(
+            json.dumps(mutation.to_dict(), indent=2) if fmt == "json" else render_text(mutation)
+        )
+        sys.exit(0 if mutation.ok else 1)
     result = run_verify(report.loaded, root)
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))

@@ -6,6 +6,7 @@ in a source checkout, in the repository's ``contracts/``.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,7 +19,13 @@ class ContractError(Exception):
 
 
 def shipped_root() -> Path:
-    """The folder holding ``contracts/`` and ``falsifiers/`` for the shipped contracts."""
+    """The folder holding ``contracts/`` and ``falsifiers/`` for the shipped contracts.
+
+    ``TRAINGATE_SHIPPED_ROOT`` overrides it (mutation testing runs falsifiers on a copy).
+    """
+    override = os.environ.get("TRAINGATE_SHIPPED_ROOT")
+    if override:
+        return Path(override)
     packaged = Path(__file__).resolve().parent / "_shipped"
     if (packaged / "contracts").is_dir():
         return packaged

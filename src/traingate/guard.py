@@ -220,6 +220,7 @@ class Guard:
         self.last_step: int | None = None
         self.epoch: int | None = None
         self.aborted_by: ViolationRecord | None = None
+        self.interrupted: str | None = None  # set by a loop stopped early (e.g. by a signal)
         self._limits: dict[str, float] = {}  # last limit written to metrics, per invariant
         self.closed = False
         if self.evidence:
@@ -479,7 +480,11 @@ class Guard:
         ]
         return {
             **self._identity(),
-            "ok": evaluated > 0 and not blocking_bad and self.aborted_by is None,
+            "ok": evaluated > 0
+            and not blocking_bad
+            and self.aborted_by is None
+            and not self.interrupted,
+            "interrupted": self.interrupted,
             "evaluations": evaluated,
             "aborted_by": self.aborted_by.to_dict() if self.aborted_by else None,
             "last_step": self.last_step,

@@ -180,9 +180,15 @@ def _tokenizer(
     if resume_dir is not None and tok_dir.is_dir():
         return load_tokenizer(tok_dir)
     if init is not None:
-        init_tok = Path(init["_path"]).parent / "tokenizer"
-        if not init_tok.is_dir():
-            raise UsageError(f"{init['_path']}: no tokenizer/ folder beside the checkpoint")
+        ckpt = Path(init["_path"])
+        found = [
+            p for p in (ckpt.parent / "tokenizer", ckpt.parent.parent / "tokenizer") if p.is_dir()
+        ]
+        if not found:
+            raise UsageError(
+                f"{ckpt}: no tokenizer/ folder beside the checkpoint or in its run dir"
+            )
+        init_tok = found[0]
         tokenizer = load_tokenizer(init_tok)
     elif cfg.tokenizer == "bpe":
         if cfg.vocab_size is None:
@@ -391,6 +397,7 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
                     )
                 if stop.signum:
                     result.interrupted = True
+                    guard.interrupted = f"signal {stop.signum} at step {step}"
                     progress.note(
                         f"stopped by signal {stop.signum} at step {step}; checkpoint saved, "
                         "continue with --resume auto"

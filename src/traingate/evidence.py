@@ -82,7 +82,7 @@ def read_evidence(path: Path) -> Iterator[dict[str, Any]]:
         try:
             yield json.loads(line)
         except json.JSONDecodeError:
-            if number >= len(lines) - 1:  # the last written line may be torn by a crash
+            if number == len(lines):  # only the unterminated tail can be torn by a crash
                 return
             raise ValueError(f"{path}:{number}: corrupt evidence line") from None
 

@@ -26,9 +26,10 @@ from typing import Any
 
 from traingate.checks import REGISTRY, Check, CheckContext, Decision
 from traingate.evidence import EvidenceLog, MetricsBuffer, jsonable, write_verdict
-from traingate.regime import Finetune, FromScratch
+from traingate.regime import REGIME_NAMES, Finetune, FromScratch
 from traingate.schema import Contract, Invariant
 from traingate.shipped import load_valid, shipped_contracts_dir
+from traingate.thresholds import iter_formulas
 
 log = logging.getLogger("traingate")
 
@@ -51,6 +52,9 @@ class InvariantViolation(RuntimeError):
         self.rank = record.rank
         self.hint = record.hint
         super().__init__(record.message())
+
+    def __reduce__(self) -> tuple[type[InvariantViolation], tuple[ViolationRecord]]:
+        return (type(self), (self.record,))
 
 
 @dataclass(frozen=True)
@@ -336,9 +340,9 @@ class Guard:
                 continue
             t.check.update(obs)
             decisions.append(t.check.verdict())
-        decisions = self._reduce(decisions)
+        reduced = self._reduce(decisions)
         first_abort: ViolationRecord | None = None
-        for t, decision in zip(tracked, decisions, strict=True):
+        for t, (decision, rank) in zip(tracked, reduced, strict=True):
             if decision is None:
                 continue
             t.record(decision, step, epoch)
@@ -357,7 +361,7 @@ class Guard:
                 decision if not t.invariant.hint else _with_hint(decision, t.invariant.hint),
                 step,
                 epoch,
-                self.rank,
+                rank,
             )
             if self.evidence:
                 self.evidence.write(
@@ -371,10 +375,12 @@ class Guard:
             self.aborted_by = first_abort
             raise InvariantViolation(first_abort)
 
-    def _reduce(self, decisions: list[Decision | None]) -> list[Decision | None]:
-        """Across ranks: an invariant violated on any rank is violated on all (same decision)."""
+    def _reduce(self, decisions: list[Decision | None]) -> list[tuple[Decision | None, int]]:
+        """Across ranks: an invariant violated on any rank is violated on all (same decision,
+        attributed to the lowest rank that violated it)."""
+        own = [(d, self.rank) for d in decisions]
         if self._dist is None or self.world == 1:
-            return decisions
+            return own
         import torch
 
         dist = self._dist
@@ -387,15 +393,15 @@ class Guard:
         tensor = torch.tensor(flags, dtype=torch.float32, device=device)
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
         if not any(tensor.tolist()):
-            return decisions
+            return own
         gathered: list[list[Decision | None]] = [None] * self.world  # type: ignore[list-item]
         dist.all_gather_object(gathered, decisions)
-        reduced: list[Decision | None] = []
-        for i, own in enumerate(decisions):
+        reduced: list[tuple[Decision | None, int]] = []
+        for i, mine in enumerate(own):
             failing = [
-                (r, g[i]) for r, g in enumerate(gathered) if g[i] is not None and not g[i].ok
+                (g[i], r) for r, g in enumerate(gathered) if g[i] is not None and not g[i].ok
             ]
-            reduced.append(failing[0][1] if failing else own)
+            reduced.append(failing[0] if failing else mine)
         return reduced
 
     def _gather_validation(self, obs: dict[str, Any]) -> dict[str, Any]:
@@ -455,9 +461,10 @@ class Guard:
             for g in c.gates:
                 statuses = [invariants[r]["status"] for r in g.requires if r in invariants]
                 if statuses:
+                    blocked = "fail" in statuses or (g.ship_blocking and "warn" in statuses)
                     status = (
                         "fail"
-                        if "fail" in statuses
+                        if blocked
                         else "not_evaluated"
                         if "not_evaluated" in statuses
                         else "pass"
@@ -476,7 +483,8 @@ class Guard:
         blocking_bad = [
             i
             for i, v in invariants.items()
-            if v["ship_blocking"] and v["status"] in ("fail", "not_evaluated")
+            # warn keeps the run going, but a ship-blocking gate still does not ship on it
+            if v["ship_blocking"] and v["status"] in ("fail", "warn", "not_evaluated")
         ]
         return {
             **self._identity(),
@@ -585,6 +593,14 @@ def _bind(
     """Build one check per invariant, with run parameters checked against declarations."""
     tracked: list[Tracked] = []
     wanted = set(only) if only is not None else None
+    known = {inv.id for contract in contracts for inv in contract.invariants}
+    declared = {name for contract in contracts for name in contract.parameters}
+    undeclared = sorted(set(params) - declared)
+    if undeclared:
+        raise ValueError(
+            f"unknown run parameters: {', '.join(undeclared)} "
+            f"(declared: {', '.join(sorted(declared)) or 'none'})"
+        )
     for contract in contracts:
         values: dict[str, float] = {}
         for name, value in {**params, **regime.symbols()}.items():
@@ -596,13 +612,33 @@ def _bind(
             if regime.kind not in inv.regimes:
                 continue
             kind = REGISTRY[inv.check]
+            _require_symbols(inv, kind, regime, values)
             context = CheckContext(regime, values)
             tracked.append(Tracked(inv, contract, kind(inv.params, context)))
     if wanted is not None:
-        missing = wanted - {t.invariant.id for t in tracked}
+        missing = wanted - known
         if missing:
             raise ValueError(f"unknown invariant ids: {', '.join(sorted(missing))}")
     return tracked
+
+
+def _require_symbols(
+    inv: Invariant,
+    kind: type[Check[Any]],
+    regime: Finetune | FromScratch,
+    values: Mapping[str, float],
+) -> None:
+    """Fail at construction, not mid-run, when a threshold names a parameter with no value."""
+    other = {name for name in REGIME_NAMES if name != regime.kind}
+    metrics = kind.metric_symbols(inv.params)  # type: ignore[arg-type]
+    for path, formula in iter_formulas(inv.params):
+        if other & {str(p) for p in path}:
+            continue  # the other regime's threshold
+        missing = sorted(formula.symbols() - metrics - set(values))
+        if missing:
+            raise ValueError(
+                f"{inv.id}: `{formula.source}` needs {', '.join(missing)}: pass it in params="
+            )
 
 
 def _is_tensor(value: Any) -> bool:

@@ -4,10 +4,13 @@ Each module here stays importable without torch (see :mod:`traingate.checks.base
 """
 
 from traingate.checks import (
+    calibration,
+    confusion,
     expression,
     finite,
     gradient_norm,
     initial_loss,
+    liveness,
     loss_balance,
     loss_spike,
     non_divergence,
@@ -20,10 +23,13 @@ __all__ = [
     "CheckContext",
     "CheckParams",
     "Decision",
+    "calibration",
+    "confusion",
     "expression",
     "finite",
     "gradient_norm",
     "initial_loss",
+    "liveness",
     "loss_balance",
     "loss_spike",
     "non_divergence",

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, model_validator
 
-from traingate.checks.base import CheckParams, Decision, register
+from traingate.checks.base import Decision, register
 from traingate.checks.confusion import label_ids, unknown_label_names
-from traingate.checks.liveness import TensorCheck
+from traingate.checks.liveness import TensorCheck, ValidationParams
 from traingate.regime import Finetune, FromScratch
 from traingate.thresholds import Threshold, resolve
 
@@ -34,7 +34,7 @@ CALIBRATION_FIELDS = frozenset({"predictions", "labels", "probabilities"})
 # -- wrong_confidence ---------------------------------------------------------------------
 
 
-class WrongConfidenceParams(CheckParams):
+class WrongConfidenceParams(ValidationParams):
     """The ``quantile`` (default p90) of wrong predictions' confidence at most
     ``max_confidence``."""
 
@@ -101,7 +101,7 @@ class WrongConfidence(TensorCheck[WrongConfidenceParams]):
 # -- confident_errors ---------------------------------------------------------------------
 
 
-class ConfidentErrorsParams(CheckParams):
+class ConfidentErrorsParams(ValidationParams):
     """The share of wrong predictions with confidence ≥ ``confidence`` at most ``max_share``."""
 
     max_share: Threshold
@@ -162,7 +162,7 @@ class ConfidentErrors(TensorCheck[ConfidentErrorsParams]):
 # -- ece ----------------------------------------------------------------------------------
 
 
-class EceParams(CheckParams):
+class EceParams(ValidationParams):
     """Binned expected calibration error (``n_bins`` equal-width bins) at most ``max_ece``."""
 
     max_ece: Threshold
@@ -213,7 +213,7 @@ class Ece(TensorCheck[EceParams]):
 # -- probability_separation ---------------------------------------------------------------
 
 
-class ProbabilitySeparationParams(CheckParams):
+class ProbabilitySeparationParams(ValidationParams):
     """mean P(positive) on gold-positive positions − on the others at least
     ``min_separation``; ``positive_labels`` (ids or names via ``label_names``) define both."""
 

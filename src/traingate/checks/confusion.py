@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
 
-from traingate.checks.base import CheckParams, Decision, register
-from traingate.checks.liveness import TensorCheck
+from traingate.checks.base import Decision, register
+from traingate.checks.liveness import TensorCheck, ValidationParams
 from traingate.regime import Finetune, FromScratch
 from traingate.thresholds import Threshold, resolve
 
@@ -44,7 +44,7 @@ def _describe(labels: Sequence[int | str]) -> str:
     return "{" + ", ".join(str(lab) for lab in labels) + "}"
 
 
-class ConfusionRateParams(CheckParams):
+class ConfusionRateParams(ValidationParams):
     """rate(gold ∈ ``from_labels`` → predicted ∈ ``to_labels``) at most ``max_rate``, over all
     positions or (``per_group``) in every group; ``label_names`` maps names to ids and
     ``group_names`` names group ids in messages (e.g. ``{US: 0, DE: 1}``)."""

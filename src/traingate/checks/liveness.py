@@ -15,19 +15,11 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import Field
 
-from traingate.checks.base import (
-    Check,
-    CheckContext,
-    CheckParams,
-    Decision,
-    Observation,
-    P,
-    register,
-)
+from traingate.checks.base import Check, CheckContext, CheckParams, Decision, Observation, register
 from traingate.regime import Finetune, FromScratch
 from traingate.thresholds import Resolved, Threshold, resolve
 
@@ -38,6 +30,26 @@ if TYPE_CHECKING:
 TOKEN_FIELDS = ("predictions", "labels", "probabilities", "groups")
 
 
+class ValidationParams(CheckParams):
+    """Params every validation-time tensor kind shares: validations before ``from_step`` (the
+    loop's step count) or before ``from_epoch`` (0-based) are not judged, as in "the rate
+    must be under 1 % by 20k steps"."""
+
+    from_step: int = Field(default=0, ge=0)
+    from_epoch: int = Field(default=0, ge=0)
+
+
+VP = TypeVar("VP", bound=ValidationParams)
+
+
+def is_judged(params: ValidationParams, step: int | None, epoch: int | None) -> bool:
+    """Whether a validation at ``step`` and ``epoch`` is judged: both at or past their
+    ``from_`` bounds. An unknown step (or epoch) is judged only when its bound is 0."""
+    step_ok = params.from_step == 0 or (step is not None and step >= params.from_step)
+    epoch_ok = params.from_epoch == 0 or (epoch is not None and epoch >= params.from_epoch)
+    return step_ok and epoch_ok
+
+
 def _flatten(name: str, value: Tensor) -> Tensor:
     """(B, T) predictions/labels/groups → (B·T,); (B, T, C) probabilities/embeddings → (B·T, C)."""
     if name in ("probabilities", "embeddings") and value.ndim >= 2:
@@ -45,20 +57,22 @@ def _flatten(name: str, value: Tensor) -> Tensor:
     return value.reshape(-1)
 
 
-class TensorCheck(Check[P]):
+class TensorCheck(Check[VP]):
     """A validation-time kind that decides on the concatenated tensors of one validation.
 
-    ``update`` buffers the fields in ``gather`` (detached, on their device); ``verdict``
-    concatenates them, drops positions whose gold label is negative (the ``-100`` padding
-    convention), decides once and caches the decision. The first ``update`` after a verdict
-    starts the next validation's buffer, so a Guard that calls update-then-verdict once per
-    validation, and a loop that feeds many batches before one verdict, both work.
+    ``update`` buffers the fields in ``gather`` (detached, on their device) and remembers the
+    latest ``step``/``epoch``; ``verdict`` is ``None`` outside the judged window (see
+    :func:`is_judged`), else it concatenates the buffers, drops positions whose gold label is
+    negative (the ``-100`` padding convention), decides once and caches the decision. The
+    first ``update`` after a verdict starts the next validation's buffer, so a Guard that calls
+    update-then-verdict once per validation, and a loop that feeds many batches before one
+    verdict, both work.
 
     ``state_dict`` is empty: the only state is the current validation's buffer, and a
     checkpoint is never taken between a validation's updates and its verdict.
     """
 
-    def __init__(self, params: P, context: CheckContext) -> None:
+    def __init__(self, params: VP, context: CheckContext) -> None:
         super().__init__(params, context)
         self.reset()
 
@@ -69,6 +83,8 @@ class TensorCheck(Check[P]):
         if missing:
             raise KeyError(f"{self.kind} needs the validation observation(s) {missing}")
         self._updates += 1
+        self._step = observation.get("step")
+        self._epoch = observation.get("epoch")
         for name in self.gather:
             value = observation.get(name)
             if value is not None:
@@ -76,13 +92,16 @@ class TensorCheck(Check[P]):
 
     def verdict(self) -> Decision | None:
         if not self._decided:
-            self._decision = self._decide(self._collect()) if self._updates else None
+            judged = self._updates > 0 and is_judged(self.params, self._step, self._epoch)
+            self._decision = self._decide(self._collect()) if judged else None
             self._decided = True
         return self._decision
 
     def reset(self) -> None:
         self._parts: dict[str, list[Tensor]] = {}
         self._updates = 0
+        self._step: int | None = None
+        self._epoch: int | None = None
         self._decided = False
         self._decision: Decision | None = None
 
@@ -124,7 +143,7 @@ class TensorCheck(Check[P]):
 # -- distinct_predictions -----------------------------------------------------------------
 
 
-class DistinctPredictionsParams(CheckParams):
+class DistinctPredictionsParams(ValidationParams):
     """At least ``min_distinct`` distinct predicted labels, capped by the labels in gold."""
 
     min_distinct: Threshold
@@ -142,8 +161,6 @@ def check_distinct_predictions(
     The cap keeps the gate honest on small label sets: a validation set with 5 gold classes
     cannot be asked for 10 distinct predictions.
     """
-    if distinct < 0 or labels_in_gold < 0:
-        raise ValueError("label counts cannot be negative")
     asked = resolve(params.min_distinct, regime, values or {})
     limit = min(asked.value, float(labels_in_gold))
     bound = Resolved(
@@ -192,7 +209,7 @@ class DistinctPredictions(TensorCheck[DistinctPredictionsParams]):
 # -- macro_f1 -----------------------------------------------------------------------------
 
 
-class MacroF1Params(CheckParams):
+class MacroF1Params(ValidationParams):
     """Macro F1 (over labels in gold or predictions) at least ``min_f1``."""
 
     min_f1: Threshold
@@ -240,7 +257,7 @@ class MacroF1(TensorCheck[MacroF1Params]):
 # -- prediction_share ---------------------------------------------------------------------
 
 
-class PredictionShareParams(CheckParams):
+class PredictionShareParams(ValidationParams):
     """The most frequent predicted label covers at most ``max_share`` of the predictions."""
 
     max_share: Threshold
@@ -298,7 +315,7 @@ class PredictionShare(TensorCheck[PredictionShareParams]):
 # -- embedding_collapse -------------------------------------------------------------------
 
 
-class EmbeddingCollapseParams(CheckParams):
+class EmbeddingCollapseParams(ValidationParams):
     """max pairwise L2 / mean L2 norm of the embeddings at least ``min_ratio``."""
 
     min_ratio: Threshold
@@ -374,7 +391,7 @@ class EmbeddingCollapse(TensorCheck[EmbeddingCollapseParams]):
 # -- embedding_clusters -------------------------------------------------------------------
 
 
-class EmbeddingClustersParams(CheckParams):
+class EmbeddingClustersParams(ValidationParams):
     """At least ``min_clusters`` MCL clusters at ``inflation`` on the k-NN cosine graph of at
     most ``max_points`` embeddings (see :func:`traingate.metrics.liveness.mcl_clusters`)."""
 

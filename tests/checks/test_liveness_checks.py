@@ -1,0 +1,248 @@
+"""Liveness kinds (seed 002): each passes on a healthy model and fires on the collapse."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from traingate.checks.base import REGISTRY, CheckContext
+from traingate.checks.liveness import (
+    DistinctPredictions,
+    DistinctPredictionsParams,
+    EmbeddingClusters,
+    EmbeddingClustersParams,
+    EmbeddingCollapse,
+    EmbeddingCollapseParams,
+    MacroF1,
+    MacroF1Params,
+    PredictionShare,
+    PredictionShareParams,
+    check_distinct_predictions,
+    check_embedding_clusters,
+    check_embedding_collapse,
+    check_macro_f1,
+    check_prediction_share,
+    is_judged,
+)
+from traingate.regime import Finetune, FromScratch
+
+CONTEXT = CheckContext(Finetune())
+# Seed 002's liveness gate.
+GATE = {
+    DistinctPredictions: DistinctPredictionsParams(min_distinct=10),
+    MacroF1: MacroF1Params(min_f1=0.10),
+    PredictionShare: PredictionShareParams(max_share=0.5),
+    EmbeddingCollapse: EmbeddingCollapseParams(min_ratio=0.01),
+    EmbeddingClusters: EmbeddingClustersParams(min_clusters=3),
+}
+CURRENCY = 7
+
+
+def seed_002_observation() -> dict[str, torch.Tensor]:
+    """1500 validation samples over 82 labels; one label predicted for all; every pooled
+    embedding a common vector of norm 6.98 plus noise, max pairwise L2 0.020."""
+    g = torch.Generator().manual_seed(0)
+    common = torch.randn(384, generator=g, dtype=torch.float64)
+    noise = torch.randn(1500, 384, generator=g, dtype=torch.float64)
+    noise = noise / noise.norm(dim=1, keepdim=True) * 0.010 * torch.rand(1500, 1, generator=g)
+    noise[0] = common / common.norm() * 0.010
+    noise[1] = -noise[0]
+    return {
+        "predictions": torch.full((1500,), CURRENCY),
+        "labels": torch.arange(1500) % 82,
+        "embeddings": (common / common.norm() * 6.98 + noise).float(),
+    }
+
+
+def healthy_observation(random_features: bool = False) -> dict[str, torch.Tensor]:
+    """400 samples over 20 labels, 80 % right; embeddings clustered by label (or iid)."""
+    g = torch.Generator().manual_seed(1)
+    labels = torch.arange(400) % 20
+    wrong = torch.rand(400, generator=g) < 0.2
+    predictions = torch.where(wrong, (labels + 1) % 20, labels)
+    if random_features:
+        embeddings = torch.randn(400, 384, generator=g)
+    else:
+        centres = torch.randn(20, 384, generator=g)
+        embeddings = centres[labels] + 0.05 * torch.randn(400, 384, generator=g)
+    return {"predictions": predictions, "labels": labels, "embeddings": embeddings}
+
+
+def run(kind: type, params: object, *observations: dict[str, torch.Tensor]):
+    check = kind(params, CONTEXT)
+    for obs in observations:
+        check.update(obs)
+    return check.verdict()
+
+
+def test_kinds_are_registered_for_validation() -> None:
+    for kind in GATE:
+        assert REGISTRY[kind.kind] is kind
+        assert kind.points == frozenset({"validation"})
+        assert kind.requires <= set(kind.gather)
+
+
+@pytest.mark.parametrize("kind", list(GATE), ids=lambda k: k.kind)
+def test_seed_002_collapse_fires(kind: type) -> None:
+    decision = run(kind, GATE[kind], seed_002_observation())
+    assert decision is not None and not decision.ok
+
+
+def test_seed_002_observed_values() -> None:
+    obs = seed_002_observation()
+    assert run(DistinctPredictions, GATE[DistinctPredictions], obs).observed == 1.0
+    assert run(PredictionShare, GATE[PredictionShare], obs).observed == 1.0
+    assert run(MacroF1, GATE[MacroF1], obs).observed < 0.001
+    collapse = run(EmbeddingCollapse, GATE[EmbeddingCollapse], obs)
+    assert collapse.observed == pytest.approx(0.020 / 6.98, rel=1e-3)
+    assert collapse.metrics["max_pairwise_distance"] == pytest.approx(0.020, rel=1e-4)
+    assert collapse.metrics["effective_rank"] < 1.5
+    assert run(EmbeddingClusters, GATE[EmbeddingClusters], obs).observed == 1.0
+
+
+@pytest.mark.parametrize("random_features", [False, True], ids=["clustered", "random"])
+@pytest.mark.parametrize("kind", list(GATE), ids=lambda k: k.kind)
+def test_healthy_model_passes(kind: type, random_features: bool) -> None:
+    decision = run(kind, GATE[kind], healthy_observation(random_features))
+    assert decision is not None and decision.ok, decision
+
+
+# -- exact boundaries of the pure decisions ------------------------------------------------
+
+
+def test_distinct_predictions_boundary_and_gold_cap() -> None:
+    params = GATE[DistinctPredictions]
+    regime = Finetune()
+    assert check_distinct_predictions(10, 82, regime, params).ok
+    assert not check_distinct_predictions(9, 82, regime, params).ok
+    capped = check_distinct_predictions(5, 5, regime, params)  # a 5-class validation set
+    assert capped.ok and capped.limit == 5.0 and capped.evaluated == "min(10, 5) = 5"
+    assert not check_distinct_predictions(4, 5, regime, params).ok
+
+
+def test_macro_f1_share_collapse_and_cluster_boundaries() -> None:
+    regime = Finetune()
+    below = math.nextafter(0.10, 0.0)
+    assert check_macro_f1(0.10, regime, GATE[MacroF1]).ok
+    assert not check_macro_f1(below, regime, GATE[MacroF1]).ok
+    assert not check_macro_f1(math.nan, regime, GATE[MacroF1]).ok
+    assert check_prediction_share(0.5, 3, regime, GATE[PredictionShare]).ok
+    assert not check_prediction_share(math.nextafter(0.5, 1.0), 3, regime, GATE[PredictionShare]).ok
+    assert check_embedding_collapse(0.01, 2.0, regime, GATE[EmbeddingCollapse]).ok
+    assert not check_embedding_collapse(
+        math.nextafter(0.01, 0.0), 2.0, regime, GATE[EmbeddingCollapse]
+    ).ok
+    assert check_embedding_clusters(3, regime, GATE[EmbeddingClusters]).ok
+    assert not check_embedding_clusters(2, regime, GATE[EmbeddingClusters]).ok
+
+
+def test_thresholds_may_be_formulas_and_regime_keyed() -> None:
+    params = MacroF1Params.model_validate({"min_f1": {"finetune": 0.1, "from_scratch": "1 / 20"}})
+    scratch = check_macro_f1(0.06, FromScratch(100), params)
+    assert scratch.ok and scratch.limit == 0.05 and scratch.formula == "1 / 20"
+    assert not check_macro_f1(0.06, Finetune(), params).ok
+    share = PredictionShareParams.model_validate({"max_share": "2 / num_labels"})
+    assert not check_prediction_share(0.3, 1, Finetune(), share, {"num_labels": 10}).ok
+
+
+# -- the stateful checks -------------------------------------------------------------------
+
+
+def test_batches_accumulate_until_the_verdict() -> None:
+    obs = healthy_observation()
+    halves = [{k: v[:200] for k, v in obs.items()}, {k: v[200:] for k, v in obs.items()}]
+    whole = run(MacroF1, GATE[MacroF1], obs)
+    split = run(MacroF1, GATE[MacroF1], *halves)
+    assert split.observed == whole.observed
+
+
+def test_the_next_validation_starts_fresh_after_a_verdict() -> None:
+    check = DistinctPredictions(GATE[DistinctPredictions], CONTEXT)
+    assert check.verdict() is None
+    check.update(seed_002_observation())
+    first = check.verdict()
+    assert not first.ok and check.verdict() is first
+    check.update(healthy_observation())
+    second = check.verdict()
+    assert second.ok and second.observed == 20.0
+    check.reset()
+    assert check.verdict() is None
+
+
+def test_padding_positions_are_dropped() -> None:
+    obs = healthy_observation()
+    padded = {
+        "predictions": torch.cat([obs["predictions"], torch.zeros(2000, dtype=torch.long)]),
+        "labels": torch.cat([obs["labels"], torch.full((2000,), -100)]),
+    }
+    decision = run(PredictionShare, GATE[PredictionShare], padded)
+    assert decision.ok and decision.observed < 0.1
+    assert (
+        run(PredictionShare, GATE[PredictionShare], {"predictions": padded["predictions"]}).observed
+        > 0.8
+    )
+
+
+def test_token_tensors_are_flattened() -> None:
+    obs = healthy_observation()
+    tokens = {
+        "predictions": obs["predictions"].reshape(20, 20),
+        "labels": obs["labels"].reshape(20, 20),
+    }
+    assert run(MacroF1, GATE[MacroF1], tokens).observed == run(MacroF1, GATE[MacroF1], obs).observed
+
+
+def test_wiring_errors_are_loud() -> None:
+    check = MacroF1(GATE[MacroF1], CONTEXT)
+    with pytest.raises(KeyError):
+        check.update({"predictions": torch.zeros(3, dtype=torch.long)})
+    check.update({"predictions": torch.zeros(3, dtype=torch.long), "labels": torch.zeros(4)})
+    with pytest.raises(ValueError):
+        check.verdict()
+
+
+def test_too_little_data_is_not_evaluated() -> None:
+    one = {"embeddings": torch.ones(1, 8)}
+    assert run(EmbeddingCollapse, GATE[EmbeddingCollapse], one) is None
+    empty = {"predictions": torch.zeros(0, dtype=torch.long), "labels": torch.zeros(0)}
+    assert run(DistinctPredictions, GATE[DistinctPredictions], empty) is None
+
+
+def test_state_is_empty_between_validations() -> None:
+    check = EmbeddingCollapse(GATE[EmbeddingCollapse], CONTEXT)
+    check.update(healthy_observation())
+    assert check.verdict().ok
+    assert check.state_dict() == {}
+    check.load_state_dict({})
+    assert check.verdict() is None
+    with pytest.raises(ValueError):
+        check.load_state_dict({"buffer": []})
+
+
+def test_params_are_strict() -> None:
+    with pytest.raises(ValidationError):
+        EmbeddingClustersParams.model_validate({"min_clusters": 3, "inflation": 1.0})
+    with pytest.raises(ValidationError):
+        EmbeddingClustersParams.model_validate({"min_clusters": 3, "k": "10"})
+    with pytest.raises(ValidationError):
+        DistinctPredictionsParams.model_validate({"min_distinct": 10, "typo": 1})
+    params = EmbeddingClustersParams(min_clusters=3)
+    assert (params.inflation, params.k, params.max_points) == (1.4, 10, 600)
+
+
+def test_validations_before_from_step_or_from_epoch_are_not_judged() -> None:
+    params = DistinctPredictionsParams(min_distinct=10, from_step=20_000, from_epoch=2)
+    assert not is_judged(params, 19_999, 5)
+    assert not is_judged(params, 20_000, 1)
+    assert is_judged(params, 20_000, 2)
+    assert not is_judged(params, None, 2)  # an unknown step cannot be past 20k
+    assert is_judged(DistinctPredictionsParams(min_distinct=10), None, None)
+    check = DistinctPredictions(params, CONTEXT)
+    collapsed = seed_002_observation()
+    check.update({**collapsed, "step": 19_999, "epoch": 3})
+    assert check.verdict() is None
+    check.update({**collapsed, "step": 20_000, "epoch": 3})
+    assert not check.verdict().ok

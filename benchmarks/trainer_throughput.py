@@ -89,6 +89,8 @@ def trainer_run(args: argparse.Namespace, data: Path, out: Path) -> float:
         seed=args.seed,
         export_onnx=False,
         progress=False,
+        eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every,
     )
     with batch_clock(args.warmup, args.device) as mark:
         pretrain(cfg)
@@ -127,6 +129,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved A/B rounds")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps at each run's start")
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        default=None,
+        help="trainer validation interval (default: the trainer's, a quarter of the run)",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        help="trainer checkpoint interval (default: the trainer's, = eval interval)",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--block-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=1337)

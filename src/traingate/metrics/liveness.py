@@ -26,6 +26,7 @@ __all__ = [
     "top1_share",
 ]
 
+
 def _rows(embeddings: Tensor) -> Tensor:
     """(N, D) view of embeddings given as (N, D) or (N, ...) (trailing dims flattened)."""
     if embeddings.ndim < 2:

@@ -605,3 +605,28 @@ def test_non_finite_step_raises_before_optimizer_step(
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
     assert all(torch.isfinite(p).all() for p in after)
     assert guard.verdict()["invariants"][inv_id]["status"] == "fail"
+
+
+def test_params_dependent_observation_missing_reads_not_evaluated(tmp_path: Path) -> None:
+    """A per-locale confusion tripwire without group ids is not evaluated, not a crash."""
+    import torch
+
+    from traingate.shipped import shipped_contracts_dir
+
+    contract = shipped_contracts_dir() / "confusion-v1.yaml"
+    with Guard([contract], regime=Finetune(), run_dir=tmp_path / "run") as guard:
+        labels = torch.tensor([1, 2, 0, 0, 6])
+        guard.validation(0, step=30_000, predictions=labels.clone(), labels=labels)
+    verdict = read_verdict(tmp_path / "run")
+    statuses = {k: v["status"] for k, v in verdict["invariants"].items()}
+    assert statuses and set(statuses.values()) == {"not_evaluated"}
+    assert verdict["ok"] is False
+    with Guard([contract], regime=Finetune()) as guard:
+        guard.validation(
+            0,
+            step=30_000,
+            predictions=labels.clone(),
+            labels=labels,
+            groups=torch.zeros(5, dtype=torch.long),
+        )
+        assert {v["status"] for v in guard.verdict()["invariants"].values()} == {"pass"}

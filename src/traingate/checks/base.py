@@ -121,6 +121,14 @@ class Check(ABC, Generic[P]):
         """Formula symbols that name observations rather than run parameters."""
         return frozenset()
 
+    def observes(self) -> frozenset[str]:
+        """Observations this invariant needs, given its params (default: ``requires``).
+
+        The Guard evaluates an invariant only at points that provide all of them, so a
+        missing observation reads "not evaluated", never a crash or a silent pass.
+        """
+        return self.requires
+
     @classmethod
     def regime_keyed(cls, params: CheckParams) -> bool:
         """Whether any threshold in ``params`` depends on the regime."""

@@ -121,6 +121,10 @@ class ConfusionRate(TensorCheck[ConfusionRateParams]):
     gather = ("predictions", "labels", "groups")
     summary = "rate of gold-in-A predicted-in-B ≤ max_rate (worst group when per_group)"
 
+    def observes(self) -> frozenset[str]:
+        """Per-group rates need the group ids too."""
+        return self.requires | {"groups"} if self.params.per_group else self.requires
+
     def update(self, observation: Mapping[str, Any]) -> None:
         if self.params.per_group and observation.get("groups") is None:
             raise KeyError(f"{self.kind} with per_group needs the validation observation 'groups'")

@@ -3,64 +3,25 @@ recovery, finetune initialisation, and a full default-contract run with export."
 
 from __future__ import annotations
 
-import ast
 import json
 import logging
 import math
 import shutil
-import sysconfig
-from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-import torch
 
 from traingate.evidence import read_evidence, read_verdict
 from traingate.train.pretrain import PretrainConfig, PretrainResult, UsageError, pretrain
 from traingate.train.tokenizer import load_tokenizer
 
-STDLIB_MODULES = ("argparse", "textwrap", "string", "json", "pathlib", "functools", "csv")
 TINY = {"batch_size": 2, "block_size": 32, "eval_blocks": 2, "export_onnx": False}
 SHORT_RUN_INVARIANTS = ["INV-TRAIN-001", "INV-TRAIN-005"]
 
 
-def stdlib_docstrings(modules: tuple[str, ...] = STDLIB_MODULES) -> list[str]:
-    """Whitespace-normalised docstrings of a few stdlib modules, read with ``ast``."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    docs = []
-    for name in modules:
-        path = root / f"{name}.py"
-        if not path.is_file():
-            path = root / name / "__init__.py"
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef):
-                doc = ast.get_docstring(node)
-                if doc and len(doc) > 40:
-                    docs.append(" ".join(doc.split()))
-    return docs
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The same documents as a blank-line separated .txt file and as a parquet shard."""
-    docs = stdlib_docstrings()
-    root = tmp_path_factory.mktemp("corpus")
-    txt = root / "docs.txt"
-    txt.write_text("\n\n".join(docs) + "\n", encoding="utf-8")
-    parquet = root / "docs.parquet"
-    pq.write_table(pa.table({"text": docs}), parquet)
-    return {"txt": txt, "parquet": parquet}
-
-
 @pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: bitwise-repeatable CPU math, and far faster on a loaded 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread: None) -> None:
+    """Every test here runs with one torch thread (see conftest)."""
 
 
 def config(out: Path, data: Path, **overrides: object) -> PretrainConfig:

@@ -4,22 +4,17 @@ seed 003's regime-dependent epoch-zero cap, a full default-contract run gated by
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import os
 import signal
 import subprocess
 import sys
-import sysconfig
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
 from click.testing import CliRunner, Result
 from traingate_cli.run_cmds import check
 from traingate_cli.trainer_cmd import cli
@@ -29,44 +24,11 @@ from traingate.train.checkpoint import list_step_checkpoints, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_ARGS = ["--batch-size", "2", "--block-size", "32", "--eval-blocks", "2", "--no-progress"]
-STDLIB_MODULES = ("argparse", "textwrap", "string", "json", "pathlib", "functools", "csv")
-
-
-def stdlib_docstrings() -> list[str]:
-    """Whitespace-normalised docstrings of a few stdlib modules, read with ``ast``."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    docs = []
-    for name in STDLIB_MODULES:
-        path = root / f"{name}.py"
-        if not path.is_file():
-            path = root / name / "__init__.py"
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef):
-                doc = ast.get_docstring(node)
-                if doc and len(doc) > 40:
-                    docs.append(" ".join(doc.split()))
-    return docs
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The same documents as a blank-line separated .txt file and as a parquet shard."""
-    docs = stdlib_docstrings()
-    root = tmp_path_factory.mktemp("corpus")
-    txt = root / "docs.txt"
-    txt.write_text("\n\n".join(docs) + "\n", encoding="utf-8")
-    parquet = root / "docs.parquet"
-    pq.write_table(pa.table({"text": docs}), parquet)
-    return {"txt": txt, "parquet": parquet}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: repeatable CPU math, and far faster on a loaded 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread: None) -> None:
+    """Every test here runs with one torch thread (see conftest)."""
 
 
 def trainer(*args: str | Path) -> Result:

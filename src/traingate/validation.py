@@ -123,122 +123,61 @@ def cross_check(loaded: Iterable[LoadedContract], root: Path | None = None) -> l
         c = lc.contract
         assert c is not None
         base = root or find_root(lc.path.parent)
+
+        def unique(what: str, ident: str, loc: tuple, lc: LoadedContract = lc) -> None:
+            """TG140: an invariant, gate or decision id is defined once across all files."""
+            if ident in seen_ids:
+                message = f"{what} id {ident} is also defined in {seen_ids[ident]}"
+                found.append(_finding(lc, "TG140", "error", message, loc))
+            seen_ids.setdefault(ident, lc.display)
+
+        def tests_exist(
+            ids: list[str], loc: tuple, lc: LoadedContract = lc, base: Path = base
+        ) -> None:
+            """TG150: every cited test id resolves to a test function (parsed, not imported)."""
+            for j, tid in enumerate(ids):
+                problem = problem_with_test_id(tid, base)
+                if problem:
+                    found.append(_finding(lc, "TG150", "error", problem, (*loc, j)))
+
         if c.contract in seen_contracts:
-            found.append(
-                _finding(
-                    lc,
-                    "TG161",
-                    "error",
-                    f"contract id {c.contract} is also defined in {seen_contracts[c.contract]}",
-                    ("contract",),
-                )
-            )
+            message = f"contract id {c.contract} is also defined in {seen_contracts[c.contract]}"
+            found.append(_finding(lc, "TG161", "error", message, ("contract",)))
         seen_contracts.setdefault(c.contract, lc.display)
         found.extend(_check_versions(lc))
         gated = {req for gate in c.gates for req in gate.requires}
         used: set[str] = set()
         for i, inv in enumerate(c.invariants):
-            if inv.id in seen_ids:
-                found.append(
-                    _finding(
-                        lc,
-                        "TG140",
-                        "error",
-                        f"invariant id {inv.id} is also defined in {seen_ids[inv.id]}",
-                        ("invariants", i, "id"),
-                    )
-                )
-            seen_ids.setdefault(inv.id, lc.display)
+            unique("invariant", inv.id, ("invariants", i, "id"))
             if not inv.falsified_by:
-                found.append(
-                    _finding(
-                        lc,
-                        "TG151",
-                        "error",
-                        f"{inv.id} names no falsifier: "
-                        "every threshold needs a test that fails when it changes",
-                        ("invariants", i),
-                        key=False,
-                    )
+                message = (
+                    f"{inv.id} names no falsifier: "
+                    "every threshold needs a test that fails when it changes"
                 )
-            for j, tid in enumerate(inv.falsified_by):
-                problem = problem_with_test_id(tid, base)
-                if problem:
-                    found.append(
-                        _finding(
-                            lc, "TG150", "error", problem, ("invariants", i, "falsified_by", j)
-                        )
-                    )
+                found.append(_finding(lc, "TG151", "error", message, ("invariants", i)))
+            tests_exist(inv.falsified_by, ("invariants", i, "falsified_by"))
             if inv.id not in gated:
-                found.append(
-                    _finding(
-                        lc,
-                        "TG152",
-                        "warning",
-                        f"{inv.id} is required by no gate",
-                        ("invariants", i, "id"),
-                    )
-                )
+                message = f"{inv.id} is required by no gate"
+                found.append(_finding(lc, "TG152", "warning", message, ("invariants", i, "id")))
             found.extend(_check_symbols(lc, i, used))
         for name in c.parameters:
             if name not in used:
+                message = f"parameter `{name}` is declared but no formula uses it"
                 found.append(
-                    _finding(
-                        lc,
-                        "TG133",
-                        "warning",
-                        f"parameter `{name}` is declared but no formula uses it",
-                        ("parameters", name),
-                        key=True,
-                    )
+                    _finding(lc, "TG133", "warning", message, ("parameters", name), key=True)
                 )
         for d, rule in enumerate(c.decisions):
-            if rule.id in seen_ids:
-                found.append(
-                    _finding(
-                        lc,
-                        "TG140",
-                        "error",
-                        f"decision id {rule.id} is also defined in {seen_ids[rule.id]}",
-                        ("decisions", d, "id"),
-                    )
-                )
-            seen_ids.setdefault(rule.id, lc.display)
-            for j, tid in enumerate(rule.falsified_by):
-                problem = problem_with_test_id(tid, base)
-                if problem:
-                    found.append(
-                        _finding(lc, "TG150", "error", problem, ("decisions", d, "falsified_by", j))
-                    )
+            unique("decision", rule.id, ("decisions", d, "id"))
+            tests_exist(rule.falsified_by, ("decisions", d, "falsified_by"))
         for g, gate in enumerate(c.gates):
-            if gate.id in seen_ids:
-                found.append(
-                    _finding(
-                        lc,
-                        "TG140",
-                        "error",
-                        f"gate id {gate.id} is also defined in {seen_ids[gate.id]}",
-                        ("gates", g, "id"),
-                    )
-                )
-            seen_ids.setdefault(gate.id, lc.display)
+            unique("gate", gate.id, ("gates", g, "id"))
             for r, req in enumerate(gate.requires):
                 if req not in all_invariants:
+                    message = f"{gate.id} requires unknown invariant {req}"
                     found.append(
-                        _finding(
-                            lc,
-                            "TG141",
-                            "error",
-                            f"{gate.id} requires unknown invariant {req}",
-                            ("gates", g, "requires", r),
-                        )
+                        _finding(lc, "TG141", "error", message, ("gates", g, "requires", r))
                     )
-            for j, tid in enumerate(gate.evidence):
-                problem = problem_with_test_id(tid, base)
-                if problem:
-                    found.append(
-                        _finding(lc, "TG150", "error", problem, ("gates", g, "evidence", j))
-                    )
+            tests_exist(gate.evidence, ("gates", g, "evidence"))
     return found
 
 

@@ -40,6 +40,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from traingate.formula import FUNCTIONS, Formula, FormulaError, unparse
+from traingate.thresholds import located_formula_error
 
 DECISION_ID = r"^DEC-[A-Z0-9]+(?:-[A-Z0-9]+)*-\d{3}$"
 SYMBOL = r"^[a-z][a-z0-9_]*$"
@@ -337,11 +338,7 @@ def _to_predicate(value: Any) -> Predicate:
     try:
         return parse_predicate(value)
     except FormulaError as exc:
-        raise PydanticCustomError(
-            "formula",
-            "{message}",
-            {"message": exc.message, "column": exc.column, "code": exc.code},
-        ) from None
+        raise located_formula_error(exc) from None
 
 
 PredicateField = Annotated[

@@ -19,6 +19,14 @@ from traingate.formula import Formula, FormulaError
 from traingate.regime import REGIME_NAMES, Finetune, FromScratch
 
 
+def located_formula_error(exc: FormulaError) -> PydanticCustomError:
+    """A formula error as a pydantic error whose context keeps the column and code, so the
+    loader can point at the exact character in the YAML."""
+    return PydanticCustomError(
+        "formula", "{message}", {"message": exc.message, "column": exc.column, "code": exc.code}
+    )
+
+
 def _to_formula(value: Any) -> Formula:
     if isinstance(value, Formula):
         return value
@@ -30,11 +38,7 @@ def _to_formula(value: Any) -> Formula:
         try:
             return Formula.parse(value) if isinstance(value, str) else Formula.constant(value)
         except FormulaError as exc:
-            raise PydanticCustomError(
-                "formula",
-                "{message}",
-                {"message": exc.message, "column": exc.column, "code": exc.code},
-            ) from None
+            raise located_formula_error(exc) from None
     raise PydanticCustomError("threshold_type", "a threshold is a number or a formula text")
 
 

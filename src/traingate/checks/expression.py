@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 from traingate.checks.base import Check, CheckContext, CheckParams, Decision, Observation, register
 from traingate.formula import COMPARISONS, Formula, FormulaError, unparse
 from traingate.regime import Finetune, FromScratch
+from traingate.thresholds import located_formula_error
 
 
 def _to_predicate(value: Any) -> Formula:
@@ -36,11 +37,7 @@ def _to_predicate(value: Any) -> Formula:
     try:
         return Formula.parse(value, predicate=True)
     except FormulaError as exc:
-        raise PydanticCustomError(
-            "formula",
-            "{message}",
-            {"message": exc.message, "column": exc.column, "code": exc.code},
-        ) from None
+        raise located_formula_error(exc) from None
 
 
 PredicateField = Annotated[

@@ -21,7 +21,7 @@ RUN := runs/demo
 demo: setup
 	$(BIN)/contracts validate
 	rm -rf $(RUN)
-	$(BIN)/trainer pretrain --mode from-scratch --out $(RUN) --max-steps 600
+	$(BIN)/trainer pretrain --mode from-scratch --out $(RUN) --max-steps 2000
 	$(BIN)/contracts check $(RUN)
 	$(BIN)/contracts report $(RUN) --out $(RUN)/report.html
 

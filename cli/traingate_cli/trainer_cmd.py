@@ -22,37 +22,12 @@ def _fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def gate_table(verdict: dict[str, Any]) -> str:
-    """The end-of-run table: every invariant's status, evaluations and worst observation."""
-    rows = [("invariant", "status", "evals", "worst observed", "limit", "contract")]
-    for inv_id, v in verdict.get("invariants", {}).items():
-        worst = v.get("worst") or {}
-        observed = worst.get("observed")
-        limit = worst.get("limit")
-        rows.append(
-            (
-                inv_id,
-                v["status"],
-                str(v["evaluations"]),
-                "-"
-                if observed is None
-                else f"{observed:.6g}"
-                if isinstance(observed, float)
-                else str(observed),
-                "-" if limit is None else f"{worst.get('comparison', '')} {limit:.6g}",
-                v["contract"],
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    for gate_id, g in verdict.get("gates", {}).items():
-        blocking = "ship-blocking" if g["ship_blocking"] else "advisory"
-        lines.append(f"{gate_id}: {g['status']} ({blocking}; requires {', '.join(g['requires'])})")
-    lines.append("verdict: " + ("PASS" if verdict.get("ok") else "FAIL"))
-    return "\n".join(lines)
+def gate_table(verdict: dict[str, Any], run_dir: Path) -> str:
+    """The end-of-run table, as ``contracts check`` renders it, and the verdict line."""
+    from traingate.runcheck import judge_verdict, render_text
+
+    ok = "PASS" if verdict.get("ok") else "FAIL"
+    return f"{render_text(judge_verdict(verdict, run_dir))}\nverdict: {ok}"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -194,7 +169,7 @@ def pretrain(**opts: Any) -> None:
         sys.exit(EXIT_ABORTED)
     except (UsageError, DataError, ContractError, CheckpointError, ValueError) as exc:
         _fail(str(exc))
-    click.echo(gate_table(result.verdict))
+    click.echo(gate_table(result.verdict, cfg.out))
     click.echo(
         f"run dir: {cfg.out}  (steps {result.steps}, checkpoints in {cfg.out / 'checkpoints'})"
     )
@@ -211,7 +186,7 @@ def _print_verdict(run_dir: Path) -> None:
     from traingate.evidence import read_verdict
 
     with contextlib.suppress(OSError, ValueError):
-        click.echo(gate_table(read_verdict(run_dir)))
+        click.echo(gate_table(read_verdict(run_dir), run_dir))
 
 
 @cli.command()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -264,6 +264,19 @@ def check_run(run_dir: str | Path) -> RunCheck:
     run_dir = Path(run_dir)
     verdict = load_verdict(run_dir)
     events, notes = load_events(run_dir)
+    audit = _load_audit(run_dir, notes)
+    return judge_verdict(verdict, run_dir, events, notes, audit)
+
+
+def judge_verdict(
+    verdict: Mapping[str, Any],
+    run_dir: Path,
+    events: Sequence[Mapping[str, Any]] = (),
+    notes: list[str] | None = None,
+    audit: dict[str, Any] | None = None,
+) -> RunCheck:
+    """The ship decision for a verdict already in hand (``check_run`` reads one from disk)."""
+    notes = notes if notes is not None else []
     first_violation: dict[str, dict[str, Any]] = {}
     crashed_events = []
     for event in events:
@@ -321,14 +334,15 @@ def check_run(run_dir: str | Path) -> RunCheck:
         problems.append(
             f"the run was aborted by {aborted.get('invariant')}{where}: {aborted.get('detail', '')}"
         )
-    audit = _load_audit(run_dir, notes)
     if audit and audit.get("stopped_at"):
         stop = audit["stopped_at"]
         notes.append(
             f"the audit replay of {audit.get('source')} stopped at row {stop.get('row')}"
             f" ({stop.get('invariant')} aborted)"
         )
-    check = RunCheck(run_dir, verdict, events, invariants, gates, problems, notes, audit)
+    check = RunCheck(
+        run_dir, dict(verdict), list(events), invariants, gates, problems, notes, audit
+    )
     if verdict.get("ok") is False and check.ok:
         problems.append("verdict.json says ok: false")
     return check

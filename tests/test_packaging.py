@@ -37,7 +37,7 @@ def test_wheel_contains_shipped_contracts_falsifiers_and_cli(wheel: zipfile.ZipF
         "traingate/_shipped/contracts/training-loop-pretrain-v1.yaml",
         "traingate/_shipped/falsifiers/test_training_loop.py",
         "traingate_cli/contracts_cmd.py",
-        "traingate/loading.py",
+        "traingate/contract/loading.py",
         "traingate/checks/non_divergence.py",
     ]:
         assert required in names, required

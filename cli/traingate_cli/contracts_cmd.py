@@ -13,13 +13,13 @@ from pathlib import Path
 
 import click
 
-from traingate.findings import CODES
-from traingate.formula import FormulaError
-from traingate.loading import LoadedContract
-from traingate.regime import Finetune, FromScratch
-from traingate.schema import Contract, Invariant
-from traingate.thresholds import RegimeThreshold, iter_formulas
-from traingate.validation import Report, validate_paths
+from traingate.contract.findings import CODES
+from traingate.contract.formula import FormulaError
+from traingate.contract.loading import LoadedContract
+from traingate.contract.regime import Finetune, FromScratch
+from traingate.contract.schema import Contract, Invariant
+from traingate.contract.thresholds import RegimeThreshold, iter_formulas
+from traingate.contract.validation import Report, validate_paths
 
 DEFAULT_PATHS = (Path("contracts"),)
 
@@ -29,7 +29,7 @@ def _default_paths(paths: Sequence[Path]) -> list[Path]:
         return list(paths)
     if DEFAULT_PATHS[0].is_dir():
         return list(DEFAULT_PATHS)
-    from traingate.shipped import shipped_contracts_dir
+    from traingate.contract.shipped import shipped_contracts_dir
 
     return [shipped_contracts_dir()]
 
@@ -44,7 +44,7 @@ def _load(paths: Sequence[Path], root: Path | None) -> Report:
     try:
         report = validate_paths(_default_paths(paths), root)
     except Exception as exc:  # a missing path and the like: one line, never a traceback
-        from traingate.loading import LoadError
+        from traingate.contract.loading import LoadError
 
         if isinstance(exc, LoadError):
             _fail_usage(str(exc))
@@ -151,7 +151,7 @@ def _find(report: Report, ident: str) -> tuple[LoadedContract, Contract, Invaria
         + [i.id for lc in report.loaded if lc.contract for i in lc.contract.invariants]
         + [g.id for lc in report.loaded if lc.contract for g in lc.contract.gates]
     )
-    from traingate.loading import suggest
+    from traingate.contract.loading import suggest
 
     _fail_usage(f"no contract, invariant or gate named {ident}{suggest(ident, known)}")
     raise AssertionError  # unreachable: _fail_usage exits
@@ -264,7 +264,7 @@ def verify(
     paths: tuple[Path, ...], fmt: str, root: Path | None, mutants: bool, workers: int
 ) -> None:
     """Run every falsifier and evidence test; derive invariant and gate status from them."""
-    from traingate.verify import verify as run_verify
+    from traingate.ci.verify import verify as run_verify
 
     report = _load(paths, root)
     if report.errors:
@@ -275,7 +275,7 @@ def verify(
         )
         sys.exit(1)
     if mutants:
-        from traingate.mutants import render_text, run_mutation
+        from traingate.ci.mutants import render_text, run_mutation
 
         mutation = run_mutation(report.loaded, root, workers)
         click.echo(

@@ -16,9 +16,9 @@ from typing import NoReturn
 
 import click
 
-from traingate.decisions import DecisionError, DecisionResult, DecisionRule, evaluate_rule
-from traingate.loading import LoadedContract, suggest
-from traingate.validation import Report
+from traingate.contract.loading import LoadedContract, suggest
+from traingate.contract.validation import Report
+from traingate.decisions.rules import DecisionError, DecisionResult, DecisionRule, evaluate_rule
 
 
 def _fail(message: str) -> NoReturn:

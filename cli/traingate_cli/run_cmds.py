@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from traingate.runcheck import RENDERERS, RunCheck, RunDirError, check_run
+from traingate.ci.runcheck import RENDERERS, RunCheck, RunDirError, check_run
 
 FORMATS = click.Choice(sorted(RENDERERS))
 
@@ -119,10 +119,10 @@ def audit(
     report_out: Path | None,
 ) -> None:
     """Replay an existing metrics log (CSV, JSON lines, parquet) through the Guard."""
-    from traingate.audit import AuditError, audit_metrics, parse_mapping, parse_where
-    from traingate.loading import LoadError
-    from traingate.regime import regime_from_cli
-    from traingate.shipped import ContractError
+    from traingate.ci.audit import AuditError, audit_metrics, parse_mapping, parse_where
+    from traingate.contract.loading import LoadError
+    from traingate.contract.regime import regime_from_cli
+    from traingate.contract.shipped import ContractError
     from traingate_cli.contracts_cmd import parse_params
 
     values = parse_params(params)
@@ -178,7 +178,7 @@ def _default_out(metrics: Path) -> Path:
 )
 def report(run_dir: Path, out: Path | None) -> None:
     """Write a self-contained HTML report of a run dir (curves, limits, gates, invariants)."""
-    from traingate.report import render_report
+    from traingate.ci.report import render_report
 
     target = out if out is not None else run_dir / "report.html"
     try:

@@ -24,7 +24,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 def gate_table(verdict: dict[str, Any], run_dir: Path) -> str:
     """The end-of-run table, as ``contracts check`` renders it, and the verdict line."""
-    from traingate.runcheck import judge_verdict, render_text
+    from traingate.ci.runcheck import judge_verdict, render_text
 
     ok = "PASS" if verdict.get("ok") else "FAIL"
     return f"{render_text(judge_verdict(verdict, run_dir))}\nverdict: {ok}"
@@ -126,7 +126,7 @@ def cli(verbose: bool) -> None:
 def pretrain(**opts: Any) -> None:
     """Pretrain (from scratch) or finetune a GPT with every contract enforced."""
     from traingate import InvariantViolation
-    from traingate.shipped import ContractError
+    from traingate.contract.shipped import ContractError
     from traingate.train.checkpoint import CheckpointError
     from traingate.train.data import DataError
     from traingate.train.pretrain import PretrainConfig, UsageError
@@ -183,7 +183,7 @@ def pretrain(**opts: Any) -> None:
 
 
 def _print_verdict(run_dir: Path) -> None:
-    from traingate.evidence import read_verdict
+    from traingate.runtime.evidence import read_verdict
 
     with contextlib.suppress(OSError, ValueError):
         click.echo(gate_table(read_verdict(run_dir), run_dir))

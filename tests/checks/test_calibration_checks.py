@@ -23,7 +23,7 @@ from traingate.checks.calibration import (
     check_probability_separation,
     check_wrong_confidence,
 )
-from traingate.regime import Finetune
+from traingate.contract.regime import Finetune
 
 CONTEXT = CheckContext(Finetune())
 KINDS = (WrongConfidence, ConfidentErrors, Ece, ProbabilitySeparation)

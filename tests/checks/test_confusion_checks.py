@@ -13,7 +13,7 @@ from traingate.checks.confusion import (
     check_confusion_rate,
     label_ids,
 )
-from traingate.regime import Finetune
+from traingate.contract.regime import Finetune
 
 CONTEXT = CheckContext(Finetune())
 LABELS = {"O": 0, "B-city": 1, "I-city": 2, "B-postcode": 3, "I-postcode": 4}

@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from traingate.checks.base import REGISTRY, CheckContext, Decision
 from traingate.checks.expression import Expression, ExpressionParams, check_expression
-from traingate.evidence import jsonable
-from traingate.regime import Finetune, FromScratch
+from traingate.runtime.evidence import jsonable
+from traingate.contract.regime import Finetune, FromScratch
 
 CONTEXT = CheckContext(FromScratch(256), {"min_tps": 100.0})
 TPS = ExpressionParams.model_validate(

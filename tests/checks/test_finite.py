@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from traingate.checks.base import REGISTRY, CheckContext
 from traingate.checks.finite import Finite, FiniteParams, check_finite
-from traingate.evidence import jsonable
-from traingate.regime import FromScratch
+from traingate.runtime.evidence import jsonable
+from traingate.contract.regime import FromScratch
 
 CONTEXT = CheckContext(FromScratch(256))
 

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from traingate.checks.base import REGISTRY, CheckContext, Decision
 from traingate.checks.gradient_norm import GradientNorm, GradientNormParams, check_gradient_norm
-from traingate.evidence import jsonable
-from traingate.regime import Finetune, FromScratch
+from traingate.runtime.evidence import jsonable
+from traingate.contract.regime import Finetune, FromScratch
 
 CONTEXT = CheckContext(FromScratch(256))
 

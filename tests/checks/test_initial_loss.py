@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from traingate.checks.base import REGISTRY, CheckContext
 from traingate.checks.initial_loss import InitialLoss, InitialLossParams, check_initial_loss
-from traingate.evidence import jsonable
-from traingate.regime import Finetune, FromScratch
+from traingate.runtime.evidence import jsonable
+from traingate.contract.regime import Finetune, FromScratch
 
 VOCAB = 50257
 LN_V = math.log(VOCAB)

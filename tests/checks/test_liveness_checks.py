@@ -27,7 +27,7 @@ from traingate.checks.liveness import (
     check_prediction_share,
     is_judged,
 )
-from traingate.regime import Finetune, FromScratch
+from traingate.contract.regime import Finetune, FromScratch
 
 CONTEXT = CheckContext(Finetune())
 # Seed 002's liveness gate.

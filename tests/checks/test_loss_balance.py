@@ -15,8 +15,8 @@ from traingate.checks.loss_balance import (
     check_loss_balance,
     component_shares,
 )
-from traingate.evidence import jsonable
-from traingate.regime import Finetune
+from traingate.runtime.evidence import jsonable
+from traingate.contract.regime import Finetune
 
 CONTEXT = CheckContext(Finetune())
 # Seed 004 validation loss components by epoch (type, pointer, span, countdown).

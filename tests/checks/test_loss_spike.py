@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from traingate.checks.base import REGISTRY, CheckContext, Decision
 from traingate.checks.loss_spike import LossSpike, LossSpikeParams, check_loss_spike
-from traingate.evidence import jsonable
-from traingate.regime import Finetune, FromScratch
+from traingate.runtime.evidence import jsonable
+from traingate.contract.regime import Finetune, FromScratch
 
 CONTEXT = CheckContext(FromScratch(256))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from traingate.evidence import read_evidence, read_verdict
+from traingate.runtime.evidence import read_evidence, read_verdict
 from traingate.train.pretrain import PretrainConfig, PretrainResult, UsageError, pretrain
 from traingate.train.tokenizer import load_tokenizer
 

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from traingate.evidence import read_verdict
+from traingate.runtime.evidence import read_verdict
 from traingate.train.pretrain import PretrainConfig, pretrain
 
 REPO = Path(__file__).resolve().parents[2]

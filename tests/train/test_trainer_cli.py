@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 from traingate_cli.run_cmds import check
 from traingate_cli.trainer_cmd import cli
 
-from traingate.evidence import read_verdict
+from traingate.runtime.evidence import read_verdict
 from traingate.train.checkpoint import list_step_checkpoints, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]

@@ -20,21 +20,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from traingate.contract.kinds import KINDS, At, CheckParams
+from traingate.contract.regime import Finetune, FromScratch
+from traingate.contract.thresholds import RegimeThreshold, Resolved, resolve
 
-from traingate.regime import Finetune, FromScratch
-from traingate.thresholds import RegimeThreshold, Resolved, resolve
-
-At = Literal["step", "validation", "final"]
 Observation = Mapping[str, Any]
-
-
-class CheckParams(BaseModel):
-    """Base for a kind's params: strict, closed, immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+__all__ = ["At", "Check", "CheckContext", "CheckParams", "Decision", "Observation", "register"]
 
 
 P = TypeVar("P", bound=CheckParams)
@@ -157,7 +150,7 @@ class Check(ABC, Generic[P]):
         del state
 
 
-REGISTRY: dict[str, type[Check[Any]]] = {}
+REGISTRY: dict[str, type[Check[Any]]] = KINDS  # type: ignore[assignment]  # one registry
 
 C = TypeVar("C", bound=type[Check[Any]])
 

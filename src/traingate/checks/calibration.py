@@ -22,8 +22,8 @@ from pydantic import Field, model_validator
 from traingate.checks.base import Decision, register
 from traingate.checks.confusion import label_ids, unknown_label_names
 from traingate.checks.liveness import TensorCheck, ValidationParams
-from traingate.regime import Finetune, FromScratch
-from traingate.thresholds import Threshold, resolve
+from traingate.contract.regime import Finetune, FromScratch
+from traingate.contract.thresholds import Threshold, resolve
 
 if TYPE_CHECKING:
     from torch import Tensor

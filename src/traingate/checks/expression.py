@@ -24,9 +24,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from traingate.checks.base import Check, CheckContext, CheckParams, Decision, Observation, register
-from traingate.formula import COMPARISONS, Formula, FormulaError, unparse
-from traingate.regime import Finetune, FromScratch
-from traingate.thresholds import located_formula_error
+from traingate.contract.formula import COMPARISONS, Formula, FormulaError, unparse
+from traingate.contract.regime import Finetune, FromScratch
+from traingate.contract.thresholds import located_formula_error
 
 
 def _to_predicate(value: Any) -> Formula:

@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import Field
 
 from traingate.checks.base import Check, CheckContext, CheckParams, Decision, Observation, register
-from traingate.regime import Finetune, FromScratch
-from traingate.thresholds import Threshold, resolve
+from traingate.contract.regime import Finetune, FromScratch
+from traingate.contract.thresholds import Threshold, resolve
 
 
 class GradientNormParams(CheckParams):

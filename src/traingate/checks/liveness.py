@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import Field
 
 from traingate.checks.base import Check, CheckContext, CheckParams, Decision, Observation, register
-from traingate.regime import Finetune, FromScratch
-from traingate.thresholds import Resolved, Threshold, resolve
+from traingate.contract.regime import Finetune, FromScratch
+from traingate.contract.thresholds import Resolved, Threshold, resolve
 
 if TYPE_CHECKING:
     from torch import Tensor

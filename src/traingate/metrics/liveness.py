@@ -148,7 +148,9 @@ def cosine_knn_graph(embeddings: Tensor, k: int) -> Tensor:
     norms = x.norm(dim=1, keepdim=True)
     zero = norms == 0
     unit = torch.cat([torch.where(zero, 0.0, x / norms.clamp_min(1e-30)), zero.float()], dim=1)
-    sim = (unit @ unit.T).clamp_(0.0, 1.0)
+    gram = unit @ unit.T
+    # a BLAS matmul need not be bitwise symmetric; averaging with the transpose makes it so
+    sim = ((gram + gram.T) / 2).clamp_(0.0, 1.0)
     neighbours = min(k, n - 1)
     mask = torch.eye(n, dtype=torch.bool, device=x.device)
     if neighbours > 0:

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from traingate.guard import Guard
-from traingate.shipped import shipped_contracts_dir
+from traingate.contract.shipped import shipped_contracts_dir
+from traingate.runtime.guard import Guard
 from traingate.train.checkpoint import latest_valid_checkpoint
 from traingate.train.data import DataError, TextSource, validation_set
 from traingate.train.export import export_onnx, onnx_parity

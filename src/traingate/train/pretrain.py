@@ -25,9 +25,9 @@ from typing import Any, Literal
 
 import torch
 
-from traingate.guard import Guard
-from traingate.regime import Finetune, FromScratch
-from traingate.shipped import shipped_contracts_dir
+from traingate.contract.regime import Finetune, FromScratch
+from traingate.contract.shipped import shipped_contracts_dir
+from traingate.runtime.guard import Guard
 from traingate.train.checkpoint import (
     latest_valid_checkpoint,
     load_checkpoint,
@@ -467,7 +467,7 @@ def _config_dict(cfg: PretrainConfig) -> dict[str, Any]:
 def _write_config(cfg: PretrainConfig, vocab: int, guard: Guard, rank: int) -> None:
     if rank != 0:
         return
-    from traingate.evidence import atomic_write_text
+    from traingate.runtime.evidence import atomic_write_text
 
     payload = {
         **_config_dict(cfg),

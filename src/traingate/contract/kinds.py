@@ -1,0 +1,34 @@
+"""The contract layer's view of a check kind: its params model and where it may run.
+
+Kinds are implemented in :mod:`traingate.checks` (a later layer) and register themselves
+here on import, so loading a contract can type each invariant's ``params`` by its kind
+without this layer importing the checks. ``import traingate`` registers every built-in kind.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+At = Literal["step", "validation", "final"]
+
+
+class CheckParams(BaseModel):
+    """Base for a kind's params: strict, closed, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Kind(Protocol):
+    """What a contract needs to know of a kind (a :class:`traingate.checks.Check` subclass)."""
+
+    kind: ClassVar[str]
+    params_model: ClassVar[type[CheckParams]]
+    points: ClassVar[frozenset[str]]
+
+    @classmethod
+    def metric_symbols(cls, params: CheckParams) -> frozenset[str]: ...
+
+
+KINDS: dict[str, type[Kind]] = {}

@@ -1,0 +1,343 @@
+"""Load contract YAML into models, keeping file:line:column for every value.
+
+PyYAML keeps the last of duplicate keys silently; here a duplicate is a finding. Every
+pydantic error is mapped back to the YAML node it came from, with a stable code, and
+near-miss keys get a suggestion (``gate:`` → did you mean ``gates``?).
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from traingate.contract.findings import Finding, field_path
+from traingate.contract.kinds import KINDS as REGISTRY
+from traingate.contract.schema import Contract, Invariant
+
+Loc = tuple[str | int, ...]
+MAX_BYTES = 2_000_000
+MAX_NODES = 100_000  # after alias expansion (a 500-byte alias bomb expands to 10**9)
+
+
+class LoadError(Exception):
+    """Input that cannot be read or parsed at all: a one-line message, CLI exit 2."""
+
+
+@dataclass(frozen=True)
+class Mark:
+    line: int  # 1-based
+    column: int  # 1-based
+    quoted: bool = False
+
+
+@dataclass
+class Located:
+    """Plain data from a YAML document plus where each value and key sits."""
+
+    data: Any
+    values: dict[Loc, Mark] = field(default_factory=dict)
+    keys: dict[Loc, Mark] = field(default_factory=dict)
+    duplicates: list[tuple[Loc, Mark]] = field(default_factory=list)
+
+    def mark(self, loc: Loc, *, key: bool = False) -> Mark:
+        """The mark of ``loc`` (its key if ``key``), else of its nearest located ancestor."""
+        table = self.keys if key else self.values
+        for cut in range(len(loc), -1, -1):
+            probe = loc[:cut]
+            if probe in table:
+                return table[probe]
+            if probe in self.values:
+                return self.values[probe]
+        return Mark(1, 1)
+
+
+@dataclass
+class LoadedContract:
+    """A contract file after loading: the model (if it validated) and its findings."""
+
+    path: Path
+    display: str
+    contract: Contract | None
+    located: Located | None
+    findings: list[Finding]
+
+    def mark(self, loc: Loc, *, key: bool = False) -> Mark:
+        return self.located.mark(loc, key=key) if self.located else Mark(0, 0)
+
+
+def _mark(node: yaml.Node) -> Mark:
+    style = getattr(node, "style", None)
+    return Mark(node.start_mark.line + 1, node.start_mark.column + 1, style in ("'", '"'))
+
+
+def compose_located(text: str) -> Located:
+    """Parse YAML text into plain data with locations; raises LoadError on syntax errors."""
+    try:
+        loader = yaml.SafeLoader(text)  # already rejects non-printable characters
+    except yaml.YAMLError as exc:
+        raise LoadError(f"YAML error: {str(exc).splitlines()[0]}") from None
+    try:
+        node = loader.get_single_node()
+        located = Located(None)
+        located.data = _build(loader, node, (), located, 0) if node is not None else None
+        return located
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{mark.line + 1}:{mark.column + 1}: " if mark else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise LoadError(f"{where}YAML syntax error: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise LoadError(f"YAML error: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise LoadError("YAML is nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _build(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, out: Located, depth: int) -> Any:
+    if depth > 100:
+        raise LoadError("YAML is nested too deeply")
+    if len(out.values) >= MAX_NODES:
+        m = _mark(node)
+        raise LoadError(f"{m.line}:{m.column}: YAML expands to more than {MAX_NODES} values")
+    out.values[loc] = _mark(node)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                m = _mark(key_node)
+                raise LoadError(f"{m.line}:{m.column}: mapping keys must be plain scalars")
+            key = loader.construct_object(key_node)
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                key = str(key)
+            if key in result:
+                out.duplicates.append(((*loc, key), _mark(key_node)))
+                continue
+            out.keys[(*loc, key)] = _mark(key_node)
+            result[key] = _build(loader, value_node, (*loc, key), out, depth + 1)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _build(loader, item, (*loc, i), out, depth + 1) for i, item in enumerate(node.value)
+        ]
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, OverflowError):
+        # `2026-02-30` matches YAML's timestamp pattern but is no date; a 5000-digit int
+        # exceeds Python's int-parsing limit: keep the text, and the schema reports it
+        return node.value
+
+
+def _fields_at(model: type[BaseModel], loc: Loc) -> list[str]:
+    """Field names of the model that owns ``loc`` (for did-you-mean suggestions)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        info = current.model_fields.get(str(part))
+        if info is None:
+            return []
+        current = _unwrap(info.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Find the model type inside ``list[M]``, ``dict[str, M]``, ``M | None`` annotations."""
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple):
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin is dict:
+        return _unwrap(typing.get_args(annotation)[1])
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            inner = _unwrap(arg)
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                return inner
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    return annotation
+
+
+def suggest(word: str, choices: list[str]) -> str:
+    """`` (did you mean `gates`?)`` for a near miss, else an empty string."""
+    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+    if not close and isinstance(word, str):
+        close = [c for c in choices if c.startswith(word) or word.startswith(c)][:1]
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+_FORMULA_CODES = {
+    "formula-syntax": "TG130",
+    "formula-unknown-function": "TG132",
+    "formula-unknown-symbol": "TG131",
+}
+
+
+def _map_errors(
+    exc: ValidationError,
+    model: type[BaseModel],
+    prefix: Loc,
+    loaded: LoadedContract,
+    default_code: str,
+) -> list[Finding]:
+    findings = []
+    for err in exc.errors(include_url=False):
+        loc: Loc = (*prefix, *err["loc"])
+        ctx = err.get("ctx") or {}
+        if "subpath" in ctx:
+            loc = (*loc, ctx["subpath"])
+        kind = err["type"]
+        message = err["msg"]
+        code = default_code
+        if kind == "extra_forbidden":
+            key = loc[-1]
+            allowed = _fields_at(model, loc[len(prefix) : -1])
+            code = "TG101" if default_code == "TG100" else default_code
+            message = f"unknown key `{key}`{suggest(str(key), allowed)}"
+            mark = loaded.mark(loc, key=True)
+        elif kind == "missing":
+            code = "TG102" if default_code == "TG100" else default_code
+            message = f"required field `{loc[-1]}` is missing"
+            mark = loaded.mark(loc[:-1])
+        elif kind == "formula":
+            code = _FORMULA_CODES.get(str(ctx.get("code")), "TG130")
+            message = f"formula: {ctx.get('message', message)}"
+            base = loaded.mark(loc)
+            shift = int(ctx.get("column", 0)) + (1 if base.quoted else 0)
+            mark = Mark(base.line, base.column + shift)
+        elif kind in ("regime_missing", "regime_key"):
+            code = "TG134"
+            mark = loaded.mark(loc, key=kind == "regime_key")
+        else:
+            mark = loaded.mark(loc)
+            given = err.get("input")
+            if not isinstance(given, dict | list) and kind != "missing":
+                message = f"{message} (got {given!r})"
+        findings.append(
+            Finding(code, "error", message, loaded.display, mark.line, mark.column, field_path(loc))
+        )
+    return findings
+
+
+def read_text(path: Path) -> str:
+    """Read a contract file, turning every OS/encoding problem into a LoadError."""
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise LoadError(f"{path}: file is larger than {MAX_BYTES} bytes")
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LoadError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise LoadError(f"{path}: is a directory") from None
+    except PermissionError:
+        raise LoadError(f"{path}: permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise LoadError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise LoadError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def load_contract(path: Path | str, display: str | None = None) -> LoadedContract:
+    """Load one contract file. Raises LoadError only for unreadable/unparsable input;
+    everything else (schema, params, formulas) comes back as findings."""
+    path = Path(path)
+    shown = display or str(path)
+    text = read_text(path)
+    try:
+        located = compose_located(text)
+    except LoadError as exc:
+        raise LoadError(f"{shown}:{exc}") from None
+    loaded = LoadedContract(path, shown, None, located, [])
+    for loc, mark in located.duplicates:
+        loaded.findings.append(
+            Finding(
+                "TG103",
+                "error",
+                f"duplicate key `{loc[-1]}` (YAML would keep only the last)",
+                shown,
+                mark.line,
+                mark.column,
+                field_path(loc),
+            )
+        )
+    data = located.data
+    if not isinstance(data, dict):
+        what = "empty" if data is None else f"a {type(data).__name__}"
+        loaded.findings.append(
+            Finding(
+                "TG100",
+                "error",
+                f"a contract file must be a mapping, this one is {what}",
+                shown,
+                1,
+                1,
+            )
+        )
+        return loaded
+    raw_invariants = data.get("invariants")
+    try:
+        contract = Contract.model_validate(data)
+    except ValidationError as exc:
+        loaded.findings.extend(_map_errors(exc, Contract, (), loaded, "TG100"))
+        return loaded
+    typed: list[Invariant] = []
+    for i, inv in enumerate(contract.invariants):
+        typed_inv = _type_params(
+            inv, i, raw_invariants[i] if isinstance(raw_invariants, list) else {}, loaded
+        )
+        typed.append(typed_inv if typed_inv is not None else inv)
+    loaded.contract = contract.model_copy(update={"invariants": typed})
+    return loaded
+
+
+def _type_params(inv: Invariant, index: int, raw: Any, loaded: LoadedContract) -> Invariant | None:
+    """Validate ``params`` with the check kind's own model; findings point inside params."""
+    kind = REGISTRY.get(inv.check)
+    if kind is None:
+        mark = loaded.mark(("invariants", index, "check"))
+        loaded.findings.append(
+            Finding(
+                "TG120",
+                "error",
+                f"unknown check kind `{inv.check}`{suggest(inv.check, sorted(REGISTRY))}",
+                loaded.display,
+                mark.line,
+                mark.column,
+                f"invariants[{index}].check",
+            )
+        )
+        return None
+    if inv.at not in kind.points:
+        mark = loaded.mark(("invariants", index, "at"))
+        allowed = ", ".join(sorted(kind.points))
+        loaded.findings.append(
+            Finding(
+                "TG122",
+                "error",
+                f"check `{kind.kind}` runs at {allowed}, not `{inv.at}`",
+                loaded.display,
+                mark.line,
+                mark.column,
+                f"invariants[{index}].at",
+            )
+        )
+    params = raw.get("params", {}) if isinstance(raw, dict) else {}
+    try:
+        model = kind.params_model.model_validate(params if params is not None else {})
+    except ValidationError as exc:
+        loaded.findings.extend(
+            _map_errors(exc, kind.params_model, ("invariants", index, "params"), loaded, "TG121")
+        )
+        return None
+    return inv.model_copy(update={"params": model})

@@ -1,0 +1,162 @@
+"""Mutation testing of falsifiers: mutant generation, code mutants, and end-to-end scoring."""
+
+from __future__ import annotations
+
+import ast
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from traingate.ci.mutant_plugin import install_module
+from traingate.contract.formula import Formula, unparse
+from traingate.contract.loading import load_contract
+from traingate.ci.mutants import formula_mutants, module_mutants, render_text, run_mutation
+
+
+def _texts(text: str, predicate: bool = False) -> set[str]:
+    return {unparse(t) for t, _ in formula_mutants(Formula.parse(text, predicate=predicate).tree)}
+
+
+def test_formula_mutants_nudge_constants_and_swap_operators() -> None:
+    assert _texts("2 * ln(vocab_size)") == {
+        "2 / ln(vocab_size)",
+        "2.2 * ln(vocab_size)",
+        "1.8 * ln(vocab_size)",
+    }
+    assert _texts("a - 0") == {"a + 0", "a - 0.1"}
+    assert _texts("x") == set()
+
+
+def test_predicate_mutants_swap_comparisons() -> None:
+    assert _texts("loss <= 10", predicate=True) == {
+        "loss < 10",
+        "loss >= 10",
+        "loss <= 11",
+        "loss <= 9",
+    }
+    assert {"x > 0", "x <= 0", "x >= 0.1"} == _texts("x >= 0", predicate=True)
+
+
+MODULE = """
+from traingate.checks.base import Decision
+
+
+def _over(value: float, cap: float) -> bool:
+    return value > cap
+
+
+def decide(value: float, cap: float) -> Decision:
+    return Decision(not _over(value, cap), value, cap, "<=", "value vs cap")
+
+
+class Holder:
+    def method(self, a: int) -> bool:
+        return a == 1
+"""
+
+
+def test_module_comparison_mutant_is_generated_and_installed() -> None:
+    mutants = list(module_mutants(MODULE))
+    assert [(func, what) for _, _, func, what in mutants] == [
+        ("_over", "value > cap  →  value >= cap")
+    ]  # methods are not decision functions: left alone
+    source, line, _, _ = mutants[0]
+    assert "value >= cap" in source and line == 6
+    ast.parse(source)
+    name = "traingate_test_mutant_module"
+    try:
+        original = install_module(name, MODULE, "<original>")
+        assert original.decide(1.0, 1.0).ok
+        mutated = install_module(name, source, "<mutant>")
+        assert sys.modules[name] is mutated
+        assert not mutated.decide(1.0, 1.0).ok  # exactly at the cap now fails
+    finally:
+        sys.modules.pop(name, None)
+
+
+CONTRACT = """\
+contract: C-MUT-TEST
+version: 1.0.0
+title: Mutation test fixture
+status: active
+changelog:
+  - {version: 1.0.0, date: 2026-11-21, change: first}
+invariants:
+  - id: INV-MUT-001
+    title: Score at least a half
+    check: expression
+    at: final
+    params:
+      predicate: "score >= 0.5"
+      metrics: [score]
+    on_violation: abort
+    falsified_by:
+      - falsifiers/test_mut.py::test_score
+"""
+
+HEADER = """\
+import math
+
+from traingate.checks.expression import check_expression
+from traingate.contract.regime import Finetune
+from traingate.contract.shipped import invariant
+
+PARAMS = invariant("INV-MUT-001").params
+
+
+def ok(score):
+    return check_expression({"score": score}, Finetune(), PARAMS).ok
+
+"""
+
+WEAK = """
+def test_score():
+    assert ok(0.9)
+    assert not ok(0.1)
+"""
+
+STRONG = """
+def test_score():
+    assert ok(0.5)
+    assert not ok(math.nextafter(0.5, 0.0))
+"""
+
+
+def _project(tmp_path: Path, body: str) -> Path:
+    (tmp_path / "contracts").mkdir()
+    (tmp_path / "falsifiers").mkdir()
+    (tmp_path / "contracts" / "mut.yaml").write_text(CONTRACT)
+    (tmp_path / "falsifiers" / "test_mut.py").write_text(HEADER + textwrap.dedent(body))
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_boundary_falsifier_kills_every_mutant(tmp_path: Path) -> None:
+    root = _project(tmp_path, STRONG)
+    report = run_mutation([load_contract(root / "contracts" / "mut.yaml")], root, workers=2)
+    assert report.score("C-MUT-TEST") == (4, 4)
+    assert report.ok
+    assert "C-MUT-TEST: 4/4 mutants killed (100 %)" in render_text(report)
+
+
+@pytest.mark.slow
+def test_falsifier_missing_the_boundary_lets_mutants_survive(tmp_path: Path) -> None:
+    root = _project(tmp_path, WEAK)
+    report = run_mutation([load_contract(root / "contracts" / "mut.yaml")], root, workers=2)
+    survivors = {m.description for m in report.mutants if m.outcome == "survived"}
+    assert any("'score > 0.5'" in d for d in survivors)
+    assert any("'score >= 0.55'" in d for d in survivors)
+    assert not report.ok
+    text = render_text(report)
+    assert "survived:" in text and "contracts/mut.yaml:13 invariants[0].params.predicate" in text
+    assert report.to_dict()["ok"] is False
+
+
+@pytest.mark.slow
+def test_failing_falsifiers_are_reported_before_any_mutant(tmp_path: Path) -> None:
+    root = _project(tmp_path, "\ndef test_score():\n    assert not ok(0.9)\n")
+    report = run_mutation([load_contract(root / "contracts" / "mut.yaml")], root, workers=1)
+    assert "C-MUT-TEST" in report.baseline_failures and not report.mutants
+    assert not report.ok

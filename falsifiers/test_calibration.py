@@ -23,8 +23,8 @@ from traingate.checks.calibration import (
     check_wrong_confidence,
 )
 from traingate.checks.liveness import is_judged
-from traingate.regime import Finetune, FromScratch
-from traingate.shipped import invariant
+from traingate.contract.regime import Finetune, FromScratch
+from traingate.contract.shipped import invariant
 
 WRONG_CONF, CONFIDENT, ECE, SEPARATION = (
     invariant(i) for i in ("INV-CAL-001", "INV-CAL-002", "INV-CAL-003", "INV-CAL-004")

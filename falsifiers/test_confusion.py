@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from traingate.checks import REGISTRY, CheckContext
 from traingate.checks.confusion import check_confusion_rate
 from traingate.checks.liveness import is_judged
-from traingate.regime import Finetune, FromScratch
-from traingate.shipped import invariant
+from traingate.contract.regime import Finetune, FromScratch
+from traingate.contract.shipped import invariant
 
 TO_POSTCODE, TO_O = invariant("INV-CONF-001"), invariant("INV-CONF-002")
 WIRES = st.sampled_from([TO_POSTCODE, TO_O])

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from traingate.checks.expression import check_expression
-from traingate.regime import Finetune
-from traingate.shipped import invariant
+from traingate.contract.regime import Finetune
+from traingate.contract.shipped import invariant
 
 PARAMS = invariant("INV-EXPORT-001").params
 BOUND = 1e-4

@@ -23,8 +23,8 @@ from traingate.checks.liveness import (
     check_prediction_share,
     is_judged,
 )
-from traingate.regime import Finetune, FromScratch
-from traingate.shipped import invariant
+from traingate.contract.regime import Finetune, FromScratch
+from traingate.contract.shipped import invariant
 
 IDS = ("INV-LIVE-001", "INV-LIVE-002", "INV-LIVE-003", "INV-LIVE-004", "INV-LIVE-005")
 DISTINCT, MACRO_F1, SHARE, COLLAPSE, CLUSTERS = (invariant(i) for i in IDS)

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from traingate.checks.base import Decision
 from traingate.checks.loss_balance import check_loss_balance
-from traingate.regime import Finetune, FromScratch
-from traingate.shipped import invariant
+from traingate.contract.regime import Finetune, FromScratch
+from traingate.contract.shipped import invariant
 
 AT_VALIDATION = invariant("INV-BAL-001")
 PER_STEP = invariant("INV-BAL-002")

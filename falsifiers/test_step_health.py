@@ -17,9 +17,9 @@ from traingate.checks.finite import check_finite
 from traingate.checks.gradient_norm import check_gradient_norm
 from traingate.checks.initial_loss import check_initial_loss
 from traingate.checks.loss_spike import check_loss_spike
-from traingate.formula import Formula
-from traingate.regime import Finetune, FromScratch
-from traingate.shipped import invariant
+from traingate.contract.formula import Formula
+from traingate.contract.regime import Finetune, FromScratch
+from traingate.contract.shipped import invariant
 
 FINITE = invariant("INV-TRAIN-001")
 GRAD = invariant("INV-TRAIN-002")

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from traingate.checks.non_divergence import check_non_divergence
-from traingate.regime import Finetune, FromScratch
-from traingate.shipped import invariant
+from traingate.contract.regime import Finetune, FromScratch
+from traingate.contract.shipped import invariant
 
 PARAMS = invariant("INV-TRAIN-005").params
 vocab = st.integers(min_value=2, max_value=10_000_000)

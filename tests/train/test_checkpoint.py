@@ -10,9 +10,9 @@ from typing import IO
 import pytest
 import torch
 
+from traingate.files import atomic_write
 from traingate.train.checkpoint import (
     CheckpointError,
-    atomic_write,
     latest_valid_checkpoint,
     list_step_checkpoints,
     load_checkpoint,

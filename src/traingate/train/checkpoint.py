@@ -1,9 +1,9 @@
 """Atomic, checksummed checkpoints, and recovery of the newest valid one.
 
 File layout: ``MAGIC (8 bytes) | payload length (8, little-endian) | sha256 of payload (32) |
-payload`` where the payload is ``torch.save`` output. A write goes to a temp file in the same
-directory, is flushed and fsynced, renamed over the target with ``os.replace`` and the
-directory is fsynced: a reader sees the old file or the new one, never a partial one. A
+payload`` where the payload is ``torch.save`` output. A write goes through
+:func:`traingate.files.atomic_write` (temp file, fsync, ``os.replace``, fsync of the folder):
+a reader sees the old file or the new one, never a partial one. A
 truncated or bit-flipped file fails the length/sha256 check and raises ``CheckpointError``.
 
 Payloads are loaded with ``weights_only=True``, so they may hold tensors (model / optimizer /
@@ -16,16 +16,16 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import pickle
 import re
 import struct
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import torch
+
+from traingate.errors import TraingateError
+from traingate.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -34,35 +34,8 @@ _HEADER = struct.Struct("<8sQ32s")
 STEP_PATTERN = re.compile(r"^step-(\d{8,})\.pt$")
 
 
-class CheckpointError(Exception):
+class CheckpointError(TraingateError):
     """A checkpoint file is truncated, corrupted, or not loadable."""
-
-
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Create or replace ``path`` with what ``write(file)`` writes, all or nothing: temp file
-    in the same directory, flush + fsync, ``os.replace``, fsync of the directory. On any error
-    the temp file is removed and an existing ``path`` is left untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _HashingWriter:

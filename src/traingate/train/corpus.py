@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from traingate.train.checkpoint import atomic_write
+from traingate.files import atomic_write
 
 log = logging.getLogger(__name__)
 

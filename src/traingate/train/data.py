@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from traingate.errors import TraingateError
 from traingate.train.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ DEFAULT_VAL_PERCENT = 5.0
 STATE_VERSION = 1
 
 
-class DataError(Exception):
+class DataError(TraingateError):
     """The data cannot be used: missing, empty, unreadable, or without the text column."""
 
 

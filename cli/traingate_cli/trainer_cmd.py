@@ -14,12 +14,10 @@ from typing import Any
 
 import click
 
+from traingate_cli.usage import fail
+
 EXIT_ABORTED = 3
-
-
-def _fail(message: str, code: int = 2) -> None:
-    click.echo(f"trainer: {message}", err=True)
-    sys.exit(code)
+PROG = "trainer"
 
 
 def gate_table(verdict: dict[str, Any], run_dir: Path) -> str:
@@ -63,7 +61,6 @@ def cli(verbose: bool) -> None:
 @click.option("--max-steps", type=click.IntRange(min=1), default=400, show_default=True)
 @click.option(
     "--model",
-    "model_size",
     type=click.Choice(["tiny", "small", "base"]),
     default="tiny",
     show_default=True,
@@ -128,36 +125,16 @@ def pretrain(**opts: Any) -> None:
     from traingate import InvariantViolation
     from traingate.contract.shipped import ContractError
     from traingate.train.checkpoint import CheckpointError
+    from traingate.train.config import PretrainConfig, UsageError
     from traingate.train.data import DataError
-    from traingate.train.pretrain import PretrainConfig, UsageError
     from traingate.train.pretrain import pretrain as run
 
-    cfg = PretrainConfig(
-        mode=opts["mode"],
-        out=opts["out"],
-        data=opts["data"],
-        text_column=opts["text_column"],
-        max_steps=opts["max_steps"],
-        model=opts["model_size"],
-        tokenizer=opts["tokenizer"],
-        vocab_size=opts["vocab_size"],
-        init_from=opts["init_from"],
-        resume=opts["resume"] == "auto",
-        seed=opts["seed"],
-        device=opts["device"],
-        contracts=list(opts["contracts"]) or None,
-        only=list(opts["only"]) or None,
-        batch_size=opts["batch_size"],
-        block_size=opts["block_size"],
-        lr=opts["lr"],
-        warmup=opts["warmup"],
-        target_val_loss=opts["target_val_loss"],
-        eval_every=opts["eval_every"],
-        eval_blocks=opts["eval_blocks"],
-        checkpoint_every=opts["checkpoint_every"],
-        export_onnx=not opts["no_export"],
-        progress=opts["progress"],
-    )
+    fields = dict(opts)  # the options are named after PretrainConfig's fields
+    fields["resume"] = fields["resume"] == "auto"
+    fields["export_onnx"] = not fields.pop("no_export")
+    fields["contracts"] = list(fields["contracts"]) or None
+    fields["only"] = list(fields["only"]) or None
+    cfg = PretrainConfig(**fields)
     try:
         result = run(cfg)
     except InvariantViolation as violation:
@@ -168,7 +145,7 @@ def pretrain(**opts: Any) -> None:
         _print_verdict(cfg.out)
         sys.exit(EXIT_ABORTED)
     except (UsageError, DataError, ContractError, CheckpointError, ValueError) as exc:
-        _fail(str(exc))
+        fail(PROG, str(exc))
     click.echo(gate_table(result.verdict, cfg.out))
     click.echo(
         f"run dir: {cfg.out}  (steps {result.steps}, checkpoints in {cfg.out / 'checkpoints'})"
@@ -201,12 +178,12 @@ def _print_verdict(run_dir: Path) -> None:
 def export(run_dir: Path, onnx_path: Path | None) -> None:
     """Export a run's latest checkpoint to ONNX and check parity with onnxruntime."""
     from traingate import InvariantViolation
-    from traingate.train.exporting import ExportError, export_run
+    from traingate.train.onnx_export import ExportError, export_run
 
     try:
         path, diff, verdict = export_run(run_dir, onnx_path)
     except ExportError as exc:
-        _fail(str(exc))
+        fail(PROG, str(exc))
     except InvariantViolation as violation:
         click.echo(f"export failed its contract:\n{violation}", err=True)
         sys.exit(EXIT_ABORTED)
@@ -216,7 +193,7 @@ def export(run_dir: Path, onnx_path: Path | None) -> None:
 
 
 def main() -> None:
-    cli(prog_name="trainer")
+    cli(prog_name=PROG)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from traingate.runtime.evidence import read_evidence, read_verdict
-from traingate.train.pretrain import PretrainConfig, PretrainResult, UsageError, pretrain
+from traingate.train.config import PretrainConfig, UsageError
+from traingate.train.pretrain import PretrainResult, pretrain
 from traingate.train.tokenizer import load_tokenizer
 
 TINY = {"batch_size": 2, "block_size": 32, "eval_blocks": 2, "export_onnx": False}

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from traingate.runtime.evidence import read_verdict
-from traingate.train.pretrain import PretrainConfig, pretrain
+from traingate.train.config import PretrainConfig
+from traingate.train.pretrain import pretrain
 
 REPO = Path(__file__).resolve().parents[2]
 ONLY = ["INV-TRAIN-001", "INV-TRAIN-005"]

@@ -10,8 +10,8 @@ import torch
 
 from traingate.train.corpus import builtin_corpus_path
 from traingate.train.data import TextSource, TokenStream, validation_set
-from traingate.train.export import export_onnx, onnx_parity
 from traingate.train.model import GPT, build_model
+from traingate.train.onnx_export import export_onnx, onnx_parity
 from traingate.train.tokenizer import ByteTokenizer
 
 TOK = ByteTokenizer()

@@ -14,11 +14,9 @@ is the median of the per-round trainer/bare ratios::
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import platform
 import statistics
-import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -28,24 +26,26 @@ from pathlib import Path
 import torch
 
 from traingate.train import data as data_module
+from traingate.train.config import PretrainConfig, resolve
+from traingate.train.corpus import file_docstrings, stdlib_dir
 from traingate.train.data import TextSource, TokenStream
 from traingate.train.model import build_model
-from traingate.train.pretrain import MODE_DEFAULTS, PretrainConfig, lr_at, pretrain
+from traingate.train.pretrain import pretrain
+from traingate.train.setup import lr_at
 from traingate.train.tokenizer import ByteTokenizer
 
 STDLIB_MODULES = ("argparse", "textwrap", "string", "pathlib", "functools", "csv", "shutil")
 
 
 def write_corpus(path: Path) -> Path:
-    """Docstrings of a few stdlib modules (read with ``ast``) as a blank-line separated file."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    docs = []
-    for name in STDLIB_MODULES:
-        for node in ast.walk(ast.parse((root / f"{name}.py").read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef):
-                doc = ast.get_docstring(node)
-                if doc and len(doc) > 40:
-                    docs.append(" ".join(doc.split()))
+    """Docstrings of a few stdlib modules (whitespace-normalised) as a blank-line separated file."""
+    root = stdlib_dir()
+    docs = [
+        " ".join(text.split())
+        for name in STDLIB_MODULES
+        for _, text in file_docstrings(root / f"{name}.py", name)
+        if len(text) > 40
+    ]
     path.write_text("\n\n".join(docs) + "\n", encoding="utf-8")
     return path
 
@@ -76,13 +76,12 @@ def _stop(device: str) -> float:
     return time.perf_counter()
 
 
-def trainer_run(args: argparse.Namespace, data: Path, out: Path) -> float:
-    """Tokens/s of ``pretrain()`` after its warm-up steps (contracts, eval, checkpoints on)."""
-    total = args.warmup + args.steps
-    cfg = PretrainConfig(
+def trainer_options(args: argparse.Namespace, data: Path, out: Path) -> PretrainConfig:
+    """The trainer's options for one run: contracts, eval and checkpoints on, export off."""
+    return PretrainConfig(
         out=out,
         data=data,
-        max_steps=total,
+        max_steps=args.warmup + args.steps,
         batch_size=args.batch_size,
         block_size=args.block_size,
         device=args.device,
@@ -92,25 +91,28 @@ def trainer_run(args: argparse.Namespace, data: Path, out: Path) -> float:
         eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every,
     )
+
+
+def trainer_run(args: argparse.Namespace, data: Path, out: Path) -> float:
+    """Tokens/s of ``pretrain()`` after its warm-up steps (contracts, eval, checkpoints on)."""
     with batch_clock(args.warmup, args.device) as mark:
-        pretrain(cfg)
+        pretrain(trainer_options(args, data, out))
         stopped = _stop(args.device)
     return args.steps * args.batch_size * args.block_size / (stopped - mark["start"])
 
 
 def bare_run(args: argparse.Namespace, data: Path) -> float:
     """Tokens/s of the same model, batches, optimizer, schedule and clipping, nothing else."""
-    total = args.warmup + args.steps
-    lr_max, warmup_default, _ = MODE_DEFAULTS["from-scratch"]
-    lr_warmup = min(warmup_default, max(1, total // 10))  # as PretrainConfig.resolved()
-    torch.manual_seed(args.seed)
     tokenizer = ByteTokenizer()
-    model = build_model("tiny", tokenizer.vocab_size, args.block_size).to(args.device)
-    optimizer = model.configure_optimizer(lr_max)
-    stream = TokenStream(TextSource(data), tokenizer, args.batch_size, args.block_size)
+    # The trainer's own resolution gives the bare loop the same lr, warm-up and block size.
+    cfg = resolve(trainer_options(args, data, Path()), data=data, vocab_size=tokenizer.vocab_size)
+    torch.manual_seed(args.seed)
+    model = build_model(cfg.model, tokenizer.vocab_size, cfg.block_size).to(args.device)
+    optimizer = model.configure_optimizer(cfg.lr)
+    stream = TokenStream(TextSource(data), tokenizer, cfg.batch_size, cfg.block_size)
     with batch_clock(args.warmup, args.device) as mark:
-        for step in range(total):
-            lr = lr_at(step, lr_max, lr_warmup, total)
+        for step in range(cfg.max_steps):
+            lr = lr_at(step, cfg.lr, cfg.warmup, cfg.max_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x, y = next(stream)

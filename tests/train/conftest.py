@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ast
+import os
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+REPO = Path(__file__).resolve().parents[2]
 STDLIB_MODULES = ("argparse", "textwrap", "string", "json", "pathlib", "functools", "csv")
 
 
@@ -50,3 +52,34 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def trainer_env() -> dict[str, str]:
+    """The environment of a ``python -m traingate_cli.trainer_cmd`` subprocess: this checkout's
+    sources on the path, one OpenMP thread."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO / "cli")])
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+@pytest.fixture
+def pretrain_argv() -> Callable[..., list[str]]:
+    """``-m traingate_cli.trainer_cmd pretrain`` from scratch over ``data`` into ``out`` for
+    ``max_steps`` steps, plus ``flags``: the tail of a subprocess's command line."""
+
+    def argv(data: Path, out: Path, max_steps: int, *flags: str) -> list[str]:
+        head = ["-m", "traingate_cli.trainer_cmd", "pretrain", "--mode", "from-scratch"]
+        return [
+            *head,
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--max-steps",
+            str(max_steps),
+            *flags,
+        ]
+
+    return argv

@@ -41,11 +41,16 @@ def config(out: Path, data: Path, **overrides: object) -> PretrainConfig:
 N = 3  # checkpoint interval of the resume tests; their runs have 2N steps
 
 
+def two_intervals(out: Path, data: Path) -> PretrainConfig:
+    """A 2N-step run that checkpoints and validates every N steps."""
+    return config(out, data, max_steps=2 * N, checkpoint_every=N, eval_every=N)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory, corpus: dict[str, Path]) -> PretrainResult:
     """An uninterrupted 2N-step run that checkpoints and validates every N steps."""
     out = tmp_path_factory.mktemp("reference")
-    return pretrain(config(out, corpus["txt"], max_steps=2 * N, checkpoint_every=N, eval_every=N))
+    return pretrain(two_intervals(out, corpus["txt"]))
 
 
 def test_same_seed_gives_identical_steps_and_another_seed_does_not(
@@ -71,14 +76,20 @@ def test_parquet_and_txt_of_the_same_documents_train_identically(
     assert parquet.verdict["ok"] and txt.verdict["ok"]
 
 
+@pytest.fixture
+def finished(tmp_path: Path, corpus: dict[str, Path]) -> tuple[PretrainConfig, PretrainResult]:
+    """A fresh 2N-step run in ``tmp_path``, and its config (to resume it)."""
+    cfg = two_intervals(tmp_path, corpus["txt"])
+    return cfg, pretrain(cfg)
+
+
 def test_resume_continues_exactly_where_the_uninterrupted_run_went(
     tmp_path: Path,
-    corpus: dict[str, Path],
+    finished: tuple[PretrainConfig, PretrainResult],
     reference: PretrainResult,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    cfg = config(tmp_path, corpus["txt"], max_steps=2 * N, checkpoint_every=N, eval_every=N)
-    first = pretrain(cfg)
+    cfg, first = finished
     assert first.train_losses == reference.train_losses  # same seed, fresh dir
     (tmp_path / "checkpoints" / f"step-{2 * N:08d}.pt").unlink()
     (tmp_path / "verdict.json").unlink()
@@ -102,12 +113,11 @@ def test_resume_continues_exactly_where_the_uninterrupted_run_went(
 
 def test_a_truncated_newest_checkpoint_is_skipped_for_the_previous_one(
     tmp_path: Path,
-    corpus: dict[str, Path],
+    finished: tuple[PretrainConfig, PretrainResult],
     reference: PretrainResult,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    cfg = config(tmp_path, corpus["txt"], max_steps=2 * N, checkpoint_every=N, eval_every=N)
-    pretrain(cfg)
+    cfg, _ = finished
     newest = tmp_path / "checkpoints" / f"step-{2 * N:08d}.pt"
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import ast
-import os
 import socket
 import subprocess
 import sys
-import sysconfig
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -18,24 +16,8 @@ from traingate.runtime.evidence import read_verdict
 from traingate.train.config import PretrainConfig
 from traingate.train.pretrain import pretrain
 
-REPO = Path(__file__).resolve().parents[2]
 ONLY = ["INV-TRAIN-001", "INV-TRAIN-005"]
 STEPS, EVAL_EVERY = 6, 3
-
-
-def _corpus(path: Path) -> Path:
-    """Docstrings of a few stdlib modules (read with ``ast``) as a blank-line separated file."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    docs = []
-    for name in ("argparse", "textwrap", "string", "pathlib", "functools", "csv"):
-        tree = ast.parse((root / f"{name}.py").read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef):
-                doc = ast.get_docstring(node)
-                if doc and len(doc) > 40:
-                    docs.append(" ".join(doc.split()))
-    path.write_text("\n\n".join(docs) + "\n", encoding="utf-8")
-    return path
 
 
 def _free_port() -> int:
@@ -51,12 +33,14 @@ def _val_losses(run_dir: Path) -> list[float]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_two_ranks_under_torchrun_reach_the_single_process_verdicts(tmp_path: Path) -> None:
-    data = _corpus(tmp_path / "docs.txt")
+def test_two_ranks_under_torchrun_reach_the_single_process_verdicts(
+    tmp_path: Path,
+    corpus: dict[str, Path],
+    trainer_env: dict[str, str],
+    pretrain_argv: Callable[..., list[str]],
+) -> None:
+    data = corpus["txt"]
     out = tmp_path / "ddp"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO / "cli")])
-    env["OMP_NUM_THREADS"] = "1"
     command = [
         sys.executable,
         "-m",
@@ -67,17 +51,7 @@ def test_two_ranks_under_torchrun_reach_the_single_process_verdicts(tmp_path: Pa
         "127.0.0.1",
         "--master-port",
         str(_free_port()),
-        "-m",
-        "traingate_cli.trainer_cmd",
-        "pretrain",
-        "--mode",
-        "from-scratch",
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        "--max-steps",
-        str(STEPS),
+        *pretrain_argv(data, out, STEPS),
         "--eval-every",
         str(EVAL_EVERY),
         "--batch-size",
@@ -90,7 +64,7 @@ def test_two_ranks_under_torchrun_reach_the_single_process_verdicts(tmp_path: Pa
         "--no-progress",
         *[arg for inv in ONLY for arg in ("--only", inv)],
     ]
-    ran = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    ran = subprocess.run(command, env=trainer_env, capture_output=True, text=True, timeout=240)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "Traceback" not in ran.stderr
 

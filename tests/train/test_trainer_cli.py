@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -22,7 +23,6 @@ from traingate_cli.trainer_cmd import cli
 from traingate.runtime.evidence import read_verdict
 from traingate.train.checkpoint import list_step_checkpoints, load_checkpoint
 
-REPO = Path(__file__).resolve().parents[2]
 TINY_ARGS = ["--batch-size", "2", "--block-size", "32", "--eval-blocks", "2", "--no-progress"]
 
 
@@ -33,6 +33,11 @@ def _one_thread(one_thread: None) -> None:
 
 def trainer(*args: str | Path) -> Result:
     return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def pretrain(data: Path, out: Path, *flags: str, mode: str = "from-scratch") -> Result:
+    """``trainer pretrain`` of the tiny shape over ``data`` into ``out``, plus ``flags``."""
+    return trainer("pretrain", "--mode", mode, "--data", data, "--out", out, *flags, *TINY_ARGS)
 
 
 def assert_one_line_error(result: Result, *fragments: str) -> None:
@@ -100,23 +105,8 @@ def test_export_of_a_folder_without_checkpoints_exits_2(tmp_path: Path) -> None:
 
 def test_a_short_run_exits_0_with_the_gate_table(tmp_path: Path, corpus: dict[str, Path]) -> None:
     out = tmp_path / "run"
-    result = trainer(
-        "pretrain",
-        "--mode",
-        "from-scratch",
-        "--data",
-        corpus["parquet"],
-        "--out",
-        out,
-        "--max-steps",
-        "2",
-        "--only",
-        "INV-TRAIN-001",
-        "--only",
-        "INV-TRAIN-005",
-        "--no-export",
-        *TINY_ARGS,
-    )
+    only = ["--only", "INV-TRAIN-001", "--only", "INV-TRAIN-005"]
+    result = pretrain(corpus["parquet"], out, "--max-steps", "2", *only, "--no-export")
     assert result.exit_code == 0, result.output
     assert "INV-TRAIN-005" in result.stdout and "verdict: PASS" in result.stdout
     assert read_verdict(out)["ok"]
@@ -127,19 +117,7 @@ def test_a_short_run_with_an_unevaluated_ship_blocking_invariant_exits_3(
 ) -> None:
     """INV-TRAIN-003 (loss spike) needs 100 losses: a 2-step run cannot pass its gate."""
     out = tmp_path / "run"
-    result = trainer(
-        "pretrain",
-        "--mode",
-        "from-scratch",
-        "--data",
-        corpus["txt"],
-        "--out",
-        out,
-        "--max-steps",
-        "2",
-        "--no-export",
-        *TINY_ARGS,
-    )
+    result = pretrain(corpus["txt"], out, "--max-steps", "2", "--no-export")
     assert result.exit_code == 3, result.output
     verdict = read_verdict(out)
     assert not verdict["ok"] and verdict["aborted_by"] is None
@@ -159,26 +137,12 @@ def test_seed_003_large_vocab_cold_start_aborts_as_finetune_and_passes_from_scra
 ) -> None:
     def run(mode: str) -> tuple[Result, float]:
         started = time.perf_counter()
-        result = trainer(
-            "pretrain",
-            "--mode",
-            mode,
-            "--data",
+        result = pretrain(
             corpus["txt"],
-            "--out",
             tmp_path / mode,
-            "--tokenizer",
-            "bpe",
-            "--vocab-size",
-            str(SEED_003_VOCAB),
-            "--max-steps",
-            "4",
-            "--eval-every",
-            "2",
-            "--only",
-            "INV-TRAIN-005",
-            "--no-export",
-            *TINY_ARGS,
+            *("--tokenizer", "bpe", "--vocab-size", str(SEED_003_VOCAB)),
+            *("--max-steps", "4", "--eval-every", "2", "--only", "INV-TRAIN-005", "--no-export"),
+            mode=mode,
         )
         return result, time.perf_counter() - started
 
@@ -215,20 +179,7 @@ def test_full_default_contract_run_passes_check_and_export(
     tmp_path: Path, corpus: dict[str, Path]
 ) -> None:
     out = tmp_path / "run"
-    result = trainer(
-        "pretrain",
-        "--mode",
-        "from-scratch",
-        "--data",
-        corpus["txt"],
-        "--out",
-        out,
-        "--max-steps",
-        "110",
-        "--eval-every",
-        "55",
-        *TINY_ARGS,
-    )
+    result = pretrain(corpus["txt"], out, "--max-steps", "110", "--eval-every", "55")
     assert result.exit_code == 0, result.output
     assert "verdict: PASS" in result.stdout and "onnx:" in result.stdout
     for name in ("evidence.jsonl", "verdict.json", "metrics.parquet", "model.onnx", "config.json"):
@@ -258,34 +209,21 @@ def test_full_default_contract_run_passes_check_and_export(
 # -- SIGINT / SIGTERM: checkpoint, exit 1, resume ---------------------------------------------
 
 
-def _subprocess_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO / "cli")])
-    env["OMP_NUM_THREADS"] = "1"
-    return env
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_checkpoints_exits_1_and_resume_auto_completes(
-    tmp_path: Path, corpus: dict[str, Path], signum: signal.Signals
+    tmp_path: Path,
+    corpus: dict[str, Path],
+    trainer_env: dict[str, str],
+    pretrain_argv: Callable[..., list[str]],
+    signum: signal.Signals,
 ) -> None:
     out = tmp_path / "run"
     steps = 120
     args = [
         sys.executable,
-        "-m",
-        "traingate_cli.trainer_cmd",
-        "pretrain",
-        "--mode",
-        "from-scratch",
-        "--data",
-        str(corpus["txt"]),
-        "--out",
-        str(out),
-        "--max-steps",
-        str(steps),
+        *pretrain_argv(corpus["txt"], out, steps),
         "--checkpoint-every",
         "5",
         "--eval-every",
@@ -296,7 +234,7 @@ def test_a_signal_checkpoints_exits_1_and_resume_auto_completes(
         *TINY_ARGS,
     ]
     proc = subprocess.Popen(
-        args, env=_subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        args, env=trainer_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     first = out / "checkpoints" / "step-00000005.pt"
     deadline = time.monotonic() + 90
@@ -320,7 +258,7 @@ def test_a_signal_checkpoints_exits_1_and_resume_auto_completes(
 
     resumed = subprocess.run(  # only the final checkpoint this time: each one is fsynced
         [*args, "--resume", "auto", "--checkpoint-every", str(steps)],
-        env=_subprocess_env(),
+        env=trainer_env,
         capture_output=True,
         text=True,
         timeout=90,

@@ -19,7 +19,7 @@ from pathlib import Path
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from traingate.decisions.rules import DecisionResult, DecisionRule, evaluate_rule
+from traingate.decisions import DecisionResult, DecisionRule, evaluate_rule
 from traingate.contract.shipped import shipped_contracts
 
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from traingate_cli.decide_cmd import decide
 
-from traingate.decisions.rules import (
+from traingate.decisions import (
     DecisionError,
     DecisionRule,
     Metric,

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+
+from traingate.errors import TraingateError
 
 MAX_LENGTH = 500
 MAX_DEPTH = 40
 
 
-class FormulaError(ValueError):
+class FormulaError(TraingateError, ValueError):
     """A formula that cannot be parsed or evaluated; ``column`` is 0-based within the text."""
 
     def __init__(self, message: str, column: int = 0, code: str = "formula-syntax") -> None:
@@ -214,6 +216,43 @@ def _convert(node: ast.AST, depth: int, allow_compare: bool, offset: int = 0) ->
     raise FormulaError(f"{what} are not allowed in a formula", col)
 
 
+def parse_source(text: object, what: str, max_length: int) -> tuple[ast.expr, str, int]:
+    """Parse ``text`` as one Python expression (never run): (tree, stripped text, lead).
+
+    ``lead`` is the count of leading blanks, so columns count from the text as written;
+    ``what`` (``formula``, ``predicate``) names the text in errors.
+    """
+    if not isinstance(text, str):
+        raise FormulaError(f"a {what} must be text, not {type(text).__name__}")
+    if len(text) > max_length:
+        raise FormulaError(f"{what} is longer than {max_length} characters")
+    body = text.strip()
+    if not body:
+        raise FormulaError(f"{what} is empty")
+    lead = len(text) - len(text.lstrip())
+    try:
+        return ast.parse(body, mode="eval").body, body, lead
+    except SyntaxError as exc:
+        col = lead + max((exc.offset or 1) - 1, 0)
+        raise FormulaError(f"syntax error: {exc.msg}", col) from None
+    except (RecursionError, MemoryError, ValueError):
+        raise FormulaError(f"{what} cannot be parsed (too deep or malformed)", lead) from None
+
+
+def _symbols(node: Node) -> Iterator[Sym]:
+    """Every symbol in the tree, left to right."""
+    if isinstance(node, Sym):
+        yield node
+    elif isinstance(node, Neg):
+        yield from _symbols(node.operand)
+    elif isinstance(node, Bin | Compare):
+        yield from _symbols(node.left)
+        yield from _symbols(node.right)
+    elif isinstance(node, Call):
+        for arg in node.args:
+            yield from _symbols(arg)
+
+
 @dataclass(frozen=True)
 class Formula:
     """A parsed formula: its source text, its tree, and the symbols it names."""
@@ -224,20 +263,7 @@ class Formula:
     @classmethod
     def parse(cls, text: str, *, predicate: bool = False) -> Formula:
         """Parse ``text``; ``predicate=True`` requires one top-level comparison."""
-        if not isinstance(text, str):
-            raise FormulaError(f"a formula must be text, not {type(text).__name__}")
-        if len(text) > MAX_LENGTH:
-            raise FormulaError(f"formula is longer than {MAX_LENGTH} characters")
-        if not text.strip():
-            raise FormulaError("formula is empty")
-        offset = len(text) - len(text.lstrip())  # columns count from the unstripped text
-        try:
-            expr = ast.parse(text.strip(), mode="eval").body
-        except SyntaxError as exc:
-            col = max((exc.offset or 1) - 1, 0) + offset
-            raise FormulaError(f"syntax error: {exc.msg}", col) from None
-        except (RecursionError, MemoryError, ValueError):
-            raise FormulaError("formula cannot be parsed (too deep or malformed)") from None
+        expr, _, offset = parse_source(text, "formula", MAX_LENGTH)
         tree = _convert(expr, 0, predicate, offset)
         if predicate and not isinstance(tree, Compare):
             raise FormulaError("a predicate needs a comparison, e.g. `tokens_per_sec >= 0`", offset)
@@ -258,40 +284,13 @@ class Formula:
 
     def symbols(self) -> frozenset[str]:
         """Every symbol the formula names (parameters or metrics)."""
-        found: set[str] = set()
-
-        def walk(n: Node) -> None:
-            if isinstance(n, Sym):
-                found.add(n.name)
-            elif isinstance(n, Neg):
-                walk(n.operand)
-            elif isinstance(n, Bin | Compare):
-                walk(n.left)
-                walk(n.right)
-            elif isinstance(n, Call):
-                for a in n.args:
-                    walk(a)
-
-        walk(self.tree)
-        return frozenset(found)
+        return frozenset(sym.name for sym in _symbols(self.tree))
 
     def symbol_columns(self) -> dict[str, int]:
         """First column at which each symbol appears (for located findings)."""
         cols: dict[str, int] = {}
-
-        def walk(n: Node) -> None:
-            if isinstance(n, Sym):
-                cols.setdefault(n.name, n.column)
-            elif isinstance(n, Neg):
-                walk(n.operand)
-            elif isinstance(n, Bin | Compare):
-                walk(n.left)
-                walk(n.right)
-            elif isinstance(n, Call):
-                for a in n.args:
-                    walk(a)
-
-        walk(self.tree)
+        for sym in _symbols(self.tree):
+            cols.setdefault(sym.name, sym.column)
         return cols
 
     def evaluate(self, values: Mapping[str, float]) -> float:

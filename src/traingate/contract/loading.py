@@ -7,7 +7,6 @@ near-miss keys get a suggestion (``gate:`` → did you mean ``gates``?).
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,16 +16,17 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from traingate.contract.findings import Finding, field_path
-from traingate.contract.kinds import KINDS as REGISTRY
-from traingate.contract.schema import Contract, Invariant
+from traingate.contract.findings import Finding, field_path, suggest
+from traingate.contract.kinds import KINDS
+from traingate.contract.schema import Contract
+from traingate.errors import TraingateError
 
 Loc = tuple[str | int, ...]
 MAX_BYTES = 2_000_000
 MAX_NODES = 100_000  # after alias expansion (a 500-byte alias bomb expands to 10**9)
 
 
-class LoadError(Exception):
+class LoadError(TraingateError):
     """Input that cannot be read or parsed at all: a one-line message, CLI exit 2."""
 
 
@@ -169,14 +169,6 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
-def suggest(word: str, choices: list[str]) -> str:
-    """`` (did you mean `gates`?)`` for a near miss, else an empty string."""
-    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
-    if not close and isinstance(word, str):
-        close = [c for c in choices if c.startswith(word) or word.startswith(c)][:1]
-    return f" (did you mean `{close[0]}`?)" if close else ""
-
-
 _FORMULA_CODES = {
     "formula-syntax": "TG130",
     "formula-unknown-function": "TG132",
@@ -184,16 +176,30 @@ _FORMULA_CODES = {
 }
 
 
-def _map_errors(
-    exc: ValidationError,
-    model: type[BaseModel],
-    prefix: Loc,
-    loaded: LoadedContract,
-    default_code: str,
-) -> list[Finding]:
+_CHECK_CODES = {"check_kind": "TG120", "check_point": "TG122"}
+
+
+def _owner(loc: Loc, data: Any) -> tuple[type[BaseModel], Loc, str]:
+    """The model that validated ``loc``, where its fields start, and its default code.
+
+    An invariant's ``params`` are validated by its kind's own model (TG121); everything
+    else by the contract schema (TG100).
+    """
+    if len(loc) >= 3 and loc[0] == "invariants" and loc[2] == "params":
+        raw = data["invariants"][loc[1]]
+        kind = KINDS.get(raw.get("check")) if isinstance(raw, dict) else None
+        if kind is not None:
+            return kind.params_model, loc[:3], "TG121"
+    return Contract, (), "TG100"
+
+
+def _map_errors(exc: ValidationError, loaded: LoadedContract) -> list[Finding]:
+    """One finding per pydantic error, with its code, its message and its YAML location."""
+    data = loaded.located.data if loaded.located else None
     findings = []
     for err in exc.errors(include_url=False):
-        loc: Loc = (*prefix, *err["loc"])
+        loc: Loc = tuple(err["loc"])
+        model, prefix, default_code = _owner(loc, data)
         ctx = err.get("ctx") or {}
         if "subpath" in ctx:
             loc = (*loc, ctx["subpath"])
@@ -219,10 +225,13 @@ def _map_errors(
         elif kind in ("regime_missing", "regime_key"):
             code = "TG134"
             mark = loaded.mark(loc, key=kind == "regime_key")
+        elif kind in _CHECK_CODES:
+            code = _CHECK_CODES[kind]
+            mark = loaded.mark(loc)
         else:
             mark = loaded.mark(loc)
             given = err.get("input")
-            if not isinstance(given, dict | list) and kind != "missing":
+            if not isinstance(given, dict | list):
                 message = f"{message} (got {given!r})"
         findings.append(
             Finding(code, "error", message, loaded.display, mark.line, mark.column, field_path(loc))
@@ -285,59 +294,8 @@ def load_contract(path: Path | str, display: str | None = None) -> LoadedContrac
             )
         )
         return loaded
-    raw_invariants = data.get("invariants")
     try:
-        contract = Contract.model_validate(data)
+        loaded.contract = Contract.model_validate(data)
     except ValidationError as exc:
-        loaded.findings.extend(_map_errors(exc, Contract, (), loaded, "TG100"))
-        return loaded
-    typed: list[Invariant] = []
-    for i, inv in enumerate(contract.invariants):
-        typed_inv = _type_params(
-            inv, i, raw_invariants[i] if isinstance(raw_invariants, list) else {}, loaded
-        )
-        typed.append(typed_inv if typed_inv is not None else inv)
-    loaded.contract = contract.model_copy(update={"invariants": typed})
+        loaded.findings.extend(_map_errors(exc, loaded))
     return loaded
-
-
-def _type_params(inv: Invariant, index: int, raw: Any, loaded: LoadedContract) -> Invariant | None:
-    """Validate ``params`` with the check kind's own model; findings point inside params."""
-    kind = REGISTRY.get(inv.check)
-    if kind is None:
-        mark = loaded.mark(("invariants", index, "check"))
-        loaded.findings.append(
-            Finding(
-                "TG120",
-                "error",
-                f"unknown check kind `{inv.check}`{suggest(inv.check, sorted(REGISTRY))}",
-                loaded.display,
-                mark.line,
-                mark.column,
-                f"invariants[{index}].check",
-            )
-        )
-        return None
-    if inv.at not in kind.points:
-        mark = loaded.mark(("invariants", index, "at"))
-        allowed = ", ".join(sorted(kind.points))
-        loaded.findings.append(
-            Finding(
-                "TG122",
-                "error",
-                f"check `{kind.kind}` runs at {allowed}, not `{inv.at}`",
-                loaded.display,
-                mark.line,
-                mark.column,
-                f"invariants[{index}].at",
-            )
-        )
-    params = raw.get("params", {}) if isinstance(raw, dict) else {}
-    try:
-        model = kind.params_model.model_validate(params if params is not None else {})
-    except ValidationError as exc:
-        loaded.findings.extend(
-            _map_errors(exc, kind.params_model, ("invariants", index, "params"), loaded, "TG121")
-        )
-        return None
-    return inv.model_copy(update={"params": model})

@@ -1,7 +1,9 @@
 """Pydantic models of a contract file: strict, closed, and pointing at the failing field.
 
 A contract holds typed run ``parameters``, ``invariants`` (each a registered check kind with
-its own params model, evaluated at one point of the loop) and ``gates`` (sets of invariants
+its own params model, evaluated at one point of the loop: ``params`` are validated by the
+model of the kind ``check:`` names, in the same pass, so their errors point inside them) and
+``gates`` (sets of invariants
 that must be discharged by evidence). Whether anything is discharged is never written here:
 ``contracts verify`` derives it by running the tests the contract names.
 """
@@ -13,29 +15,23 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
-from traingate.contract.kinds import At, CheckParams
+from traingate.contract.decision_rule import DecisionRule
+from traingate.contract.fields import Strict, TestId, Text
+from traingate.contract.findings import suggest
+from traingate.contract.kinds import KINDS, At, CheckParams
 from traingate.contract.regime import REGIME_NAMES, RegimeName
-from traingate.decisions.rules import DecisionRule
 
 SEMVER = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
 CONTRACT_ID = r"^C-[A-Z0-9]+(?:-[A-Z0-9]+)*$"
 INVARIANT_ID = r"^INV-[A-Z0-9]+(?:-[A-Z0-9]+)*-\d{3}$"
 GATE_ID = r"^GATE-[A-Z0-9]+(?:-[A-Z0-9]+)*-\d{3}$"
-TEST_ID = r"^[\w./-]+\.py(?:::[A-Za-z_]\w*)+(?:\[[^\]]*\])?$"
 
-Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 InvariantId = Annotated[str, StringConstraints(pattern=INVARIANT_ID)]
 GateId = Annotated[str, StringConstraints(pattern=GATE_ID)]
-TestId = Annotated[str, StringConstraints(pattern=TEST_ID)]
 Status = Literal["draft", "active", "deprecated"]
-
-
-class Strict(BaseModel):
-    """Base for every contract model: unknown keys are errors, values are not coerced."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ChangelogEntry(Strict):
@@ -69,8 +65,8 @@ class Invariant(Strict):
     """One executable promise: a check kind, its params, where it runs, what it does on failure.
 
     ``regimes`` limits where it applies (a cold-start check means nothing for a finetune).
-    ``params`` arrives as a mapping and is replaced at load time by the kind's own params
-    model (see :mod:`traingate.contract.loading`), so errors point inside it.
+    ``check`` must be a registered kind (:data:`traingate.contract.kinds.KINDS`), ``at`` a
+    point it runs at, and ``params`` are typed by that kind's own params model.
     """
 
     id: InvariantId
@@ -78,11 +74,42 @@ class Invariant(Strict):
     description: str | None = None
     check: Text
     at: At
-    params: dict[str, Any] | CheckParams = Field(default_factory=dict, union_mode="left_to_right")
+    params: CheckParams = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
     on_violation: Literal["abort", "warn"]
     regimes: list[RegimeName] = Field(default_factory=lambda: list(REGIME_NAMES), min_length=1)
     hint: str | None = None
     falsified_by: list[TestId] = Field(default_factory=list)
+
+    @field_validator("check")
+    @classmethod
+    def _kind_is_registered(cls, check: str) -> str:
+        if check not in KINDS:
+            raise PydanticCustomError(
+                "check_kind",
+                "unknown check kind `{check}`{hint}",
+                {"check": check, "hint": suggest(check, sorted(KINDS))},
+            )
+        return check
+
+    @field_validator("at")
+    @classmethod
+    def _kind_runs_here(cls, at: At, info: ValidationInfo) -> At:
+        kind = KINDS.get(info.data.get("check", ""))
+        if kind is not None and at not in kind.points:
+            raise PydanticCustomError(
+                "check_point",
+                "check `{check}` runs at {allowed}, not `{at}`",
+                {"check": kind.kind, "allowed": ", ".join(sorted(kind.points)), "at": at},
+            )
+        return at
+
+    @field_validator("params", mode="plain")
+    @classmethod
+    def _typed_by_kind(cls, params: Any, info: ValidationInfo) -> Any:
+        kind = KINDS.get(info.data.get("check", ""))
+        if kind is None:
+            return params  # `check` failed and has its own error; this model is not built
+        return kind.params_model.model_validate(params)
 
 
 class Gate(Strict):

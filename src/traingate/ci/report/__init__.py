@@ -1,0 +1,18 @@
+"""One self-contained HTML report of a run dir, plus a PNG of each chart beside it.
+
+The HTML has inline CSS and inline SVG charts (no script, no external URL): the training
+loss per step, the validation loss per epoch, and, when the run recorded them, the
+gradient norm and the loss-component shares. Limits are drawn where they applied and
+violations are marked on the curves; the gate and invariant tables follow.
+
+Modules, in the order a report is made: ``reading`` (metrics rows; every verdict read is
+``reading.read_verdict``), ``charts`` (routing series, limits and violations to charts,
+as each kind's ``Check.drawing`` declares), ``figure`` (ticks, pixel layout,
+decimation), ``svg`` and ``png`` (the two renderers), ``html`` (the page), ``render``.
+"""
+
+from traingate.ci.report.model import LIMIT_COLOR
+from traingate.ci.report.png import Canvas
+from traingate.ci.report.render import render_report
+
+__all__ = ["LIMIT_COLOR", "Canvas", "render_report"]

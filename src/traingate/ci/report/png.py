@@ -1,0 +1,97 @@
+"""PNGs of the charts, rasterised with zlib/struct: lines, markers, axes (text stays in the
+HTML), since the project does not depend on a plotting library."""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from itertools import pairwise
+
+from traingate.ci.report.figure import Figure
+
+
+def _rgb(color: str) -> tuple[int, int, int]:
+    value = color.lstrip("#")
+    return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
+
+
+class Canvas:
+    """An RGB pixel buffer with just enough drawing for charts, encoded as PNG."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
+        self.pixels = bytearray(b"\xff" * (width * height * 3))
+
+    def dot(self, x: float, y: float, rgb: tuple[int, int, int], size: float = 1) -> None:
+        r = max(size / 2, 0.5)
+        for yy in range(math.floor(y - r + 0.5), math.floor(y + r + 0.5)):
+            for xx in range(math.floor(x - r + 0.5), math.floor(x + r + 0.5)):
+                if 0 <= xx < self.width and 0 <= yy < self.height:
+                    i = (yy * self.width + xx) * 3
+                    self.pixels[i : i + 3] = bytes(rgb)
+
+    def line(
+        self,
+        x0: float,
+        y0: float,
+        x1: float,
+        y1: float,
+        rgb: tuple[int, int, int],
+        width: float = 1,
+        dash: tuple[float, float] | None = None,
+    ) -> None:
+        length = math.hypot(x1 - x0, y1 - y0)
+        steps = max(int(length * 2), 1)
+        for i in range(steps + 1):
+            t = i / steps
+            if dash and (t * length) % (dash[0] + dash[1]) >= dash[0]:
+                continue
+            self.dot(x0 + (x1 - x0) * t, y0 + (y1 - y0) * t, rgb, width)
+
+    def png(self) -> bytes:
+        """PNG bytes: 8-bit RGB, no interlace, filter 0 on every row."""
+        stride = self.width * 3
+        raw = b"".join(
+            b"\x00" + bytes(self.pixels[y * stride : (y + 1) * stride]) for y in range(self.height)
+        )
+        header = struct.pack(">IIBBBBB", self.width, self.height, 8, 2, 0, 0, 0)
+        return (
+            b"\x89PNG\r\n\x1a\n"
+            + _chunk(b"IHDR", header)
+            + _chunk(b"IDAT", zlib.compress(raw, 6))
+            + _chunk(b"IEND", b"")
+        )
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+
+def to_png(fig: Figure) -> bytes:
+    """Rasterise the figure's lines, curves and markers (its text is left to the HTML)."""
+    canvas = Canvas(fig.width, fig.height)
+    for item in fig.items:
+        kind = item[0]
+        if kind == "line":
+            _, x0, y0, x1, y1, color, width, dash = item
+            pattern = tuple(float(v) for v in dash.split()) if dash else None
+            canvas.line(x0, y0, x1, y1, _rgb(color), width, pattern)  # type: ignore[arg-type]
+        elif kind == "polyline":
+            _, points, color, width = item
+            for (ax, ay), (bx, by) in pairwise(points):
+                canvas.line(ax, ay, bx, by, _rgb(color), width)
+            if len(points) <= 60:
+                for x, y in points:
+                    canvas.dot(x, y, _rgb(color), 5)
+        elif kind == "marker":
+            _, x, y, color, shape, _label = item
+            rgb = _rgb(color)
+            if shape == "x":
+                canvas.line(x - 6, y - 6, x + 6, y + 6, rgb, 3)
+                canvas.line(x - 6, y + 6, x + 6, y - 6, rgb, 3)
+            else:
+                for row in range(13):
+                    half = 7 * (1 - row / 12)
+                    canvas.line(x - half, y - 6 + row, x + half, y - 6 + row, rgb, 1)
+    return canvas.png()

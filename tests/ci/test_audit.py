@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from traingate_cli.run_cmds import audit
 
 from traingate.ci.audit import AuditError, audit_metrics, parse_mapping
-from traingate.runtime.evidence import read_evidence
-from traingate.contract.regime import Finetune
 from traingate.ci.runcheck import check_run
+from traingate.contract.regime import Finetune
+from traingate.runtime.evidence import read_evidence
 
 LOSS_BALANCE = Path(__file__).resolve().parents[2] / "contracts" / "loss-balance-v1.yaml"
 # Seed 004's validation loss components at epochs 1/10/20/50/100 (its table, verbatim).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -16,9 +17,13 @@ from click.testing import CliRunner
 from traingate_cli.run_cmds import report
 
 from traingate import Guard, InvariantViolation
-from traingate.runtime.evidence import MetricsBuffer
-from traingate.contract.regime import Finetune, FromScratch
+from traingate.checks import REGISTRY
 from traingate.ci.report import LIMIT_COLOR, Canvas, render_report
+from traingate.ci.report.charts import chart_key
+from traingate.contract.regime import Finetune, FromScratch
+from traingate.runtime.evidence import MetricsBuffer
+
+CI = Path(__file__).resolve().parents[2] / "src" / "traingate" / "ci"
 
 CONTRACT = """\
 contract: C-TEST-REPORT
@@ -292,3 +297,23 @@ def test_non_finite_loss_breaks_the_curve_and_is_marked_at_the_top(
     svg = train.split("<svg")[1].split("</svg>")[0]
     coords = re.findall(r'(?:points|cx|cy|x1|y1|x2|y2)="([^"]*)"', svg)
     assert coords and not any("nan" in c for c in coords)  # the NaN step is not plotted
+
+
+@pytest.mark.parametrize(
+    "kind", [k for k, check in sorted(REGISTRY.items()) if check.drawing is not None]
+)
+def test_every_declared_limit_drawing_has_a_chart(kind: str) -> None:
+    for at in ("step", "validation"):
+        assert chart_key(REGISTRY[kind].drawing, at) is not None, (kind, at)
+
+
+@pytest.mark.parametrize("package", ["report", "audit"])
+def test_report_and_audit_name_no_check_kind(package: str) -> None:
+    """What a kind needs drawn or observed is declared on the kind, never matched by name."""
+    named = [
+        f"{path.name}:{node.lineno}: {node.value!r}"
+        for path in sorted((CI / package).glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant) and node.value in REGISTRY
+    ]
+    assert not named, named

@@ -66,7 +66,7 @@ def _collect(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Points]
 
 
 def _shares(series: Mapping[tuple[str, str], Points], point: str, prefix: str) -> list[Series]:
-    """Each component's share of the summed magnitudes at every x (as loss_balance defines)."""
+    """Each component's share of the summed magnitudes at every x (``component_shares``)."""
     names = sorted(n for p, n in series if p == point and n.startswith(prefix))
     table: dict[float, dict[str, float]] = {}
     for name in names:

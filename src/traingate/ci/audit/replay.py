@@ -1,0 +1,118 @@
+"""Replay typed rows through the same :class:`traingate.Guard` a training loop uses.
+
+A row feeding both points is replayed step first, then validation (a loop's order).
+After the last row (unless an abort stopped the replay) final-point invariants see the
+last value of every mapped scalar, as a loop's ``guard.final()`` would. The run dir gets
+the Guard's ``evidence.jsonl``/``verdict.json``/``metrics.parquet``, plus ``audit.json``
+(source file, digest, mapping, rows replayed, where an abort stopped the replay).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from traingate.ci.audit.errors import AuditError
+from traingate.ci.audit.mapping import plan
+from traingate.ci.audit.rows import Row, build_rows
+from traingate.ci.audit.tables import read_table
+from traingate.ci.runcheck import AUDIT
+from traingate.contract.regime import Finetune, FromScratch
+from traingate.files import atomic_write_text
+from traingate.runtime.evidence import EVIDENCE, VERDICT, jsonable
+from traingate.runtime.guard import Guard, InvariantViolation
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def audit_metrics(
+    path: str | Path,
+    contracts: Sequence[str | Path] | None,
+    regime: Finetune | FromScratch | None,
+    params: Mapping[str, float] | None,
+    mapping: Mapping[str, str],
+    run_dir: str | Path,
+    *,
+    only: Sequence[str] | None = None,
+    where: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Replay the metrics log at ``path`` through a Guard writing to ``run_dir``.
+
+    Returns the Guard's verdict with an ``audit`` entry (also written to ``audit.json``).
+    An abort violation stops the replay where the run would have stopped; its row is in
+    ``verdict["audit"]["stopped_at"]``. Raises AuditError for unusable input (nothing is
+    written then), or when a check cannot take a row (the run dir records the crash).
+    """
+    path, run_dir = Path(path), Path(run_dir)
+    if (run_dir / VERDICT).exists() or (run_dir / EVIDENCE).exists():
+        raise AuditError(f"{run_dir}: already holds a run; choose another output directory")
+    table = read_table(path)
+    selected = list(only) if only else None
+    planner = Guard(contracts, regime=regime, params=params, only=selected)
+    points = plan(planner, mapping, table.columns, path)
+    rows = build_rows(table, mapping, where or {})
+    guard = Guard(contracts, regime=regime, params=params, run_dir=run_dir, only=selected)
+    replayed, skipped = 0, 0
+    stopped: dict[str, Any] | None = None
+    error: BaseException | None = None
+    current: Row | None = None
+    last: dict[str, float] = {}
+    try:
+        for current in rows:
+            if not current.step_obs and not current.val_obs:
+                skipped += 1
+                continue
+            if current.step_obs:
+                guard.step(current.step, **current.step_obs)  # type: ignore[arg-type]
+            if current.val_obs:
+                guard.validation(current.epoch, step=current.step, **current.val_obs)  # type: ignore[arg-type]
+            last.update(current.scalars)
+            replayed += 1
+        if replayed and guard.by_point["final"]:
+            current = None
+            guard.final(**last)
+    except InvariantViolation as exc:
+        error = exc
+        replayed += current is not None  # the row that aborted was replayed (up to the abort)
+        stopped = {
+            "row": current.number if current else None,
+            "line": current.line if current else None,
+            "point": exc.record.at,
+            "invariant": exc.invariant_id,
+            "step": exc.step,
+            "epoch": exc.epoch,
+        }
+    except Exception as exc:  # a check rejecting a row: record the crash, then report it
+        error = exc
+    except BaseException as exc:
+        guard.close(exc)
+        raise
+    verdict = guard.close(error)
+    audit = {
+        "source": str(path),
+        "format": table.fmt,
+        "sha256": _digest(path),
+        "mapping": dict(mapping),
+        "where": dict(where or {}),
+        "only": selected,
+        "points": sorted(points),
+        "rows": len(rows),
+        "replayed": replayed,
+        "skipped": skipped,
+        "stopped_at": stopped,
+    }
+    atomic_write_text(run_dir / AUDIT, json.dumps(jsonable(audit), indent=2) + "\n")
+    verdict["audit"] = audit
+    if error is not None and not isinstance(error, InvariantViolation):
+        place = current.where() if current else "final point"
+        raise AuditError(f"{path}: {place}: {type(error).__name__}: {error}") from None
+    return verdict

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,60 @@ from traingate.contract.regime import Finetune, FromScratch
 from traingate.files import atomic_write_text
 from traingate.runtime.evidence import EVIDENCE, VERDICT, jsonable
 from traingate.runtime.guard import Guard, InvariantViolation
+
+
+@dataclass
+class Replayed:
+    """How a replay went: rows replayed and skipped, where an abort stopped it, and the
+    error that ended it (``current`` is the row being fed then; None at the final point)."""
+
+    replayed: int = 0
+    skipped: int = 0
+    stopped: dict[str, Any] | None = None
+    error: BaseException | None = None
+    current: Row | None = None
+
+
+def replay(guard: Guard, rows: Sequence[Row]) -> Replayed:
+    """Feed ``rows`` to ``guard`` as a loop would, then its final point; the guard stays open.
+
+    An abort or a check rejecting a row ends the replay and is returned, not raised; an
+    interrupt (any other BaseException) closes the guard with it and propagates.
+    """
+    done = Replayed()
+    last: dict[str, float] = {}
+    try:
+        for row in rows:
+            done.current = row
+            if not row.step_obs and not row.val_obs:
+                done.skipped += 1
+                continue
+            if row.step_obs:
+                guard.step(row.step, **row.step_obs)  # type: ignore[arg-type]
+            if row.val_obs:
+                guard.validation(row.epoch, step=row.step, **row.val_obs)  # type: ignore[arg-type]
+            last.update(row.scalars)
+            done.replayed += 1
+        if done.replayed and guard.by_point["final"]:
+            done.current = None
+            guard.final(**last)
+    except InvariantViolation as exc:
+        done.error = exc
+        done.replayed += done.current is not None  # the aborting row was replayed up to the abort
+        done.stopped = {
+            "row": done.current.number if done.current else None,
+            "line": done.current.line if done.current else None,
+            "point": exc.record.at,
+            "invariant": exc.invariant_id,
+            "step": exc.step,
+            "epoch": exc.epoch,
+        }
+    except Exception as exc:  # a check rejecting a row: record the crash, then report it
+        done.error = exc
+    except BaseException as exc:
+        guard.close(exc)
+        raise
+    return done
 
 
 def _digest(path: Path) -> str:
@@ -61,42 +116,8 @@ def audit_metrics(
     points = plan(planner, mapping, table.columns, path)
     rows = build_rows(table, mapping, where or {})
     guard = Guard(contracts, regime=regime, params=params, run_dir=run_dir, only=selected)
-    replayed, skipped = 0, 0
-    stopped: dict[str, Any] | None = None
-    error: BaseException | None = None
-    current: Row | None = None
-    last: dict[str, float] = {}
-    try:
-        for current in rows:
-            if not current.step_obs and not current.val_obs:
-                skipped += 1
-                continue
-            if current.step_obs:
-                guard.step(current.step, **current.step_obs)  # type: ignore[arg-type]
-            if current.val_obs:
-                guard.validation(current.epoch, step=current.step, **current.val_obs)  # type: ignore[arg-type]
-            last.update(current.scalars)
-            replayed += 1
-        if replayed and guard.by_point["final"]:
-            current = None
-            guard.final(**last)
-    except InvariantViolation as exc:
-        error = exc
-        replayed += current is not None  # the row that aborted was replayed (up to the abort)
-        stopped = {
-            "row": current.number if current else None,
-            "line": current.line if current else None,
-            "point": exc.record.at,
-            "invariant": exc.invariant_id,
-            "step": exc.step,
-            "epoch": exc.epoch,
-        }
-    except Exception as exc:  # a check rejecting a row: record the crash, then report it
-        error = exc
-    except BaseException as exc:
-        guard.close(exc)
-        raise
-    verdict = guard.close(error)
+    done = replay(guard, rows)
+    verdict = guard.close(done.error)
     audit = {
         "source": str(path),
         "format": table.fmt,
@@ -106,13 +127,13 @@ def audit_metrics(
         "only": selected,
         "points": sorted(points),
         "rows": len(rows),
-        "replayed": replayed,
-        "skipped": skipped,
-        "stopped_at": stopped,
+        "replayed": done.replayed,
+        "skipped": done.skipped,
+        "stopped_at": done.stopped,
     }
     atomic_write_text(run_dir / AUDIT, json.dumps(jsonable(audit), indent=2) + "\n")
     verdict["audit"] = audit
-    if error is not None and not isinstance(error, InvariantViolation):
-        place = current.where() if current else "final point"
-        raise AuditError(f"{path}: {place}: {type(error).__name__}: {error}") from None
+    if done.error is not None and not isinstance(done.error, InvariantViolation):
+        place = done.current.where() if done.current else "final point"
+        raise AuditError(f"{path}: {place}: {type(done.error).__name__}: {done.error}") from None
     return verdict

@@ -44,18 +44,29 @@ class Figure:
     items: list[tuple[Any, ...]] = field(default_factory=list)
 
     def line(
-        self, x0: float, y0: float, x1: float, y1: float, color: str, width: float = 1, dash=""
+        self,
+        x0: float,
+        y0: float,
+        x1: float,
+        y1: float,
+        color: str,
+        width: float = 1,
+        dash: str = "",
     ) -> None:
+        """A straight line; ``dash`` is an SVG dash pattern ("8 5"), empty for solid."""
         self.items.append(("line", x0, y0, x1, y1, color, width, dash))
 
     def polyline(self, points: list[tuple[float, float]], color: str, width: float = 2) -> None:
+        """A curve through ``points`` (nothing for none)."""
         if points:
             self.items.append(("polyline", points, color, width))
 
     def marker(self, x: float, y: float, color: str, shape: str, title: str) -> None:
+        """A violation marker: ``"x"`` at a value, ``"triangle"`` for a non-finite one."""
         self.items.append(("marker", x, y, color, shape, title))
 
     def text(self, x: float, y: float, text: str, anchor: str = "middle", size: int = 11) -> None:
+        """A label (SVG only: the PNG leaves text to the HTML)."""
         self.items.append(("text", x, y, text, anchor, size))
 
 

@@ -24,6 +24,7 @@ class Canvas:
         self.pixels = bytearray(b"\xff" * (width * height * 3))
 
     def dot(self, x: float, y: float, rgb: tuple[int, int, int], size: float = 1) -> None:
+        """Fill a ``size``-pixel square centred on (x, y), clipped to the canvas."""
         r = max(size / 2, 0.5)
         for yy in range(math.floor(y - r + 0.5), math.floor(y + r + 0.5)):
             for xx in range(math.floor(x - r + 0.5), math.floor(x + r + 0.5)):
@@ -41,6 +42,7 @@ class Canvas:
         width: float = 1,
         dash: tuple[float, float] | None = None,
     ) -> None:
+        """A line of ``width``-pixel dots; ``dash`` is (on, off) lengths in pixels."""
         length = math.hypot(x1 - x0, y1 - y0)
         steps = max(int(length * 2), 1)
         for i in range(steps + 1):

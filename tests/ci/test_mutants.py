@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from traingate.ci.mutant_plugin import install_module
+from traingate.ci.mutants.code_gen import module_mutants
+from traingate.ci.mutants.contract_gen import formula_mutants
+from traingate.ci.mutants.results import render_text
+from traingate.ci.mutants.running import run_mutation
 from traingate.contract.formula import Formula, unparse
 from traingate.contract.loading import load_contract
-from traingate.ci.mutants import formula_mutants, module_mutants, render_text, run_mutation
 
 
 def _texts(text: str, predicate: bool = False) -> set[str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from traingate.contract.loading import LoadedContract
+from traingate.contract.schema import Contract
 from traingate.contract.testids import find_root, problem_with_test_id, split_test_id
 
 Status = Literal["discharged", "failed", "missing"]
@@ -70,6 +71,18 @@ def combine(outcomes: list[TestOutcome]) -> Status:
     if not outcomes or any(o != "passed" for o in outcomes):
         return "missing"
     return "discharged"
+
+
+def cited_tests(contract: Contract) -> list[str]:
+    """Every falsifier and evidence test the contract cites, in order, once."""
+    ids: list[str] = []
+    for inv in contract.invariants:
+        ids.extend(inv.falsified_by)
+    for gate in contract.gates:
+        ids.extend(gate.evidence)
+    for rule in contract.decisions:
+        ids.extend(rule.falsified_by)
+    return list(dict.fromkeys(ids))
 
 
 def run_tests(
@@ -129,15 +142,8 @@ def verify(
     by_root: dict[Path, set[str]] = {}
     for lc in contracts:
         base = root or find_root(lc.path.parent)
-        c = lc.contract
-        assert c is not None
-        ids = by_root.setdefault(base, set())
-        for inv in c.invariants:
-            ids.update(inv.falsified_by)
-        for gate in c.gates:
-            ids.update(gate.evidence)
-        for rule in c.decisions:
-            ids.update(rule.falsified_by)
+        assert lc.contract is not None
+        by_root.setdefault(base, set()).update(cited_tests(lc.contract))
     for base, ids in by_root.items():
         outcomes, code = run_tests(sorted(ids), base, extra_args)
         result.tests.update(outcomes)

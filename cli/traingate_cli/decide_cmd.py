@@ -12,18 +12,16 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
 from traingate.contract.loading import LoadedContract, suggest
 from traingate.contract.validation import Report
-from traingate.decisions.rules import DecisionError, DecisionResult, DecisionRule, evaluate_rule
+from traingate.decisions import DecisionError, DecisionResult, DecisionRule, evaluate_rule
+from traingate_cli.common import PROG, format_option, load_report
+from traingate_cli.usage import fail
 
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"contracts decide: {message}", err=True)
-    sys.exit(2)
+COMMAND = f"{PROG} decide"
 
 
 def _num(value: float) -> str:
@@ -45,15 +43,19 @@ def find_rule(report: Report, rule_id: str) -> tuple[LoadedContract, DecisionRul
         hint = (
             f"; {broken} contract file(s) did not load (run `contracts validate`)" if broken else ""
         )
-        _fail(f"no decision rule named {rule_id}{suggest(rule_id, known)}{hint}")
+        fail(COMMAND, f"no decision rule named {rule_id}{suggest(rule_id, known)}{hint}")
     if len(found) > 1:
-        _fail(f"{rule_id} is defined more than once: " + ", ".join(lc.display for lc, _ in found))
+        fail(
+            COMMAND,
+            f"{rule_id} is defined more than once: " + ", ".join(lc.display for lc, _ in found),
+        )
     lc, rule = found[0]
     errors = [f for f in report.errors if f.file == lc.display]
     if errors:
-        _fail(
+        fail(
+            COMMAND,
             f"{lc.display} defines {rule_id} but has {len(errors)} validation error(s): "
-            f"run `contracts validate {lc.display}`"
+            f"run `contracts validate {lc.display}`",
         )
     return lc, rule
 
@@ -152,21 +154,16 @@ def render_text(result: DecisionResult, contract_ref: str, display: str) -> list
 @click.option(
     "--b", "run_b", required=True, type=click.Path(path_type=Path), help="Run B's folder."
 )
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@format_option("text", "json")
 def decide(rule_id: str, paths: Sequence[Path], run_a: Path, run_b: Path, fmt: str) -> None:
     """Apply decision rule RULE_ID to runs A and B (deltas are A − B), reading their sidecars."""
-    # imported here so that contracts_cmd can import this module at its top to register it
-    from traingate_cli.contracts_cmd import _load
-
-    report = _load(paths, None)
+    report = load_report(paths, None)
     lc, rule = find_rule(report, rule_id)
     assert lc.contract is not None
     try:
         result = evaluate_rule(rule, run_a, run_b)
     except DecisionError as exc:
-        _fail(str(exc))
+        fail(COMMAND, str(exc))
     if fmt == "json":
         payload = {"contract": lc.contract.ref, "file": lc.display, **result.to_dict()}
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))

@@ -13,13 +13,10 @@ from pathlib import Path
 import click
 
 from traingate.ci.runcheck import RENDERERS, RunCheck, RunDirError, check_run
+from traingate_cli.common import PROG, format_option, param_option, parse_params, regime_option
+from traingate_cli.usage import fail
 
-FORMATS = click.Choice(sorted(RENDERERS))
-
-
-def _usage(command: str, message: str) -> None:
-    click.echo(f"contracts {command}: {message}", err=True)
-    sys.exit(2)
+FORMATS = sorted(RENDERERS)
 
 
 def _emit(check: RunCheck, fmt: str, out: Path | None) -> None:
@@ -32,14 +29,14 @@ def _emit(check: RunCheck, fmt: str, out: Path | None) -> None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(rendered if rendered.endswith("\n") else rendered + "\n", "utf-8")
         except OSError as exc:
-            _usage("check", f"{out}: cannot write ({exc.strerror or exc})")
+            fail(f"{PROG} check", f"{out}: cannot write ({exc.strerror or exc})")
         click.echo(RENDERERS["text"](check).splitlines()[-1] + f" ({fmt} written to {out})")
     sys.exit(check.exit_code)
 
 
 @click.command("check")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@format_option(*FORMATS)
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -51,8 +48,7 @@ def check(run_dir: Path, fmt: str, out: Path | None) -> None:
     try:
         result = check_run(run_dir)
     except RunDirError as exc:
-        _usage("check", str(exc))
-        return
+        fail(f"{PROG} check", str(exc))
     _emit(result, fmt, out)
 
 
@@ -65,15 +61,8 @@ def check(run_dir: Path, fmt: str, out: Path | None) -> None:
     type=click.Path(path_type=Path),
     help="Contract file or folder (repeatable; default: the shipped contracts).",
 )
-@click.option(
-    "--regime",
-    type=click.Choice(["finetune", "from-scratch"]),
-    default="finetune",
-    show_default=True,
-)
-@click.option(
-    "--param", "params", multiple=True, metavar="NAME=VALUE", help="Run parameter (repeatable)."
-)
+@regime_option("finetune")
+@param_option()
 @click.option(
     "--map",
     "maps",
@@ -99,7 +88,7 @@ def check(run_dir: Path, fmt: str, out: Path | None) -> None:
     default=None,
     help="Run dir to write (default: ./audit-<stem>, numbered if it exists).",
 )
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@format_option(*FORMATS)
 @click.option(
     "--report-out",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -123,7 +112,6 @@ def audit(
     from traingate.contract.loading import LoadError
     from traingate.contract.regime import regime_from_cli
     from traingate.contract.shipped import ContractError
-    from traingate_cli.contracts_cmd import parse_params
 
     values = parse_params(params)
     try:
@@ -146,8 +134,7 @@ def audit(
         )
         result = check_run(run_dir)
     except (AuditError, ContractError, LoadError, RunDirError, ValueError) as exc:
-        _usage("audit", " ".join(str(exc).split("\n")[0].split()))
-        return
+        fail(f"{PROG} audit", " ".join(str(exc).split("\n")[0].split()))
     info = verdict["audit"]
     stop = info["stopped_at"]
     click.echo(  # on stderr unless the output is the text table, so json/junit stay parseable
@@ -184,9 +171,7 @@ def report(run_dir: Path, out: Path | None) -> None:
     try:
         written = render_report(run_dir, target)
     except RunDirError as exc:
-        _usage("report", str(exc))
-        return
+        fail(f"{PROG} report", str(exc))
     except OSError as exc:
-        _usage("report", f"{target}: cannot write ({exc.strerror or exc})")
-        return
+        fail(f"{PROG} report", f"{target}: cannot write ({exc.strerror or exc})")
     click.echo(f"wrote {written} (chart PNGs beside it: {written.stem}-*.png)")

@@ -1,0 +1,69 @@
+"""``verify``: run every falsifier and evidence test (or, with ``--mutants``, mutation-test them).
+
+Exit codes: 0 every ship-blocking gate discharged (every mutant killed), 1 otherwise or on
+validation errors, 2 unreadable input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from traingate_cli.common import PROG, format_option, load_report
+from traingate_cli.usage import fail
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@format_option("text", "json")
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=None)
+@click.option(
+    "--mutants", is_flag=True, help="Mutation-test the falsifiers: every mutant must be killed."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Parallel pytest processes for --mutants.",
+)
+def verify(
+    paths: tuple[Path, ...], fmt: str, root: Path | None, mutants: bool, workers: int
+) -> None:
+    """Run every falsifier and evidence test; derive invariant and gate status from them."""
+    from traingate.ci.verify import verify as run_verify
+
+    report = load_report(paths, root)
+    if report.errors:
+        for f in report.errors:
+            click.echo(f.text(), err=True)
+        fail(PROG, f"{len(report.errors)} validation errors; fix them before verify", code=1)
+    if mutants:
+        from traingate.ci.mutants.results import render_text
+        from traingate.ci.mutants.running import run_mutation
+
+        mutation = run_mutation(report.loaded, root, workers)
+        click.echo(
+            json.dumps(mutation.to_dict(), indent=2) if fmt == "json" else render_text(mutation)
+        )
+        sys.exit(0 if mutation.ok else 1)
+    result = run_verify(report.loaded, root)
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        for inv_id, status in result.invariants.items():
+            click.echo(f"{status:<11} {inv_id:<18} {result.contracts[inv_id]}")
+        for rule_id, status in result.decisions.items():
+            click.echo(f"{status:<11} {rule_id:<18} {result.contracts[rule_id]}  (decision rule)")
+        for gate_id, status in result.gates.items():
+            blocking = "ship-blocking" if result.ship_blocking[gate_id] else "advisory"
+            click.echo(f"{status:<11} {gate_id:<18} {result.contracts[gate_id]}  ({blocking})")
+        bad = {t: o for t, o in result.tests.items() if o != "passed"}
+        for tid, outcome in sorted(bad.items()):
+            click.echo(f"  {outcome}: {tid}")
+        passed = sum(1 for o in result.tests.values() if o == "passed")
+        click.echo(f"{passed} passed, {len(result.tests) - passed} failed")
+    sys.exit(0 if result.ok else 1)

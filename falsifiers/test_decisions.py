@@ -19,8 +19,8 @@ from pathlib import Path
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from traingate.decisions import DecisionResult, DecisionRule, evaluate_rule
 from traingate.contract.shipped import shipped_contracts
+from traingate.decisions import DecisionResult, DecisionRule, evaluate_rule
 
 
 def decision_rule(rule_id: str) -> DecisionRule:

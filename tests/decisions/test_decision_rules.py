@@ -19,6 +19,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from traingate_cli.decide_cmd import decide
 
+from traingate.contract.formula import FormulaError
+from traingate.contract.loading import load_contract
+from traingate.contract.testids import problem_with_test_id
 from traingate.decisions import (
     DecisionError,
     DecisionRule,
@@ -28,9 +31,6 @@ from traingate.decisions import (
     parse_predicate,
     two_proportion_test,
 )
-from traingate.contract.formula import FormulaError
-from traingate.contract.loading import load_contract
-from traingate.contract.testids import problem_with_test_id
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = ROOT / "contracts" / "mlm-decisive-round-v1.yaml"

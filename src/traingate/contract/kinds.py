@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from traingate.contract.fields import Strict
 
 At = Literal["step", "validation", "final"]
 
 
-class CheckParams(BaseModel):
-    """Base for a kind's params: strict, closed, immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+class CheckParams(Strict):
+    """Base for a kind's params: strict, closed, immutable (like every contract model)."""
 
 
 class Kind(Protocol):

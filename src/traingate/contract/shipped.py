@@ -12,9 +12,10 @@ from pathlib import Path
 
 from traingate.contract.loading import LoadedContract, load_contract
 from traingate.contract.schema import Contract, Invariant
+from traingate.errors import TraingateError
 
 
-class ContractError(Exception):
+class ContractError(TraingateError):
     """A contract that failed to load or validate where a valid one was required."""
 
 

@@ -225,10 +225,7 @@ def _check_symbols(lc: LoadedContract, index: int, used: set[str]) -> list[Findi
     c = lc.contract
     assert c is not None
     inv = c.invariants[index]
-    kind = REGISTRY.get(inv.check)
-    if kind is None or isinstance(inv.params, dict):
-        return []
-    metric_names = kind.metric_symbols(inv.params)
+    metric_names = REGISTRY[inv.check].metric_symbols(inv.params)
     out = []
     for sub, formula in iter_formulas(inv.params):
         loc = ("invariants", index, "params", *sub)

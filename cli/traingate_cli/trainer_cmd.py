@@ -122,8 +122,8 @@ def cli(verbose: bool) -> None:
 )
 def pretrain(**opts: Any) -> None:
     """Pretrain (from scratch) or finetune a GPT with every contract enforced."""
-    from traingate import InvariantViolation
     from traingate.contract.shipped import ContractError
+    from traingate.runtime.guard import InvariantViolation
     from traingate.train.checkpoint import CheckpointError
     from traingate.train.config import PretrainConfig, UsageError
     from traingate.train.data import DataError
@@ -177,7 +177,7 @@ def _print_verdict(run_dir: Path) -> None:
 )
 def export(run_dir: Path, onnx_path: Path | None) -> None:
     """Export a run's latest checkpoint to ONNX and check parity with onnxruntime."""
-    from traingate import InvariantViolation
+    from traingate.runtime.guard import InvariantViolation
     from traingate.train.onnx_export import ExportError, export_run
 
     try:

@@ -35,6 +35,8 @@ def decision_rule(rule_id: str) -> DecisionRule:
 RULE = decision_rule("DEC-MLM-001")
 
 Counts = tuple[int, int]
+Pair = tuple[Counts, Counts]
+CalPair = tuple[Decimal, Decimal]
 
 
 def prose_rule(gap: Fraction, harness: Fraction, calibration: Fraction) -> str:
@@ -73,7 +75,7 @@ def expected(a: tuple[Counts, Counts, Decimal], b: tuple[Counts, Counts, Decimal
 
 
 @st.composite
-def rate_pair(draw: st.DrawFn, centre_pp: st.SearchStrategy[Fraction]) -> tuple[Counts, Counts]:
+def rate_pair(draw: st.DrawFn, centre_pp: st.SearchStrategy[Fraction]) -> Pair:
     """(A, B) counts whose A − B lands on or a few trials either side of a target in pp."""
     n = 200 * draw(st.integers(1, 60))  # 1 pp and 0.5 pp are whole numbers of trials
     target = draw(centre_pp) * n / 100
@@ -84,7 +86,7 @@ def rate_pair(draw: st.DrawFn, centre_pp: st.SearchStrategy[Fraction]) -> tuple[
 
 
 @st.composite
-def level_pair(draw: st.DrawFn) -> tuple[Counts, Counts]:
+def level_pair(draw: st.DrawFn) -> Pair:
     """Harness counts that differ by a few passes either way (or not at all)."""
     n = draw(st.integers(1, 1000))
     b = draw(st.integers(0, n))
@@ -93,17 +95,19 @@ def level_pair(draw: st.DrawFn) -> tuple[Counts, Counts]:
 
 
 @st.composite
-def calibration_pair(draw: st.DrawFn) -> tuple[Decimal, Decimal]:
+def calibration_pair(draw: st.DrawFn) -> CalPair:
     """p90 wrong-prediction confidences at 3 decimals, equal or 0.001-0.002 apart."""
     b = draw(st.integers(500, 998))
     a = b + draw(st.integers(-2, 2))
     return Decimal(a) / 1000, Decimal(b) / 1000
 
 
-def arms(
-    resolver: tuple[Counts, Counts], harness: tuple[Counts, Counts], cal: tuple[Decimal, Decimal]
-) -> tuple[tuple[Counts, Counts, Decimal], tuple[Counts, Counts, Decimal]]:
-    return (resolver[0], harness[0], cal[0]), (resolver[1], harness[1], cal[1])
+def decided(resolver: Pair, harness: Pair, cal: CalPair) -> DecisionResult:
+    """The shipped rule applied to arms A and B, checked against the prose rule."""
+    a, b = (resolver[0], harness[0], cal[0]), (resolver[1], harness[1], cal[1])
+    result = decide(a, b)
+    assert result.verdict == expected(a, b)
+    return result
 
 
 SEED_A = ((9730, 10000), (79, 415), Decimal("0.949"))
@@ -115,16 +119,10 @@ SETTINGS = settings(max_examples=50, deadline=None)
 @given(rate_pair(st.just(Fraction(1))), level_pair(), calibration_pair())
 @example(((9850, 10000), (9750, 10000)), ((79, 415), (86, 415)), (Decimal(1), Decimal(0)))
 @example(((9849, 10000), (9750, 10000)), ((86, 415), (86, 415)), (Decimal(0), Decimal(0)))
-def test_scale_threshold_is_one_pp(
-    resolver: tuple[Counts, Counts],
-    harness: tuple[Counts, Counts],
-    cal: tuple[Decimal, Decimal],
-) -> None:
-    a, b = arms(resolver, harness, cal)
+def test_scale_threshold_is_one_pp(resolver: Pair, harness: Pair, cal: CalPair) -> None:
     gap = pp(resolver[0]) - pp(resolver[1])
-    result = decide(a, b)
+    result = decided(resolver, harness, cal)
     assert (result.verdict == "SCALE") == (gap >= 1), (gap, result.verdict)
-    assert result.verdict == expected(a, b)
 
 
 @SETTINGS
@@ -133,17 +131,11 @@ def test_scale_threshold_is_one_pp(
 @example(((9699, 10000), (9750, 10000)), ((79, 415), (86, 415)), (Decimal(0), Decimal(0)))
 @example(((9700, 10000), (9750, 10000)), ((86, 415), (86, 415)), (Decimal(0), Decimal(0)))
 @example(((9699, 10000), (9750, 10000)), ((86, 415), (86, 415)), (Decimal(0), Decimal(0)))
-def test_tie_band_floor_is_minus_half_pp(
-    resolver: tuple[Counts, Counts],
-    harness: tuple[Counts, Counts],
-    cal: tuple[Decimal, Decimal],
-) -> None:
-    a, b = arms(resolver, harness, cal)
+def test_tie_band_floor_is_minus_half_pp(resolver: Pair, harness: Pair, cal: CalPair) -> None:
     gap = pp(resolver[0]) - pp(resolver[1])
-    result = decide(a, b)
+    result = decided(resolver, harness, cal)
     in_band = result.verdict in ("SHIP", "MARGINAL")
     assert in_band == (Fraction(-1, 2) <= gap < 1), (gap, result.verdict)
-    assert result.verdict == expected(a, b)
 
 
 @SETTINGS
@@ -158,20 +150,16 @@ def test_tie_band_floor_is_minus_half_pp(
 @example(((9000, 10000), (9750, 10000)), ((86, 415), (86, 415)), (Decimal(0), Decimal(0)))
 @example(((9000, 10000), (9750, 10000)), ((86, 415), (86, 415)), (Decimal(1), Decimal(0)))
 def test_gains_hold_means_harness_not_worse_and_calibration_not_worse(
-    resolver: tuple[Counts, Counts],
-    harness: tuple[Counts, Counts],
-    cal: tuple[Decimal, Decimal],
+    resolver: Pair, harness: Pair, cal: CalPair
 ) -> None:
-    a, b = arms(resolver, harness, cal)
     gains_hold = pp(harness[0]) >= pp(harness[1]) and cal[0] <= cal[1]
-    result = decide(a, b)
+    result = decided(resolver, harness, cal)
     if result.verdict in ("SHIP", "MARGINAL"):
         assert (result.verdict == "SHIP") == gains_hold
     else:
         assert result.verdict in ("DROP", "CONFLICTED", "SCALE")
         if result.verdict != "SCALE":
             assert (result.verdict == "CONFLICTED") == gains_hold
-    assert result.verdict == expected(a, b)
 
 
 @SETTINGS
@@ -180,14 +168,8 @@ def test_gains_hold_means_harness_not_worse_and_calibration_not_worse(
     level_pair(),
     calibration_pair(),
 )
-def test_verdict_matches_the_prose_rule(
-    resolver: tuple[Counts, Counts],
-    harness: tuple[Counts, Counts],
-    cal: tuple[Decimal, Decimal],
-) -> None:
-    a, b = arms(resolver, harness, cal)
-    result = decide(a, b)
-    assert result.verdict == expected(a, b)
+def test_verdict_matches_the_prose_rule(resolver: Pair, harness: Pair, cal: CalPair) -> None:
+    result = decided(resolver, harness, cal)
     assert sum(branch.taken for branch in result.branches) == 1
 
 

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
-from pydantic_core import PydanticCustomError
 
 from traingate.contract.formula import Formula, FormulaError, parse_source, unparse
-from traingate.contract.thresholds import located_formula_error
+from traingate.contract.thresholds import parse_text
 
 MAX_PREDICATE_LENGTH = 2000
 MAX_DEPTH = 40
@@ -153,14 +152,8 @@ def parse_predicate(text: str) -> Predicate:
 def _to_predicate(value: Any) -> Predicate:
     if isinstance(value, Predicate):
         return value
-    if not isinstance(value, str):
-        raise PydanticCustomError(
-            "predicate_type", "a predicate is text such as `gap >= 1.0`, not a literal value"
-        )
-    try:
-        return parse_predicate(value)
-    except FormulaError as exc:
-        raise located_formula_error(exc) from None
+    refusal = "a predicate is text such as `gap >= 1.0`, not a literal value"
+    return parse_text(value, parse_predicate, refusal)
 
 
 PredicateField = Annotated[

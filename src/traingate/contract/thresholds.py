@@ -8,9 +8,9 @@ their evaluated form kept for messages, once the regime and run parameters are k
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
@@ -25,6 +25,20 @@ def located_formula_error(exc: FormulaError) -> PydanticCustomError:
     return PydanticCustomError(
         "formula", "{message}", {"message": exc.message, "column": exc.column, "code": exc.code}
     )
+
+
+T = TypeVar("T")
+
+
+def parse_text(value: Any, parse: Callable[[str], T], refusal: str) -> T:
+    """``parse(value)`` for a text field of a pydantic model; a value that is not text, or a
+    FormulaError, becomes a pydantic error (``predicate_type``, or a located ``formula``)."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("predicate_type", refusal)
+    try:
+        return parse(value)
+    except FormulaError as exc:
+        raise located_formula_error(exc) from None
 
 
 def _to_formula(value: Any) -> Formula:

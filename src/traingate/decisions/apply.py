@@ -93,33 +93,30 @@ class DecisionResult:
         }
 
 
+def _unusable(reading: Reading, problem: str) -> DecisionError:
+    """A DecisionError naming the run, file and field of ``reading`` and what is wrong."""
+    return DecisionError(
+        f"run {reading.run}: {reading.path}: field `{reading.field}` {problem}",
+        run=reading.run,
+        file=reading.path,
+        field=reading.field,
+    )
+
+
 def _counts(got: Mapping[tuple[str, str, str], Reading], run: str, name: str) -> tuple[int, int]:
     """(successes, trials) of a rate metric in one run, checked to be usable counts."""
     successes, trials = got[(run, name, "successes")], got[(run, name, "trials")]
     for reading in (successes, trials):
         if reading.exact.denominator != 1 or reading.exact < 0:
-            raise DecisionError(
-                f"run {run}: {reading.path}: field `{reading.field}` is a count and must be a "
-                f"non-negative integer (got {reading.raw})",
-                run=run,
-                file=reading.path,
-                field=reading.field,
+            raise _unusable(
+                reading, f"is a count and must be a non-negative integer (got {reading.raw})"
             )
     if trials.exact == 0:
-        raise DecisionError(
-            f"run {run}: {trials.path}: field `{trials.field}` is 0: a rate needs at least one "
-            "trial",
-            run=run,
-            file=trials.path,
-            field=trials.field,
-        )
+        raise _unusable(trials, "is 0: a rate needs at least one trial")
     if successes.exact > trials.exact:
-        raise DecisionError(
-            f"run {run}: {successes.path}: field `{successes.field}` = {successes.raw} exceeds "
-            f"its trials (`{trials.field}` = {trials.raw})",
-            run=run,
-            file=successes.path,
-            field=successes.field,
+        raise _unusable(
+            successes,
+            f"= {successes.raw} exceeds its trials (`{trials.field}` = {trials.raw})",
         )
     return int(successes.exact), int(trials.exact)
 

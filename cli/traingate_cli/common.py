@@ -84,3 +84,17 @@ def param_option() -> Callable[[F], F]:
     return click.option(
         "--param", "params", multiple=True, metavar="NAME=VALUE", help="Run parameter (repeatable)."
     )
+
+
+def contracts_option(help: str) -> Callable[[F], F]:
+    """``--contracts PATH`` (repeatable), stored as ``contract_paths``."""
+    return click.option(
+        "--contracts", "contract_paths", multiple=True, type=click.Path(path_type=Path), help=help
+    )
+
+
+def out_file_option(name: str, help: str) -> Callable[[F], F]:
+    """An output-file option such as ``--out``: a path that must not be a folder, or None."""
+    return click.option(
+        name, type=click.Path(path_type=Path, dir_okay=False), default=None, help=help
+    )

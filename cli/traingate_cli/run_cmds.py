@@ -13,7 +13,15 @@ from pathlib import Path
 import click
 
 from traingate.ci.runcheck import RENDERERS, RunCheck, RunDirError, check_run
-from traingate_cli.common import PROG, format_option, param_option, parse_params, regime_option
+from traingate_cli.common import (
+    PROG,
+    contracts_option,
+    format_option,
+    out_file_option,
+    param_option,
+    parse_params,
+    regime_option,
+)
 from traingate_cli.usage import fail
 
 FORMATS = sorted(RENDERERS)
@@ -37,12 +45,7 @@ def _emit(check: RunCheck, fmt: str, out: Path | None) -> None:
 @click.command("check")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @format_option(*FORMATS)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Write the report to FILE (e.g. junit.xml) and print a one-line summary.",
-)
+@out_file_option("--out", "Write the report to FILE (e.g. junit.xml) and print a one-line summary.")
 def check(run_dir: Path, fmt: str, out: Path | None) -> None:
     """Gate a run dir in CI: exit 1 unless every ship-blocking invariant passed."""
     try:
@@ -54,13 +57,7 @@ def check(run_dir: Path, fmt: str, out: Path | None) -> None:
 
 @click.command("audit")
 @click.argument("metrics", type=click.Path(path_type=Path))
-@click.option(
-    "--contracts",
-    "contract_paths",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Contract file or folder (repeatable; default: the shipped contracts).",
-)
+@contracts_option("Contract file or folder (repeatable; default: the shipped contracts).")
 @regime_option("finetune")
 @param_option()
 @click.option(
@@ -89,12 +86,7 @@ def check(run_dir: Path, fmt: str, out: Path | None) -> None:
     help="Run dir to write (default: ./audit-<stem>, numbered if it exists).",
 )
 @format_option(*FORMATS)
-@click.option(
-    "--report-out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Write the --format output to this file instead of stdout.",
-)
+@out_file_option("--report-out", "Write the --format output to this file instead of stdout.")
 def audit(
     metrics: Path,
     contract_paths: tuple[Path, ...],
@@ -157,11 +149,8 @@ def _default_out(metrics: Path) -> Path:
 
 @click.command("report")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="HTML file to write (default: RUN_DIR/report.html); chart PNGs go beside it.",
+@out_file_option(
+    "--out", "HTML file to write (default: RUN_DIR/report.html); chart PNGs go beside it."
 )
 def report(run_dir: Path, out: Path | None) -> None:
     """Write a self-contained HTML report of a run dir (curves, limits, gates, invariants)."""

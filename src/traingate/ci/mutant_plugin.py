@@ -40,6 +40,7 @@ def install_module(name: str, source: str, filename: str) -> types.ModuleType:
 
 
 def pytest_configure(config: Any) -> None:
+    """Load the fast Hypothesis profile and install the mutant, before any falsifier imports."""
     del config
     from hypothesis import Phase, settings
 

@@ -10,6 +10,7 @@ _OUTCOMES: dict[str, str] = {}
 
 
 def pytest_runtest_logreport(report: Any) -> None:
+    """Record a test's outcome: a failure in any phase wins, then skipped, then passed."""
     nodeid = report.nodeid
     if report.failed:
         _OUTCOMES[nodeid] = "failed"
@@ -20,6 +21,7 @@ def pytest_runtest_logreport(report: Any) -> None:
 
 
 def pytest_sessionfinish(session: Any) -> None:
+    """Write every recorded outcome to the file ``TRAINGATE_OUTCOMES`` names."""
     target = os.environ.get("TRAINGATE_OUTCOMES")
     if target:
         with open(target, "w", encoding="utf-8") as fh:

@@ -39,11 +39,13 @@ class Verification:
 
     @property
     def ok(self) -> bool:
+        """Some gate is ship-blocking, every one is discharged, and so is every decision rule."""
         blocking = [g for g, b in self.ship_blocking.items() if b]
         rules_ok = all(s == "discharged" for s in self.decisions.values())
         return bool(blocking) and rules_ok and all(self.gates[g] == "discharged" for g in blocking)
 
     def to_dict(self) -> dict[str, object]:
+        """The ``--format json`` payload."""
         return {
             "ok": self.ok,
             "tests": self.tests,

@@ -57,11 +57,24 @@ def all_wrong(confidences: list[float]) -> dict[str, object]:
 @given(unit, st.integers(1, 10_000), REGIMES)
 def test_p90_wrong_confidence_is_at_most_0_95(p90: float, wrong: int, regime) -> None:
     params = WRONG_CONF.params
-    assert check_wrong_confidence(p90, wrong, regime, params).ok == (p90 <= MAX_P90)
-    assert check_wrong_confidence(MAX_P90, wrong, regime, params).ok
-    assert not check_wrong_confidence(math.nextafter(MAX_P90, 1.0), wrong, regime, params).ok
-    assert check_wrong_confidence(0.949, wrong, regime, params).ok  # seed 000, both arms
-    assert check_wrong_confidence(None, 0, regime, params).ok  # no errors: vacuous
+    assert check_wrong_confidence(
+        confidence=p90, wrong=wrong, params=params, context=CheckContext(regime)
+    ).ok == (p90 <= MAX_P90)
+    assert check_wrong_confidence(
+        confidence=MAX_P90, wrong=wrong, params=params, context=CheckContext(regime)
+    ).ok
+    assert not check_wrong_confidence(
+        confidence=math.nextafter(MAX_P90, 1.0),
+        wrong=wrong,
+        params=params,
+        context=CheckContext(regime),
+    ).ok
+    assert check_wrong_confidence(
+        confidence=0.949, wrong=wrong, params=params, context=CheckContext(regime)
+    ).ok  # seed 000, both arms
+    assert check_wrong_confidence(
+        confidence=None, wrong=0, params=params, context=CheckContext(regime)
+    ).ok  # no errors: vacuous
 
 
 @settings(max_examples=50, deadline=None)
@@ -74,11 +87,19 @@ def test_the_quantile_is_the_90th_percentile(confidences: list[float]) -> None:
 @given(unit, st.integers(1, 10_000), REGIMES)
 def test_confident_error_share_is_at_most_half(share: float, wrong: int, regime) -> None:
     params = CONFIDENT.params
-    assert check_confident_errors(share, wrong, regime, params).ok == (share <= MAX_CONFIDENT_SHARE)
-    assert check_confident_errors(MAX_CONFIDENT_SHARE, wrong, regime, params).ok
+    assert check_confident_errors(
+        share=share, wrong=wrong, params=params, context=CheckContext(regime)
+    ).ok == (share <= MAX_CONFIDENT_SHARE)
+    assert check_confident_errors(
+        share=MAX_CONFIDENT_SHARE, wrong=wrong, params=params, context=CheckContext(regime)
+    ).ok
     above = math.nextafter(MAX_CONFIDENT_SHARE, 1.0)
-    assert not check_confident_errors(above, wrong, regime, params).ok
-    assert not check_confident_errors(0.81, wrong, regime, params).ok  # seed 000's pathology
+    assert not check_confident_errors(
+        share=above, wrong=wrong, params=params, context=CheckContext(regime)
+    ).ok
+    assert not check_confident_errors(
+        share=0.81, wrong=wrong, params=params, context=CheckContext(regime)
+    ).ok  # seed 000's pathology
 
 
 @settings(max_examples=50, deadline=None)
@@ -98,10 +119,16 @@ def test_confidence_threshold_is_0_9_inclusive(confidences: list[float]) -> None
 
 @given(unit, REGIMES)
 def test_ece_is_at_most_a_tenth(ece: float, regime) -> None:
-    assert check_ece(ece, regime, ECE.params).ok == (ece <= MAX_ECE)
-    assert check_ece(MAX_ECE, regime, ECE.params).ok
-    assert not check_ece(math.nextafter(MAX_ECE, 1.0), regime, ECE.params).ok
-    assert not check_ece(0.165, regime, ECE.params).ok  # Guo et al.'s uncalibrated ResNet-110
+    assert check_ece(ece=ece, params=ECE.params, context=CheckContext(regime)).ok == (
+        ece <= MAX_ECE
+    )
+    assert check_ece(ece=MAX_ECE, params=ECE.params, context=CheckContext(regime)).ok
+    assert not check_ece(
+        ece=math.nextafter(MAX_ECE, 1.0), params=ECE.params, context=CheckContext(regime)
+    ).ok
+    assert not check_ece(
+        ece=0.165, params=ECE.params, context=CheckContext(regime)
+    ).ok  # Guo et al.'s uncalibrated ResNet-110
 
 
 def brute_ece(conf: list[float], correct: list[bool], n_bins: int) -> float:
@@ -148,12 +175,16 @@ def test_every_validation_is_judged(inv_id: str, step: int | None, epoch: int | 
 @given(st.floats(-1.0, 1.0), REGIMES)
 def test_separation_is_at_least_0_05(separation: float, regime) -> None:
     params = SEPARATION.params
-    assert check_probability_separation(separation, regime, params).ok == (
-        separation >= MIN_SEPARATION
-    )
-    assert check_probability_separation(MIN_SEPARATION, regime, params).ok
+    assert check_probability_separation(
+        separation=separation, params=params, context=CheckContext(regime)
+    ).ok == (separation >= MIN_SEPARATION)
+    assert check_probability_separation(
+        separation=MIN_SEPARATION, params=params, context=CheckContext(regime)
+    ).ok
     below = math.nextafter(MIN_SEPARATION, 0.0)
-    assert not check_probability_separation(below, regime, params).ok
+    assert not check_probability_separation(
+        separation=below, params=params, context=CheckContext(regime)
+    ).ok
 
 
 def span_head(in_span: float, out_span: float, epoch: int) -> dict[str, object]:
@@ -166,7 +197,9 @@ def span_head(in_span: float, out_span: float, epoch: int) -> dict[str, object]:
 
 def test_seed_004_separation_fails() -> None:
     for regime in (Finetune(), FromScratch(32000)):
-        assert not check_probability_separation(0.0036, regime, SEPARATION.params).ok
+        assert not check_probability_separation(
+            separation=0.0036, params=SEPARATION.params, context=CheckContext(regime)
+        ).ok
     decision = decide("INV-CAL-004", span_head(0.0646, 0.0610, epoch=99))  # epoch 100 of 100
     assert decision is not None and not decision.ok
     assert math.isclose(decision.observed, 0.0036, abs_tol=1e-9)

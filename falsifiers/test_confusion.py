@@ -41,15 +41,27 @@ def decide(wire, *runs: tuple[int, int, int, int], step: int = FIRST_STEP):
 
 @given(WIRES, locales, REGIMES)
 def test_each_locale_is_at_most_one_percent(wire, by_locale, regime) -> None:
-    decision = check_confusion_rate(by_locale, regime, wire.params)
+    decision = check_confusion_rate(
+        counts=by_locale, params=wire.params, context=CheckContext(regime)
+    )
     worst = max(h / t for h, t in by_locale.values())
     assert decision is not None and decision.observed == worst
     assert decision.ok == (worst <= MAX_RATE)
-    assert check_confusion_rate({"DE": (1, 100)}, regime, wire.params).ok
-    assert check_confusion_rate({"DE": (100, 10_000)}, regime, wire.params).ok
-    assert not check_confusion_rate({"DE": (1, 99)}, regime, wire.params).ok
-    assert not check_confusion_rate({"US": (0, 7), "DE": (5, 5)}, regime, wire.params).ok
-    assert not check_confusion_rate({"DE": (10_001, 1_000_000)}, regime, wire.params).ok
+    assert check_confusion_rate(
+        counts={"DE": (1, 100)}, params=wire.params, context=CheckContext(regime)
+    ).ok
+    assert check_confusion_rate(
+        counts={"DE": (100, 10_000)}, params=wire.params, context=CheckContext(regime)
+    ).ok
+    assert not check_confusion_rate(
+        counts={"DE": (1, 99)}, params=wire.params, context=CheckContext(regime)
+    ).ok
+    assert not check_confusion_rate(
+        counts={"US": (0, 7), "DE": (5, 5)}, params=wire.params, context=CheckContext(regime)
+    ).ok
+    assert not check_confusion_rate(
+        counts={"DE": (10_001, 1_000_000)}, params=wire.params, context=CheckContext(regime)
+    ).ok
 
 
 @given(WIRES, st.integers(2, 50))
@@ -96,6 +108,11 @@ def test_judged_from_step_20000(wire, step: int, epoch: int | None) -> None:
 
 @given(WIRES, REGIMES)
 def test_nothing_measured_is_not_a_pass(wire, regime) -> None:
-    assert check_confusion_rate({}, regime, wire.params) is None
-    assert check_confusion_rate({"US": (0, 0), "DE": (0, 0)}, regime, wire.params) is None
+    assert check_confusion_rate(counts={}, params=wire.params, context=CheckContext(regime)) is None
+    assert (
+        check_confusion_rate(
+            counts={"US": (0, 0), "DE": (0, 0)}, params=wire.params, context=CheckContext(regime)
+        )
+        is None
+    )
     assert decide(wire, (5, OUT, OUT, US), (5, B_PC, B_PC, DE)) is None

@@ -37,58 +37,105 @@ unit = st.floats(min_value=0.0, max_value=1.0)
 
 @given(st.integers(MIN_DISTINCT, 1000), st.integers(0, 1000), REGIMES)
 def test_at_least_ten_distinct_labels(gold: int, distinct: int, regime) -> None:
-    decision = check_distinct_predictions(distinct, gold, regime, DISTINCT.params)
+    decision = check_distinct_predictions(
+        distinct=distinct, labels_in_gold=gold, params=DISTINCT.params, context=CheckContext(regime)
+    )
     assert decision.ok == (distinct >= MIN_DISTINCT)
     assert decision.limit == MIN_DISTINCT
-    assert check_distinct_predictions(MIN_DISTINCT, gold, regime, DISTINCT.params).ok
-    assert not check_distinct_predictions(MIN_DISTINCT - 1, gold, regime, DISTINCT.params).ok
+    assert check_distinct_predictions(
+        distinct=MIN_DISTINCT,
+        labels_in_gold=gold,
+        params=DISTINCT.params,
+        context=CheckContext(regime),
+    ).ok
+    assert not check_distinct_predictions(
+        distinct=MIN_DISTINCT - 1,
+        labels_in_gold=gold,
+        params=DISTINCT.params,
+        context=CheckContext(regime),
+    ).ok
 
 
 @given(st.integers(1, MIN_DISTINCT - 1), REGIMES)
 def test_distinct_floor_is_capped_by_the_gold_labels(gold: int, regime) -> None:
-    assert check_distinct_predictions(gold, gold, regime, DISTINCT.params).ok
-    assert not check_distinct_predictions(gold - 1, gold, regime, DISTINCT.params).ok
+    assert check_distinct_predictions(
+        distinct=gold, labels_in_gold=gold, params=DISTINCT.params, context=CheckContext(regime)
+    ).ok
+    assert not check_distinct_predictions(
+        distinct=gold - 1, labels_in_gold=gold, params=DISTINCT.params, context=CheckContext(regime)
+    ).ok
 
 
 @given(unit, REGIMES)
 def test_macro_f1_floor_is_a_tenth(f1: float, regime) -> None:
-    assert check_macro_f1(f1, regime, MACRO_F1.params).ok == (f1 >= MIN_F1)
-    assert check_macro_f1(MIN_F1, regime, MACRO_F1.params).ok
-    assert not check_macro_f1(math.nextafter(MIN_F1, 0.0), regime, MACRO_F1.params).ok
-    assert not check_macro_f1(math.nan, regime, MACRO_F1.params).ok
+    assert check_macro_f1(f1=f1, params=MACRO_F1.params, context=CheckContext(regime)).ok == (
+        f1 >= MIN_F1
+    )
+    assert check_macro_f1(f1=MIN_F1, params=MACRO_F1.params, context=CheckContext(regime)).ok
+    assert not check_macro_f1(
+        f1=math.nextafter(MIN_F1, 0.0), params=MACRO_F1.params, context=CheckContext(regime)
+    ).ok
+    assert not check_macro_f1(f1=math.nan, params=MACRO_F1.params, context=CheckContext(regime)).ok
 
 
 @given(unit, st.integers(0, 100), REGIMES)
 def test_top_label_share_is_at_most_half(share: float, label: int, regime) -> None:
-    assert check_prediction_share(share, label, regime, SHARE.params).ok == (share <= MAX_SHARE)
-    assert check_prediction_share(MAX_SHARE, label, regime, SHARE.params).ok
+    assert check_prediction_share(
+        share=share, top_label=label, params=SHARE.params, context=CheckContext(regime)
+    ).ok == (share <= MAX_SHARE)
+    assert check_prediction_share(
+        share=MAX_SHARE, top_label=label, params=SHARE.params, context=CheckContext(regime)
+    ).ok
     above = math.nextafter(MAX_SHARE, 1.0)
-    assert not check_prediction_share(above, label, regime, SHARE.params).ok
-    assert not check_prediction_share(1.0, label, regime, SHARE.params).ok  # seed 002
+    assert not check_prediction_share(
+        share=above, top_label=label, params=SHARE.params, context=CheckContext(regime)
+    ).ok
+    assert not check_prediction_share(
+        share=1.0, top_label=label, params=SHARE.params, context=CheckContext(regime)
+    ).ok  # seed 002
 
 
 @given(st.floats(0.0, 10.0), st.floats(1.0, 384.0), REGIMES)
 def test_embedding_spread_is_at_least_one_percent_of_the_norm(
     ratio: float, rank: float, regime
 ) -> None:
-    decision = check_embedding_collapse(ratio, rank, regime, COLLAPSE.params)
+    decision = check_embedding_collapse(
+        ratio=ratio, effective_rank=rank, params=COLLAPSE.params, context=CheckContext(regime)
+    )
     assert decision.ok == (ratio >= MIN_RATIO)
     assert decision.metrics["effective_rank"] == rank  # reported, never gated
-    assert check_embedding_collapse(MIN_RATIO, 1.0, regime, COLLAPSE.params).ok
+    assert check_embedding_collapse(
+        ratio=MIN_RATIO, effective_rank=1.0, params=COLLAPSE.params, context=CheckContext(regime)
+    ).ok
     below = math.nextafter(MIN_RATIO, 0.0)
-    assert not check_embedding_collapse(below, 384.0, regime, COLLAPSE.params).ok
-    assert not check_embedding_collapse(SEED_002_RATIO, 1.0, regime, COLLAPSE.params).ok
+    assert not check_embedding_collapse(
+        ratio=below, effective_rank=384.0, params=COLLAPSE.params, context=CheckContext(regime)
+    ).ok
+    assert not check_embedding_collapse(
+        ratio=SEED_002_RATIO,
+        effective_rank=1.0,
+        params=COLLAPSE.params,
+        context=CheckContext(regime),
+    ).ok
 
 
 @given(st.integers(0, 200), REGIMES)
 def test_at_least_three_clusters_at_coarse_inflation(clusters: int, regime) -> None:
     params = CLUSTERS.params
     assert (params.inflation, params.k, params.max_points) == (1.4, 10, 600)
-    decision = check_embedding_clusters(clusters, regime, params)
+    decision = check_embedding_clusters(
+        clusters=clusters, params=params, context=CheckContext(regime)
+    )
     assert decision.ok == (clusters >= MIN_CLUSTERS) and decision.limit == MIN_CLUSTERS
-    assert check_embedding_clusters(MIN_CLUSTERS, regime, params).ok
-    assert not check_embedding_clusters(MIN_CLUSTERS - 1, regime, params).ok
-    assert not check_embedding_clusters(1, regime, params).ok  # seed 002
+    assert check_embedding_clusters(
+        clusters=MIN_CLUSTERS, params=params, context=CheckContext(regime)
+    ).ok
+    assert not check_embedding_clusters(
+        clusters=MIN_CLUSTERS - 1, params=params, context=CheckContext(regime)
+    ).ok
+    assert not check_embedding_clusters(
+        clusters=1, params=params, context=CheckContext(regime)
+    ).ok  # seed 002
 
 
 @given(st.sampled_from(IDS), st.none() | st.integers(0, 10**7), st.none() | st.integers(0, 10**4))

@@ -12,7 +12,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from traingate.checks.base import Decision
+from traingate.checks.base import CheckContext, Decision
 from traingate.checks.loss_balance import check_loss_balance
 from traingate.contract.regime import Finetune, FromScratch
 from traingate.contract.shipped import invariant
@@ -40,7 +40,14 @@ def first_validation(
     components: dict[str, float], weights: dict[str, float] | None = None
 ) -> Decision | None:
     """INV-BAL-001's decision on the first validation of a run."""
-    return check_loss_balance(components, weights, 0, 0, Finetune(), AT_VALIDATION.params)
+    return check_loss_balance(
+        components=components,
+        weights=weights,
+        evaluation=0,
+        streak=0,
+        params=AT_VALIDATION.params,
+        context=CheckContext(Finetune()),
+    )
 
 
 def test_seed_004_epoch_1_fires_on_countdown() -> None:
@@ -69,10 +76,22 @@ def test_exactly_max_share_passes_and_above_fires(
 ) -> None:
     scale = 2.0**exponent  # powers of two keep 9 : 1 exact, so the share is exactly 0.9
     rest = {"b": scale * sixteenths / 16, "c": scale * (16 - sixteenths) / 16}
-    at = check_loss_balance({"a": 9 * scale, **rest}, None, 0, 0, regime, AT_VALIDATION.params)
+    at = check_loss_balance(
+        components={"a": 9 * scale, **rest},
+        weights=None,
+        evaluation=0,
+        streak=0,
+        params=AT_VALIDATION.params,
+        context=CheckContext(regime),
+    )
     assert at is not None and at.observed == MAX_SHARE and at.ok
     above = check_loss_balance(
-        {"a": 9 * scale * (1 + 1e-9), **rest}, None, 0, 0, regime, AT_VALIDATION.params
+        components={"a": 9 * scale * (1 + 1e-9), **rest},
+        weights=None,
+        evaluation=0,
+        streak=0,
+        params=AT_VALIDATION.params,
+        context=CheckContext(regime),
     )
     assert above is not None and above.observed > MAX_SHARE and not above.ok
 
@@ -96,17 +115,38 @@ def test_non_finite_component_fires(bad: float, other: float) -> None:
 def test_validation_gate_fires_on_the_first_dominated_epoch() -> None:
     """Seed 004 ran 99 more epochs after epoch 1 already showed the failure."""
     assert (AT_VALIDATION.at, AT_VALIDATION.on_violation) == ("validation", "abort")
-    decision = check_loss_balance(SEED_004[1], None, 0, 0, Finetune(), AT_VALIDATION.params)
+    decision = check_loss_balance(
+        components=SEED_004[1],
+        weights=None,
+        evaluation=0,
+        streak=0,
+        params=AT_VALIDATION.params,
+        context=CheckContext(Finetune()),
+    )
     assert decision is not None and not decision.ok
 
 
 @given(st.integers(min_value=0, max_value=3 * STEP_WARMUP))
 def test_per_step_check_waits_out_its_warmup(evaluation: int) -> None:
     assert PER_STEP.params.source == "components"
-    decision = check_loss_balance(SEED_004[1], None, evaluation, 0, Finetune(), PER_STEP.params)
+    decision = check_loss_balance(
+        components=SEED_004[1],
+        weights=None,
+        evaluation=evaluation,
+        streak=0,
+        params=PER_STEP.params,
+        context=CheckContext(Finetune()),
+    )
     assert (decision is None) == (evaluation < STEP_WARMUP)
     last_ignored, first_judged = (
-        check_loss_balance(SEED_004[1], None, n, 0, Finetune(), PER_STEP.params)
+        check_loss_balance(
+            components=SEED_004[1],
+            weights=None,
+            evaluation=n,
+            streak=0,
+            params=PER_STEP.params,
+            context=CheckContext(Finetune()),
+        )
         for n in (STEP_WARMUP - 1, STEP_WARMUP)
     )
     assert last_ignored is None and first_judged is not None
@@ -115,17 +155,34 @@ def test_per_step_check_waits_out_its_warmup(evaluation: int) -> None:
 @given(st.integers(min_value=0, max_value=3 * STEP_PATIENCE))
 def test_per_step_check_fires_at_exactly_patience(streak: int) -> None:
     dominated = check_loss_balance(
-        SEED_004[1], None, STEP_WARMUP, streak, Finetune(), PER_STEP.params
+        components=SEED_004[1],
+        weights=None,
+        evaluation=STEP_WARMUP,
+        streak=streak,
+        params=PER_STEP.params,
+        context=CheckContext(Finetune()),
     )
     assert dominated is not None and dominated.ok == (streak + 1 < STEP_PATIENCE)
     tolerated, fires = (
-        check_loss_balance(SEED_004[1], None, STEP_WARMUP, n, Finetune(), PER_STEP.params)
+        check_loss_balance(
+            components=SEED_004[1],
+            weights=None,
+            evaluation=STEP_WARMUP,
+            streak=n,
+            params=PER_STEP.params,
+            context=CheckContext(Finetune()),
+        )
         for n in (STEP_PATIENCE - 2, STEP_PATIENCE - 1)
     )
     assert tolerated is not None and tolerated.ok
     assert fires is not None and not fires.ok
     balanced = check_loss_balance(
-        {"a": 1.0, "b": 1.0}, None, STEP_WARMUP, streak, Finetune(), PER_STEP.params
+        components={"a": 1.0, "b": 1.0},
+        weights=None,
+        evaluation=STEP_WARMUP,
+        streak=streak,
+        params=PER_STEP.params,
+        context=CheckContext(Finetune()),
     )
     assert balanced is not None and balanced.ok and balanced.metrics["streak"] == 0
 
@@ -136,7 +193,21 @@ def test_per_step_cap_is_exactly_max_share(excess: float) -> None:
     at_cap = {"big": 0.9, "rest": 0.1}
     over = {"big": 0.9 + excess, "rest": 0.1 - excess}
     last = STEP_PATIENCE - 1
-    exact = check_loss_balance(at_cap, None, STEP_WARMUP, last, Finetune(), PER_STEP.params)
-    above = check_loss_balance(over, None, STEP_WARMUP, last, Finetune(), PER_STEP.params)
+    exact = check_loss_balance(
+        components=at_cap,
+        weights=None,
+        evaluation=STEP_WARMUP,
+        streak=last,
+        params=PER_STEP.params,
+        context=CheckContext(Finetune()),
+    )
+    above = check_loss_balance(
+        components=over,
+        weights=None,
+        evaluation=STEP_WARMUP,
+        streak=last,
+        params=PER_STEP.params,
+        context=CheckContext(Finetune()),
+    )
     assert exact is not None and exact.ok
     assert above is not None and not above.ok

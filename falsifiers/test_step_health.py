@@ -12,6 +12,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
+from traingate.checks.base import CheckContext
 from traingate.checks.expression import check_expression
 from traingate.checks.finite import check_finite
 from traingate.checks.gradient_norm import check_gradient_norm
@@ -51,21 +52,21 @@ in_range_norm = st.floats(min_value=MIN_NORM, max_value=MAX_NORM)
 
 @given(ANY_FLOAT, ANY_FLOAT)
 def test_finite_requires_finite_loss_and_grad_norm(loss: float, grad_norm: float) -> None:
-    decision = check_finite({"loss": loss, "grad_norm": grad_norm}, FINITE.params.observations)
+    decision = check_finite(observed={"loss": loss, "grad_norm": grad_norm}, params=FINITE.params)
     assert decision is not None
     assert decision.ok == (math.isfinite(loss) and math.isfinite(grad_norm))
 
 
 @given(ANY_FLOAT)
 def test_finite_checks_loss_when_grad_norm_is_absent(loss: float) -> None:
-    decision = check_finite({"loss": loss}, FINITE.params.observations)
+    decision = check_finite(observed={"loss": loss}, params=FINITE.params)
     assert decision is not None and decision.ok == math.isfinite(loss)
 
 
 def test_non_finite_aborts_at_the_step_point() -> None:
     """The Guard runs step checks before optimizer.step(): a NaN must abort there."""
     assert (FINITE.at, FINITE.on_violation) == ("step", "abort")
-    decision = check_finite({"loss": 1.0, "grad_norm": math.nan}, FINITE.params.observations)
+    decision = check_finite(observed={"loss": 1.0, "grad_norm": math.nan}, params=FINITE.params)
     assert decision is not None and not decision.ok
 
 
@@ -76,7 +77,9 @@ def fold_norms(norms: list[float], regime: Finetune | FromScratch) -> list[bool]
     """The ok flags of consecutive steps, threading the streak the way the Check does."""
     streak, oks = 0, []
     for norm in norms:
-        decision = check_gradient_norm(norm, streak, regime, GRAD.params)
+        decision = check_gradient_norm(
+            norm=norm, streak=streak, params=GRAD.params, context=CheckContext(regime)
+        )
         streak = int(decision.metrics["streak"])
         oks.append(decision.ok)
     return oks
@@ -84,17 +87,33 @@ def fold_norms(norms: list[float], regime: Finetune | FromScratch) -> list[bool]
 
 @given(st.floats(min_value=0.0, allow_infinity=False), REGIMES)
 def test_gradient_norm_range_is_seed_004s(norm: float, regime: Finetune | FromScratch) -> None:
-    decision = check_gradient_norm(norm, GRAD_PATIENCE - 1, regime, GRAD.params)
+    decision = check_gradient_norm(
+        norm=norm, streak=GRAD_PATIENCE - 1, params=GRAD.params, context=CheckContext(regime)
+    )
     assert decision.ok == (MIN_NORM <= norm <= MAX_NORM)
 
 
 @given(REGIMES)
 def test_gradient_norm_bounds_are_inclusive(regime: Finetune | FromScratch) -> None:
     last = GRAD_PATIENCE - 1
-    assert check_gradient_norm(MIN_NORM, last, regime, GRAD.params).ok
-    assert check_gradient_norm(MAX_NORM, last, regime, GRAD.params).ok
-    below = check_gradient_norm(math.nextafter(MIN_NORM, 0.0), last, regime, GRAD.params)
-    above = check_gradient_norm(math.nextafter(MAX_NORM, math.inf), last, regime, GRAD.params)
+    assert check_gradient_norm(
+        norm=MIN_NORM, streak=last, params=GRAD.params, context=CheckContext(regime)
+    ).ok
+    assert check_gradient_norm(
+        norm=MAX_NORM, streak=last, params=GRAD.params, context=CheckContext(regime)
+    ).ok
+    below = check_gradient_norm(
+        norm=math.nextafter(MIN_NORM, 0.0),
+        streak=last,
+        params=GRAD.params,
+        context=CheckContext(regime),
+    )
+    above = check_gradient_norm(
+        norm=math.nextafter(MAX_NORM, math.inf),
+        streak=last,
+        params=GRAD.params,
+        context=CheckContext(regime),
+    )
     assert not below.ok and below.metrics["vanishing"] == 1.0
     assert not above.ok and above.metrics["exploding"] == 1.0
 
@@ -123,14 +142,33 @@ positive_loss = st.floats(min_value=1e-6, max_value=1e6)
 @given(st.lists(positive_loss, min_size=SPIKE_WINDOW, max_size=SPIKE_WINDOW), positive_loss)
 def test_spike_threshold_is_twice_the_window_mean(window: list[float], loss: float) -> None:
     total = sum(window)
-    decision = check_loss_spike(loss, total, SPIKE_WINDOW, 0, Finetune(), SPIKE.params)
+    decision = check_loss_spike(
+        loss=loss,
+        window_sum=total,
+        window_count=SPIKE_WINDOW,
+        consecutive=0,
+        params=SPIKE.params,
+        context=CheckContext(Finetune()),
+    )
     assert decision is not None
     limit = SPIKE_FACTOR * (total / SPIKE_WINDOW)
     assert decision.limit == limit
     assert decision.metrics["spike"] == float(loss >= limit)
-    at = check_loss_spike(limit, total, SPIKE_WINDOW, 0, Finetune(), SPIKE.params)
+    at = check_loss_spike(
+        loss=limit,
+        window_sum=total,
+        window_count=SPIKE_WINDOW,
+        consecutive=0,
+        params=SPIKE.params,
+        context=CheckContext(Finetune()),
+    )
     below = check_loss_spike(
-        math.nextafter(limit, 0.0), total, SPIKE_WINDOW, 0, Finetune(), SPIKE.params
+        loss=math.nextafter(limit, 0.0),
+        window_sum=total,
+        window_count=SPIKE_WINDOW,
+        consecutive=0,
+        params=SPIKE.params,
+        context=CheckContext(Finetune()),
     )
     assert at is not None and at.metrics["spike"] == 1.0
     assert below is not None and below.metrics["spike"] == 0.0
@@ -140,8 +178,25 @@ def test_spike_threshold_is_twice_the_window_mean(window: list[float], loss: flo
 def test_spikes_are_not_judged_before_a_full_window(
     count: int, regime: Finetune | FromScratch
 ) -> None:
-    assert check_loss_spike(1e9, float(count), count, 0, regime, SPIKE.params) is None
-    full = check_loss_spike(1e9, float(SPIKE_WINDOW), SPIKE_WINDOW, 0, regime, SPIKE.params)
+    assert (
+        check_loss_spike(
+            loss=1e9,
+            window_sum=float(count),
+            window_count=count,
+            consecutive=0,
+            params=SPIKE.params,
+            context=CheckContext(regime),
+        )
+        is None
+    )
+    full = check_loss_spike(
+        loss=1e9,
+        window_sum=float(SPIKE_WINDOW),
+        window_count=SPIKE_WINDOW,
+        consecutive=0,
+        params=SPIKE.params,
+        context=CheckContext(regime),
+    )
     assert full is not None
 
 
@@ -150,8 +205,22 @@ def test_fires_after_more_than_patience_consecutive_spikes(
     before: int, regime: Finetune | FromScratch
 ) -> None:
     window_sum = float(SPIKE_WINDOW)  # mean 1.0
-    spike = check_loss_spike(2.0, window_sum, SPIKE_WINDOW, before, regime, SPIKE.params)
-    calm = check_loss_spike(1.0, window_sum, SPIKE_WINDOW, before, regime, SPIKE.params)
+    spike = check_loss_spike(
+        loss=2.0,
+        window_sum=window_sum,
+        window_count=SPIKE_WINDOW,
+        consecutive=before,
+        params=SPIKE.params,
+        context=CheckContext(regime),
+    )
+    calm = check_loss_spike(
+        loss=1.0,
+        window_sum=window_sum,
+        window_count=SPIKE_WINDOW,
+        consecutive=before,
+        params=SPIKE.params,
+        context=CheckContext(regime),
+    )
     assert spike is not None and spike.ok == (before + 1 <= SPIKE_PATIENCE)
     assert calm is not None and calm.ok and calm.metrics["consecutive"] == 0
 
@@ -159,7 +228,12 @@ def test_fires_after_more_than_patience_consecutive_spikes(
 @given(st.sampled_from([math.nan, math.inf]))
 def test_non_finite_loss_is_a_spike(bad: float) -> None:
     decision = check_loss_spike(
-        bad, float(SPIKE_WINDOW), SPIKE_WINDOW, SPIKE_PATIENCE, Finetune(), SPIKE.params
+        loss=bad,
+        window_sum=float(SPIKE_WINDOW),
+        window_count=SPIKE_WINDOW,
+        consecutive=SPIKE_PATIENCE,
+        params=SPIKE.params,
+        context=CheckContext(Finetune()),
     )
     assert decision is not None and not decision.ok
 
@@ -172,29 +246,41 @@ def test_initial_loss_band_is_half_ln_vocab_either_side(v: int) -> None:
     regime = FromScratch(v)
     upper = (1.0 + INITIAL_TOLERANCE) * math.log(v)
     lower = (1.0 - INITIAL_TOLERANCE) * math.log(v)
-    assert check_initial_loss(upper, regime, INITIAL.params).ok
-    assert check_initial_loss(lower, regime, INITIAL.params).ok
-    above = check_initial_loss(math.nextafter(upper, math.inf), regime, INITIAL.params)
-    below = check_initial_loss(math.nextafter(lower, 0.0), regime, INITIAL.params)
+    assert check_initial_loss(loss=upper, params=INITIAL.params, context=CheckContext(regime)).ok
+    assert check_initial_loss(loss=lower, params=INITIAL.params, context=CheckContext(regime)).ok
+    above = check_initial_loss(
+        loss=math.nextafter(upper, math.inf), params=INITIAL.params, context=CheckContext(regime)
+    )
+    below = check_initial_loss(
+        loss=math.nextafter(lower, 0.0), params=INITIAL.params, context=CheckContext(regime)
+    )
     assert not above.ok and above.comparison == "<="
     assert not below.ok and below.comparison == ">="
 
 
 @given(vocab, st.floats(min_value=-0.45, max_value=0.45))
 def test_cold_start_near_ln_vocab_passes(v: int, jitter: float) -> None:
-    assert check_initial_loss(math.log(v) * (1.0 + jitter), FromScratch(v), INITIAL.params).ok
+    assert check_initial_loss(
+        loss=math.log(v) * (1.0 + jitter),
+        params=INITIAL.params,
+        context=CheckContext(FromScratch(v)),
+    ).ok
 
 
 @given(vocab, st.floats(min_value=0.0, max_value=0.49))
 def test_far_below_chance_fires_as_leakage(v: int, fraction: float) -> None:
-    decision = check_initial_loss(math.log(v) * fraction, FromScratch(v), INITIAL.params)
+    decision = check_initial_loss(
+        loss=math.log(v) * fraction, params=INITIAL.params, context=CheckContext(FromScratch(v))
+    )
     assert not decision.ok and "leak" in decision.hint
 
 
 def test_initial_loss_applies_to_cold_starts_only() -> None:
     """A finetune starts below chance by design; seed 003's vocabulary bounds the band."""
     assert INITIAL.regimes == ["from_scratch"]
-    decision = check_initial_loss(10.9, FromScratch(50257), INITIAL.params)  # ln V ≈ 10.82
+    decision = check_initial_loss(
+        loss=10.9, params=INITIAL.params, context=CheckContext(FromScratch(50257))
+    )  # ln V ≈ 10.82
     assert decision.ok and decision.evaluated == "(1 + 0.5) * ln(50257) = 16.2374"
 
 
@@ -203,23 +289,40 @@ def test_initial_loss_applies_to_cold_starts_only() -> None:
 
 @given(ANY_FLOAT, REGIMES)
 def test_throughput_must_be_non_negative(tps: float, regime: Finetune | FromScratch) -> None:
-    decision = check_expression({"tokens_per_sec": tps}, regime, THROUGHPUT.params)
+    decision = check_expression(
+        metric_values={"tokens_per_sec": tps},
+        params=THROUGHPUT.params,
+        context=CheckContext(regime),
+    )
     assert decision is not None and decision.ok == (tps >= 0)
 
 
 def test_throughput_boundary_and_absence() -> None:
     params = THROUGHPUT.params
-    zero = check_expression({"tokens_per_sec": 0.0}, Finetune(), params)
+    zero = check_expression(
+        metric_values={"tokens_per_sec": 0.0}, params=params, context=CheckContext(Finetune())
+    )
     assert zero is not None and zero.ok
-    tiny = check_expression({"tokens_per_sec": -5e-324}, Finetune(), params)
+    tiny = check_expression(
+        metric_values={"tokens_per_sec": -5e-324}, params=params, context=CheckContext(Finetune())
+    )
     assert tiny is not None and not tiny.ok
-    assert check_expression({"loss": 1.0}, Finetune(), params) is None
+    assert (
+        check_expression(
+            metric_values={"loss": 1.0}, params=params, context=CheckContext(Finetune())
+        )
+        is None
+    )
 
 
 def test_gradient_norm_hint_names_the_side() -> None:
     """The hint says which way the norm left its range (a fix differs for each side)."""
-    exploding = check_gradient_norm(1e9, GRAD.params.patience, Finetune(), GRAD.params)
-    vanishing = check_gradient_norm(1e-9, GRAD.params.patience, Finetune(), GRAD.params)
+    exploding = check_gradient_norm(
+        norm=1e9, streak=GRAD.params.patience, params=GRAD.params, context=CheckContext(Finetune())
+    )
+    vanishing = check_gradient_norm(
+        norm=1e-9, streak=GRAD.params.patience, params=GRAD.params, context=CheckContext(Finetune())
+    )
     assert exploding.hint.startswith("exploding") and not exploding.ok
     assert vanishing.hint.startswith("vanishing") and not vanishing.ok
 
@@ -227,20 +330,30 @@ def test_gradient_norm_hint_names_the_side() -> None:
 def test_gradient_norm_accepts_a_degenerate_range() -> None:
     """min_norm == max_norm is a legal (if strict) range: only that exact norm passes."""
     point = GRAD.params.model_copy(update={"min_norm": GRAD.params.max_norm})
-    assert check_gradient_norm(100.0, 0, Finetune(), point).ok
+    assert check_gradient_norm(
+        norm=100.0, streak=0, params=point, context=CheckContext(Finetune())
+    ).ok
 
 
 def test_initial_loss_zero_tolerance_is_legal_and_exact() -> None:
     """tolerance 0 means L0 must equal ln C exactly; the bound reported sits on ln C's side."""
     exact = INITIAL.params.model_copy(update={"tolerance": Formula.constant(0.0)})
-    at_chance = check_initial_loss(math.log(50257), FromScratch(50257), exact)
+    at_chance = check_initial_loss(
+        loss=math.log(50257), params=exact, context=CheckContext(FromScratch(50257))
+    )
     assert at_chance.ok
 
 
 @given(st.integers(min_value=2, max_value=1_000_000))
 def test_initial_loss_at_chance_reports_the_upper_bound(v: int) -> None:
-    decision = check_initial_loss(math.log(v), FromScratch(v), INITIAL.params)
+    decision = check_initial_loss(
+        loss=math.log(v), params=INITIAL.params, context=CheckContext(FromScratch(v))
+    )
     assert decision.ok and decision.comparison == "<="
     assert math.isclose(decision.limit, 1.5 * math.log(v), rel_tol=1e-12)
-    below = check_initial_loss(math.nextafter(math.log(v), 0.0), FromScratch(v), INITIAL.params)
+    below = check_initial_loss(
+        loss=math.nextafter(math.log(v), 0.0),
+        params=INITIAL.params,
+        context=CheckContext(FromScratch(v)),
+    )
     assert below.ok and below.comparison == ">="

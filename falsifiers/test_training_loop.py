@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from traingate.checks.base import CheckContext
 from traingate.checks.non_divergence import check_non_divergence
 from traingate.contract.regime import Finetune, FromScratch
 from traingate.contract.shipped import invariant
@@ -22,7 +23,9 @@ finite_loss = st.floats(min_value=0.0, max_value=1e6, allow_nan=False, allow_inf
 
 
 def cap(regime: Finetune | FromScratch) -> float:
-    return check_non_divergence(0, [0.0], regime, PARAMS).limit  # type: ignore[return-value]
+    return check_non_divergence(
+        epoch=0, history=[0.0], params=PARAMS, context=CheckContext(regime)
+    ).limit  # type: ignore[return-value]
 
 
 @given(vocab)
@@ -34,20 +37,28 @@ def test_from_scratch_cap_is_two_ln_vocab(v: int) -> None:
 @given(vocab, st.floats(min_value=-0.05, max_value=0.05))
 def test_near_random_cold_start_passes_from_scratch(v: int, jitter: float) -> None:
     cold_start = math.log(v) * (1.0 + jitter)
-    assert check_non_divergence(0, [cold_start], FromScratch(v), PARAMS).ok
+    assert check_non_divergence(
+        epoch=0, history=[cold_start], params=PARAMS, context=CheckContext(FromScratch(v))
+    ).ok
 
 
 @given(vocab, st.floats(min_value=1e-9, max_value=1e6))
 def test_from_scratch_aborts_above_cap(v: int, excess: float) -> None:
     limit = 2.0 * math.log(v)
     above = math.nextafter(limit, math.inf) + excess
-    assert not check_non_divergence(0, [above], FromScratch(v), PARAMS).ok
-    assert check_non_divergence(0, [limit], FromScratch(v), PARAMS).ok
+    assert not check_non_divergence(
+        epoch=0, history=[above], params=PARAMS, context=CheckContext(FromScratch(v))
+    ).ok
+    assert check_non_divergence(
+        epoch=0, history=[limit], params=PARAMS, context=CheckContext(FromScratch(v))
+    ).ok
 
 
 @given(vocab, finite_loss)
 def test_finetune_cap_is_ten_whatever_vocab(v: int, loss: float) -> None:
-    decision = check_non_divergence(0, [loss], Finetune(), PARAMS)
+    decision = check_non_divergence(
+        epoch=0, history=[loss], params=PARAMS, context=CheckContext(Finetune())
+    )
     assert decision.limit == 10.0
     assert decision.ok == (loss <= 10.0)
     del v  # the finetune cap must not depend on the vocabulary
@@ -57,7 +68,9 @@ def test_finetune_cap_is_ten_whatever_vocab(v: int, loss: float) -> None:
 def test_cold_start_run_as_finetune_aborts(v: int) -> None:
     """Seed 003 reversed: random weights (loss ≈ ln V > 10) run as finetune must abort."""
     cold = math.log(v)
-    decision = check_non_divergence(0, [cold], Finetune(), PARAMS)
+    decision = check_non_divergence(
+        epoch=0, history=[cold], params=PARAMS, context=CheckContext(Finetune())
+    )
     assert decision.ok == (cold <= 10.0)
     if v == 50257:
         assert not decision.ok
@@ -70,9 +83,14 @@ def test_cold_start_run_as_finetune_aborts(v: int) -> None:
 )
 def test_exactly_ratio_limit_passes_and_above_aborts(prev: float, excess: float, regime) -> None:
     exact = 2.0 * prev
-    assert check_non_divergence(1, [prev, exact], regime, PARAMS).ok
+    assert check_non_divergence(
+        epoch=1, history=[prev, exact], params=PARAMS, context=CheckContext(regime)
+    ).ok
     assert not check_non_divergence(
-        1, [prev, math.nextafter(exact, math.inf) + excess * prev], regime, PARAMS
+        epoch=1,
+        history=[prev, math.nextafter(exact, math.inf) + excess * prev],
+        params=PARAMS,
+        context=CheckContext(regime),
     ).ok
 
 
@@ -83,7 +101,9 @@ def test_exactly_ratio_limit_passes_and_above_aborts(prev: float, excess: float,
 )
 def test_non_finite_always_aborts(bad: float, epoch: int, regime) -> None:
     history = [1.0] * epoch + [bad]
-    decision = check_non_divergence(epoch, history, regime, PARAMS)
+    decision = check_non_divergence(
+        epoch=epoch, history=history, params=PARAMS, context=CheckContext(regime)
+    )
     assert not decision.ok
 
 
@@ -92,6 +112,10 @@ def test_epoch_outside_history_is_an_error(n: int) -> None:
     """Deciding an epoch that has no recorded loss is a caller error, never a verdict."""
     history = [1.0] * n
     with pytest.raises(ValueError, match="outside a history"):
-        check_non_divergence(n, history, Finetune(), PARAMS)
+        check_non_divergence(
+            epoch=n, history=history, params=PARAMS, context=CheckContext(Finetune())
+        )
     with pytest.raises(ValueError, match="outside a history"):
-        check_non_divergence(-1, [1.0, *history], Finetune(), PARAMS)
+        check_non_divergence(
+            epoch=-1, history=[1.0, *history], params=PARAMS, context=CheckContext(Finetune())
+        )

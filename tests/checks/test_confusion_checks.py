@@ -77,15 +77,24 @@ def test_per_group_catches_what_the_overall_rate_dilutes() -> None:
 def test_boundary_exactly_the_limit_passes() -> None:
     assert decide(wire(["O"]), saint_albans(de_city_to_o=1)).ok  # 1/100 = 0.01
     params = wire(["O"]).params
-    assert check_confusion_rate({"DE": (1, 100)}, Finetune(), params).ok
-    assert not check_confusion_rate({"DE": (101, 10000)}, Finetune(), params).ok
-    assert not check_confusion_rate({"US": (0, 5), "DE": (1, 99)}, Finetune(), params).ok
+    assert check_confusion_rate(
+        counts={"DE": (1, 100)}, params=params, context=CheckContext(Finetune())
+    ).ok
+    assert not check_confusion_rate(
+        counts={"DE": (101, 10000)}, params=params, context=CheckContext(Finetune())
+    ).ok
+    assert not check_confusion_rate(
+        counts={"US": (0, 5), "DE": (1, 99)}, params=params, context=CheckContext(Finetune())
+    ).ok
 
 
 def test_nothing_measured_is_not_a_pass() -> None:
     params = wire(["O"]).params
-    assert check_confusion_rate({}, Finetune(), params) is None
-    assert check_confusion_rate({"US": (0, 0)}, Finetune(), params) is None
+    assert check_confusion_rate(counts={}, params=params, context=CheckContext(Finetune())) is None
+    assert (
+        check_confusion_rate(counts={"US": (0, 0)}, params=params, context=CheckContext(Finetune()))
+        is None
+    )
     no_cities = {
         "predictions": torch.zeros(4, dtype=torch.long),
         "labels": torch.zeros(4, dtype=torch.long),
@@ -93,7 +102,7 @@ def test_nothing_measured_is_not_a_pass() -> None:
     }
     assert decide(wire(["O"]), no_cities) is None
     with pytest.raises(ValueError):
-        check_confusion_rate({"US": (3, 2)}, Finetune(), params)
+        check_confusion_rate(counts={"US": (3, 2)}, params=params, context=CheckContext(Finetune()))
 
 
 def test_batches_accumulate_and_padding_is_dropped() -> None:

@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from traingate.checks.base import REGISTRY, CheckContext
 from traingate.checks.finite import Finite, FiniteParams, check_finite
-from traingate.runtime.evidence import jsonable
 from traingate.contract.regime import FromScratch
+from traingate.runtime.evidence import jsonable
 
 CONTEXT = CheckContext(FromScratch(256))
 
@@ -69,7 +69,9 @@ def test_nothing_to_check_is_not_evaluated() -> None:
     assert check.verdict() is None
     check.update({"step": 1, "grad_norm": None})
     assert check.verdict() is None
-    assert check_finite({"lr": math.nan}, ["loss"]) is None
+    assert (
+        check_finite(observed={"lr": math.nan}, params=FiniteParams(observations=["loss"])) is None
+    )
 
 
 def test_verdict_is_about_the_latest_step() -> None:

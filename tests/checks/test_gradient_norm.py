@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from traingate.checks.base import REGISTRY, CheckContext, Decision
 from traingate.checks.gradient_norm import GradientNorm, GradientNormParams, check_gradient_norm
-from traingate.runtime.evidence import jsonable
 from traingate.contract.regime import Finetune, FromScratch
+from traingate.runtime.evidence import jsonable
 
 CONTEXT = CheckContext(FromScratch(256))
 
@@ -48,7 +48,12 @@ def test_healthy_norms_pass() -> None:
 
 @pytest.mark.parametrize("norm", [1e-3, 100.0])
 def test_exact_bounds_are_in_range(norm: float) -> None:
-    decision = check_gradient_norm(norm, 10, Finetune(), GradientNormParams(patience=1))
+    decision = check_gradient_norm(
+        norm=norm,
+        streak=10,
+        params=GradientNormParams(patience=1),
+        context=CheckContext(Finetune()),
+    )
     assert decision.ok and decision.metrics["streak"] == 0
 
 
@@ -78,7 +83,9 @@ def test_in_range_step_resets_the_streak() -> None:
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_non_finite_counts_as_exploding(bad: float) -> None:
-    decision = check_gradient_norm(bad, 0, Finetune(), GradientNormParams(patience=1))
+    decision = check_gradient_norm(
+        norm=bad, streak=0, params=GradientNormParams(patience=1), context=CheckContext(Finetune())
+    )
     assert not decision.ok and decision.metrics["exploding"] == 1.0
 
 
@@ -100,15 +107,24 @@ def test_thresholds_may_be_formulas() -> None:
     params = GradientNormParams.model_validate(
         {"max_norm": {"finetune": "10", "from_scratch": "ln(vocab_size) * 10"}, "patience": 1}
     )
-    scratch = check_gradient_norm(50.0, 0, FromScratch(256), params)
-    tuned = check_gradient_norm(50.0, 0, Finetune(), params)
+    scratch = check_gradient_norm(
+        norm=50.0, streak=0, params=params, context=CheckContext(FromScratch(256))
+    )
+    tuned = check_gradient_norm(
+        norm=50.0, streak=0, params=params, context=CheckContext(Finetune())
+    )
     assert scratch.ok and not tuned.ok
     assert tuned.formula == "10"
 
 
 def test_inverted_range_is_an_error() -> None:
     with pytest.raises(ValueError, match="above max_norm"):
-        check_gradient_norm(1.0, 0, Finetune(), GradientNormParams(min_norm=5, max_norm=1))
+        check_gradient_norm(
+            norm=1.0,
+            streak=0,
+            params=GradientNormParams(min_norm=5, max_norm=1),
+            context=CheckContext(Finetune()),
+        )
 
 
 @pytest.mark.parametrize("params", [{"patience": 0}, {"patience": 2.0}, {"max": 3}])

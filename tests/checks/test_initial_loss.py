@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from traingate.checks.base import REGISTRY, CheckContext
 from traingate.checks.initial_loss import InitialLoss, InitialLossParams, check_initial_loss
-from traingate.runtime.evidence import jsonable
 from traingate.contract.regime import Finetune, FromScratch
+from traingate.runtime.evidence import jsonable
 
 VOCAB = 50257
 LN_V = math.log(VOCAB)
@@ -44,14 +44,14 @@ def test_cold_start_near_ln_vocab_passes() -> None:
 
 
 def test_far_above_fires_with_an_init_hint() -> None:
-    decision = check_initial_loss(2.0 * LN_V, SCRATCH, PARAMS)
+    decision = check_initial_loss(loss=2.0 * LN_V, params=PARAMS, context=CheckContext(SCRATCH))
     assert not decision.ok and decision.comparison == "<="
     assert decision.limit == pytest.approx(1.5 * LN_V)
     assert "above" in decision.detail and "init" in decision.hint
 
 
 def test_far_below_fires_with_a_leakage_hint() -> None:
-    decision = check_initial_loss(0.3 * LN_V, SCRATCH, PARAMS)
+    decision = check_initial_loss(loss=0.3 * LN_V, params=PARAMS, context=CheckContext(SCRATCH))
     assert not decision.ok and decision.comparison == ">="
     assert decision.limit == pytest.approx(0.5 * LN_V)
     assert decision.formula == "(1 - 0.5) * ln(vocab_size)"
@@ -60,15 +60,19 @@ def test_far_below_fires_with_a_leakage_hint() -> None:
 
 def test_exact_bounds_pass_and_one_ulp_outside_fires() -> None:
     upper, lower = 1.5 * LN_V, 0.5 * LN_V
-    assert check_initial_loss(upper, SCRATCH, PARAMS).ok
-    assert check_initial_loss(lower, SCRATCH, PARAMS).ok
-    assert not check_initial_loss(math.nextafter(upper, math.inf), SCRATCH, PARAMS).ok
-    assert not check_initial_loss(math.nextafter(lower, 0.0), SCRATCH, PARAMS).ok
+    assert check_initial_loss(loss=upper, params=PARAMS, context=CheckContext(SCRATCH)).ok
+    assert check_initial_loss(loss=lower, params=PARAMS, context=CheckContext(SCRATCH)).ok
+    assert not check_initial_loss(
+        loss=math.nextafter(upper, math.inf), params=PARAMS, context=CheckContext(SCRATCH)
+    ).ok
+    assert not check_initial_loss(
+        loss=math.nextafter(lower, 0.0), params=PARAMS, context=CheckContext(SCRATCH)
+    ).ok
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_fires(bad: float) -> None:
-    decision = check_initial_loss(bad, SCRATCH, PARAMS)
+    decision = check_initial_loss(loss=bad, params=PARAMS, context=CheckContext(SCRATCH))
     assert not decision.ok and decision.comparison == "finite"
 
 
@@ -89,16 +93,24 @@ def test_regime_keyed_tolerance_switches_the_lower_side_off_for_finetune() -> No
     params = InitialLossParams.model_validate(
         {"num_classes": 10, "tolerance": {"finetune": 1.0, "from_scratch": 0.5}}
     )
-    assert check_initial_loss(0.01, Finetune(), params).ok
-    assert not check_initial_loss(0.01, SCRATCH, params).ok
-    assert not check_initial_loss(2.0 * math.log(10) + 0.01, Finetune(), params).ok
+    assert check_initial_loss(loss=0.01, params=params, context=CheckContext(Finetune())).ok
+    assert not check_initial_loss(loss=0.01, params=params, context=CheckContext(SCRATCH)).ok
+    assert not check_initial_loss(
+        loss=2.0 * math.log(10) + 0.01, params=params, context=CheckContext(Finetune())
+    ).ok
 
 
 def test_degenerate_values_are_errors() -> None:
     with pytest.raises(ValueError, match="at least 2"):
-        check_initial_loss(1.0, SCRATCH, InitialLossParams(num_classes=1))
+        check_initial_loss(
+            loss=1.0, params=InitialLossParams(num_classes=1), context=CheckContext(SCRATCH)
+        )
     with pytest.raises(ValueError, match="non-negative"):
-        check_initial_loss(1.0, SCRATCH, InitialLossParams(num_classes=2, tolerance=-0.1))
+        check_initial_loss(
+            loss=1.0,
+            params=InitialLossParams(num_classes=2, tolerance=-0.1),
+            context=CheckContext(SCRATCH),
+        )
 
 
 @pytest.mark.parametrize("params", [{}, {"num_classes": True}, {"num_classes": "ln("}])

@@ -15,8 +15,8 @@ from traingate.checks.loss_balance import (
     check_loss_balance,
     component_shares,
 )
-from traingate.runtime.evidence import jsonable
 from traingate.contract.regime import Finetune
+from traingate.runtime.evidence import jsonable
 
 CONTEXT = CheckContext(Finetune())
 # Seed 004 validation loss components by epoch (type, pointer, span, countdown).
@@ -66,13 +66,27 @@ def test_seed_004_epoch_1_fires_on_countdown() -> None:
 
 @pytest.mark.parametrize("epoch", sorted(SEED_004))
 def test_seed_004_fires_every_epoch_despite_task_weights(epoch: int) -> None:
-    decision = check_loss_balance(SEED_004[epoch], WEIGHTS, 0, 0, Finetune(), LossBalanceParams())
+    decision = check_loss_balance(
+        components=SEED_004[epoch],
+        weights=WEIGHTS,
+        evaluation=0,
+        streak=0,
+        params=LossBalanceParams(),
+        context=CheckContext(Finetune()),
+    )
     assert decision is not None and not decision.ok
     assert decision.metrics["weighted_share/countdown"] < decision.metrics["share/countdown"]
 
 
 def test_balanced_components_pass() -> None:
-    decision = check_loss_balance(BALANCED, None, 0, 0, Finetune(), LossBalanceParams())
+    decision = check_loss_balance(
+        components=BALANCED,
+        weights=None,
+        evaluation=0,
+        streak=0,
+        params=LossBalanceParams(),
+        context=CheckContext(Finetune()),
+    )
     assert decision is not None and decision.ok and decision.metrics["streak"] == 0
     assert sum(v for k, v in decision.metrics.items() if k.startswith("share/")) == (
         pytest.approx(1.0)
@@ -81,8 +95,22 @@ def test_balanced_components_pass() -> None:
 
 def test_exactly_max_share_passes_and_above_fires() -> None:
     params = LossBalanceParams()
-    at = check_loss_balance({"a": 9.0, "b": 1.0}, None, 0, 0, Finetune(), params)
-    above = check_loss_balance({"a": 9.000001, "b": 1.0}, None, 0, 0, Finetune(), params)
+    at = check_loss_balance(
+        components={"a": 9.0, "b": 1.0},
+        weights=None,
+        evaluation=0,
+        streak=0,
+        params=params,
+        context=CheckContext(Finetune()),
+    )
+    above = check_loss_balance(
+        components={"a": 9.000001, "b": 1.0},
+        weights=None,
+        evaluation=0,
+        streak=0,
+        params=params,
+        context=CheckContext(Finetune()),
+    )
     assert at is not None and at.ok and at.observed == 0.9
     assert above is not None and not above.ok
 
@@ -104,7 +132,12 @@ def test_fires_after_patience_consecutive_dominated_evaluations() -> None:
 def test_weighted_shares_are_reported() -> None:
     weights = {"a": 3.0, "b": 1.0}
     decision = check_loss_balance(
-        {"a": 1.0, "b": 3.0}, weights, 0, 0, Finetune(), LossBalanceParams()
+        components={"a": 1.0, "b": 3.0},
+        weights=weights,
+        evaluation=0,
+        streak=0,
+        params=LossBalanceParams(),
+        context=CheckContext(Finetune()),
     )
     assert decision is not None
     assert decision.metrics["weighted_share/a"] == 0.5
@@ -113,26 +146,54 @@ def test_weighted_shares_are_reported() -> None:
 
 def test_weights_must_name_the_components() -> None:
     with pytest.raises(ValueError, match="weights"):
-        check_loss_balance({"a": 1.0, "b": 1.0}, {"a": 1.0}, 0, 0, Finetune(), LossBalanceParams())
+        check_loss_balance(
+            components={"a": 1.0, "b": 1.0},
+            weights={"a": 1.0},
+            evaluation=0,
+            streak=0,
+            params=LossBalanceParams(),
+            context=CheckContext(Finetune()),
+        )
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_non_finite_component_fires_at_once(bad: float) -> None:
     params = LossBalanceParams(patience=5)
-    decision = check_loss_balance({"a": 1.0, "b": bad}, None, 0, 0, Finetune(), params)
+    decision = check_loss_balance(
+        components={"a": 1.0, "b": bad},
+        weights=None,
+        evaluation=0,
+        streak=0,
+        params=params,
+        context=CheckContext(Finetune()),
+    )
     assert decision is not None and not decision.ok and "b is not finite" in decision.detail
 
 
 def test_shares_use_magnitudes_and_handle_an_all_zero_loss() -> None:
     assert component_shares({"a": -3.0, "b": 1.0}) == {"a": 0.75, "b": 0.25}
     assert component_shares({"a": 0.0, "b": 0.0}) == {"a": 0.0, "b": 0.0}
-    decision = check_loss_balance({"a": 0.0, "b": 0.0}, None, 0, 0, Finetune(), LossBalanceParams())
+    decision = check_loss_balance(
+        components={"a": 0.0, "b": 0.0},
+        weights=None,
+        evaluation=0,
+        streak=0,
+        params=LossBalanceParams(),
+        context=CheckContext(Finetune()),
+    )
     assert decision is not None and decision.ok
 
 
 def test_no_components_is_an_error() -> None:
     with pytest.raises(ValueError, match="at least one"):
-        check_loss_balance({}, None, 0, 0, Finetune(), LossBalanceParams())
+        check_loss_balance(
+            components={},
+            weights=None,
+            evaluation=0,
+            streak=0,
+            params=LossBalanceParams(),
+            context=CheckContext(Finetune()),
+        )
 
 
 def test_observation_without_its_source_is_not_evaluated() -> None:

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from traingate.checks.base import REGISTRY, CheckContext, Decision
 from traingate.checks.loss_spike import LossSpike, LossSpikeParams, check_loss_spike
-from traingate.runtime.evidence import jsonable
 from traingate.contract.regime import Finetune, FromScratch
+from traingate.runtime.evidence import jsonable
 
 CONTEXT = CheckContext(FromScratch(256))
 
@@ -55,8 +55,22 @@ def test_steady_losses_pass() -> None:
 
 def test_exactly_factor_times_mean_is_a_spike() -> None:
     params = LossSpikeParams(window=4)
-    at = check_loss_spike(2.0 * 1.5, 6.0, 4, 0, Finetune(), params)
-    below = check_loss_spike(math.nextafter(3.0, 0.0), 6.0, 4, 0, Finetune(), params)
+    at = check_loss_spike(
+        loss=2.0 * 1.5,
+        window_sum=6.0,
+        window_count=4,
+        consecutive=0,
+        params=params,
+        context=CheckContext(Finetune()),
+    )
+    below = check_loss_spike(
+        loss=math.nextafter(3.0, 0.0),
+        window_sum=6.0,
+        window_count=4,
+        consecutive=0,
+        params=params,
+        context=CheckContext(Finetune()),
+    )
     assert at is not None and at.metrics["spike"] == 1.0 and at.metrics["consecutive"] == 1
     assert below is not None and below.metrics["spike"] == 0.0
     assert at.limit == 3.0 and at.evaluated == "2 * 1.5 = 3"
@@ -110,8 +124,22 @@ def test_spike_factor_may_be_regime_keyed() -> None:
     params = LossSpikeParams.model_validate(
         {"spike_factor": {"finetune": "1.5", "from_scratch": "3"}, "window": 1}
     )
-    tuned = check_loss_spike(2.0, 1.0, 1, 0, Finetune(), params)
-    scratch = check_loss_spike(2.0, 1.0, 1, 0, FromScratch(8), params)
+    tuned = check_loss_spike(
+        loss=2.0,
+        window_sum=1.0,
+        window_count=1,
+        consecutive=0,
+        params=params,
+        context=CheckContext(Finetune()),
+    )
+    scratch = check_loss_spike(
+        loss=2.0,
+        window_sum=1.0,
+        window_count=1,
+        consecutive=0,
+        params=params,
+        context=CheckContext(FromScratch(8)),
+    )
     assert tuned is not None and tuned.metrics["spike"] == 1.0
     assert scratch is not None and scratch.metrics["spike"] == 0.0
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from traingate.checks.non_divergence import NonDivergenceParams
 from traingate.contract.regime import Finetune, FromScratch, parse_regime, regime_from_cli
 from traingate.contract.schema import (
     ChangelogEntry,
@@ -249,7 +250,9 @@ def test_models_are_frozen() -> None:
     with pytest.raises(ValidationError):
         ChangelogEntry(version="1.0.0", date=dt.date(2026, 1, 1), change="")
     inv = Invariant.model_validate(GOOD["invariants"][0])
-    assert inv.params == {"epoch_zero_cap": 10.0}  # typed by loading, not by the schema
+    assert inv.params == NonDivergenceParams.model_validate({"epoch_zero_cap": 10.0})
+    with pytest.raises(ValidationError):
+        inv.params.ratio_limit = 3.0  # type: ignore[misc,assignment]
 
 
 @pytest.mark.parametrize(

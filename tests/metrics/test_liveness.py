@@ -21,6 +21,8 @@ from traingate.metrics.liveness import (
     mcl,
     mcl_clusters,
     mean_norm,
+    spread,
+    top1,
     top1_share,
 )
 
@@ -67,11 +69,15 @@ def test_distinct_and_top1_share_match_counting(values: list[int]) -> None:
     t = torch.tensor(values)
     assert distinct_labels(t) == len(set(values))
     assert top1_share(t) == max(Counter(values).values()) / len(values)
+    most = max(Counter(values).values())
+    assert top1(t) == (min(v for v, n in Counter(values).items() if n == most), top1_share(t))
 
 
 def test_top1_share_of_nothing_is_an_error() -> None:
     with pytest.raises(ValueError):
         top1_share(torch.tensor([], dtype=torch.long))
+    with pytest.raises(ValueError):
+        top1(torch.tensor([], dtype=torch.long))
 
 
 def test_macro_f1_by_hand() -> None:
@@ -126,6 +132,9 @@ def test_seed_002_collapse_ratio() -> None:
     x = seed_002_embeddings().float()
     assert mean_norm(x) == pytest.approx(6.98, abs=1e-4)
     assert collapse_ratio(x) == pytest.approx(0.020 / 6.98, rel=1e-3)
+    measured = spread(x)
+    assert (measured.diameter, measured.scale) == (max_pairwise_distance(x), mean_norm(x))
+    assert measured.ratio == collapse_ratio(x)
 
 
 def test_healthy_and_dead_collapse_ratios() -> None:

@@ -2,7 +2,9 @@
 
 Like a torchmetrics ``Metric``: ``update()`` folds observations into state, ``verdict()``
 decides, ``reset()`` clears. The decision itself lives in a pure function of plain numbers
-that the falsifiers call directly, so the code that runs is the code that is tested.
+that the falsifiers call directly, so the code that runs is the code that is tested. A kind
+declares its state once, as a dataclass (``state``, as torchmetrics' ``add_state``); the
+base class gives ``reset``, ``state_dict`` and ``load_state_dict`` from it.
 
 Modules under ``traingate.checks`` must import without torch (``contracts validate`` loads
 them to validate params); anything that needs tensors imports torch inside the method.
@@ -18,16 +20,32 @@ Observation names a loop hands the Guard (a check lists what it ``requires``):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from functools import cache
 from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import TypeAdapter
 
 from traingate.contract.kinds import KINDS, At, CheckParams
 from traingate.contract.regime import Finetune, FromScratch
-from traingate.contract.thresholds import RegimeThreshold, Resolved, resolve
+from traingate.contract.thresholds import Resolved, resolve
 
 Observation = Mapping[str, Any]
-__all__ = ["At", "Check", "CheckContext", "CheckParams", "Decision", "Observation", "register"]
+__all__ = [
+    "At",
+    "Check",
+    "CheckContext",
+    "CheckParams",
+    "Decision",
+    "LatestScalars",
+    "LimitDrawing",
+    "NoState",
+    "Observation",
+    "present_scalars",
+    "register",
+]
 
 
 P = TypeVar("P", bound=CheckParams)
@@ -85,17 +103,69 @@ class CheckContext:
     values: Mapping[str, float] = field(default_factory=dict)
 
     def resolve(self, threshold: Any) -> Resolved:
-        """Evaluate a threshold field of the params for this run."""
+        """Evaluate a threshold field of the params for this run (the one way checks do)."""
         return resolve(threshold, self.regime, self.values)
+
+    def symbols(self) -> dict[str, float]:
+        """Every symbol a formula may name: the run values, then the regime's own (which win)."""
+        return {**self.values, **self.regime.symbols()}
+
+
+@dataclass(frozen=True)
+class LimitDrawing:
+    """How the report draws a kind's limit: the curve it bounds and whether it is one
+    number for the run."""
+
+    quantity: str  # "loss" (step loss), "val_loss", "grad_norm" or "component_shares"
+    constant: bool = False
+
+
+@dataclass
+class NoState:
+    """The state of a kind that keeps nothing across checkpoints."""
+
+
+@dataclass
+class LatestScalars:
+    """The state of a kind that decides on the latest observation alone: its named scalars
+    (``None`` before the first update)."""
+
+    last: dict[str, float] | None = None
+
+
+def present_scalars(observation: Mapping[str, Any], names: Iterable[str]) -> dict[str, float]:
+    """The scalars among ``names`` that ``observation`` carries (absent or ``None`` skipped)."""
+    return {n: float(v) for n in names if (v := observation.get(n)) is not None}
+
+
+@cache
+def _adapter(state: type[Any]) -> TypeAdapter[Any]:
+    return TypeAdapter(state)
+
+
+def _plain(value: Any) -> Any:
+    """A state value as plain JSON-able containers: dataclasses → dicts, sequences → lists."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | deque):
+        return [_plain(v) for v in value]
+    return value
 
 
 class Check(ABC, Generic[P]):
     """A stateful evaluator of one invariant kind.
 
     Class attributes declare the kind: its registry name, its params model, the points
-    (``at:``) where it may run, the observations it needs, and how state crosses ranks:
-    ``gather`` names observation fields concatenated across ranks before ``update`` (like
-    torchmetrics' ``dist_reduce_fx="cat"``); verdicts reduce with "any rank violated".
+    (``at:``) where it may run, the observations it needs, its ``state`` dataclass, how the
+    report draws its limit, and how state crosses ranks: ``gather`` names observation fields
+    concatenated across ranks before ``update`` (like torchmetrics' ``dist_reduce_fx="cat"``);
+    verdicts reduce with "any rank violated".
+
+    A kind's ``update`` folds an observation into ``self.values`` (an instance of ``state``)
+    and calls :meth:`refresh`; its ``decide`` reads only ``self.values``, so a check loaded
+    from a ``state_dict`` gives the very verdict the saved one gave.
     """
 
     kind: ClassVar[str]
@@ -104,15 +174,24 @@ class Check(ABC, Generic[P]):
     requires: ClassVar[frozenset[str]] = frozenset()
     gather: ClassVar[tuple[str, ...]] = ()
     summary: ClassVar[str] = ""
+    state: ClassVar[type[Any]] = NoState
+    drawing: ClassVar[LimitDrawing | None] = None
 
     def __init__(self, params: P, context: CheckContext) -> None:
         self.params = params
         self.context = context
+        self.reset()
 
     @classmethod
     def metric_symbols(cls, params: CheckParams) -> frozenset[str]:
         """Formula symbols that name observations rather than run parameters."""
         return frozenset()
+
+    @classmethod
+    def limit_label(cls, x: float) -> str:
+        """The report's legend for this kind's limit at ``x`` (a step or an epoch)."""
+        del x
+        return "limit"
 
     def observes(self) -> frozenset[str]:
         """Observations this invariant needs, given its params (default: ``requires``).
@@ -122,32 +201,46 @@ class Check(ABC, Generic[P]):
         """
         return self.requires
 
-    @classmethod
-    def regime_keyed(cls, params: CheckParams) -> bool:
-        """Whether any threshold in ``params`` depends on the regime."""
-        return any(
-            isinstance(getattr(params, n), RegimeThreshold) for n in type(params).model_fields
-        )
+    def observes_any(self) -> frozenset[str]:
+        """Observations of which at least one must be present (empty: no such need)."""
+        return frozenset()
 
     @abstractmethod
     def update(self, observation: Observation) -> None:
-        """Fold one observation into the check's state."""
+        """Fold one observation into the state, then :meth:`refresh` the verdict."""
 
     @abstractmethod
+    def decide(self) -> Decision | None:
+        """Decide on ``self.values`` alone; ``None`` when there is nothing to decide yet."""
+
+    def refresh(self) -> Decision | None:
+        """Recompute the verdict from the state (after an update, a load or a reset)."""
+        self._decision = self.decide()
+        return self._decision
+
     def verdict(self) -> Decision | None:
-        """Decide on the state so far; ``None`` when there is nothing to decide yet."""
+        """The decision on the state so far; ``None`` when there is nothing to decide yet."""
+        return self._decision
 
-    @abstractmethod
     def reset(self) -> None:
-        """Forget all state (a new run)."""
+        """Forget all state (a new run): a fresh instance of ``state``."""
+        self.values = self.state()
+        self.refresh()
 
     def state_dict(self) -> dict[str, Any]:
-        """JSON-able state for exact resume from a checkpoint (stateless kinds keep none)."""
-        return {}
+        """JSON-able state for exact resume from a checkpoint: ``state``'s fields by name."""
+        return _plain(self.values)
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
-        del state
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Become a fresh check holding what :meth:`state_dict` returned (jsonable's
+        "nan"/"inf" strings read as floats); the verdict is recomputed from it."""
+        expected = sorted(f.name for f in fields(self.state))
+        if sorted(state) != expected:
+            raise ValueError(f"{self.kind} state has keys {sorted(state)}, expected {expected}")
+        values = _adapter(self.state).validate_python(dict(state))
+        self.reset()
+        self.values = values
+        self.refresh()
 
 
 REGISTRY: dict[str, type[Check[Any]]] = KINDS  # type: ignore[assignment]  # one registry

@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, model_validator
 
-from traingate.checks.base import Decision, register
+from traingate.checks.base import CheckContext, Decision, register
 from traingate.checks.confusion import label_ids, unknown_label_names
 from traingate.checks.liveness import TensorCheck, ValidationParams
-from traingate.contract.regime import Finetune, FromScratch
-from traingate.contract.thresholds import Threshold, resolve
+from traingate.contract.thresholds import Threshold
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -43,16 +42,16 @@ class WrongConfidenceParams(ValidationParams):
 
 
 def check_wrong_confidence(
+    *,
     confidence: float | None,
     wrong: int,
-    regime: Finetune | FromScratch,
     params: WrongConfidenceParams,
-    values: Mapping[str, float] | None = None,
+    context: CheckContext,
 ) -> Decision:
     """Passes when the quantile ``confidence`` of the ``wrong`` predictions ≤ max_confidence
     (equality passes). With no wrong prediction (``wrong`` 0, ``confidence`` None) nothing is
     over-confident: it passes, observed 0."""
-    limit = resolve(params.max_confidence, regime, values or {})
+    limit = context.resolve(params.max_confidence)
     q = f"p{params.quantile * 100:g}"
     if wrong == 0 or confidence is None:
         return Decision.against(
@@ -83,18 +82,19 @@ class WrongConfidence(TensorCheck[WrongConfidenceParams]):
     gather = ("predictions", "labels", "probabilities")
     summary = "quantile (p90) of wrong predictions' confidence ≤ max_confidence"
 
-    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
-        from traingate.metrics.calibration import wrong_confidence_quantile
+    def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
+        from traingate.metrics.calibration import error_count, wrong_confidence_quantile
 
         predictions, labels = data["predictions"], data["labels"]
         if predictions.numel() == 0:
             return None
-        value = wrong_confidence_quantile(
-            data["probabilities"], predictions, labels, self.params.quantile
-        )
-        wrong = int((predictions != labels).sum().item())
         return check_wrong_confidence(
-            value, wrong, self.context.regime, self.params, self.context.values
+            confidence=wrong_confidence_quantile(
+                data["probabilities"], predictions, labels, self.params.quantile
+            ),
+            wrong=error_count(predictions, labels),
+            params=self.params,
+            context=self.context,
         )
 
 
@@ -109,15 +109,11 @@ class ConfidentErrorsParams(ValidationParams):
 
 
 def check_confident_errors(
-    share: float | None,
-    wrong: int,
-    regime: Finetune | FromScratch,
-    params: ConfidentErrorsParams,
-    values: Mapping[str, float] | None = None,
+    *, share: float | None, wrong: int, params: ConfidentErrorsParams, context: CheckContext
 ) -> Decision:
     """Passes when ``share`` (of the ``wrong`` predictions, those at confidence ≥
     ``params.confidence``) ≤ max_share (equality passes); no wrong prediction passes with 0."""
-    limit = resolve(params.max_share, regime, values or {})
+    limit = context.resolve(params.max_share)
     if wrong == 0 or share is None:
         return Decision.against(True, 0.0, limit, "<=", "no wrong predictions", "")
     return Decision.against(
@@ -144,18 +140,19 @@ class ConfidentErrors(TensorCheck[ConfidentErrorsParams]):
     gather = ("predictions", "labels", "probabilities")
     summary = "share of wrong predictions at confidence ≥ threshold ≤ max_share"
 
-    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
-        from traingate.metrics.calibration import confident_error_share
+    def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
+        from traingate.metrics.calibration import confident_error_share, error_count
 
         predictions, labels = data["predictions"], data["labels"]
         if predictions.numel() == 0:
             return None
-        share = confident_error_share(
-            data["probabilities"], predictions, labels, self.params.confidence
-        )
-        wrong = int((predictions != labels).sum().item())
         return check_confident_errors(
-            share, wrong, self.context.regime, self.params, self.context.values
+            share=confident_error_share(
+                data["probabilities"], predictions, labels, self.params.confidence
+            ),
+            wrong=error_count(predictions, labels),
+            params=self.params,
+            context=self.context,
         )
 
 
@@ -169,14 +166,9 @@ class EceParams(ValidationParams):
     n_bins: int = Field(default=15, ge=1, le=1000)
 
 
-def check_ece(
-    ece: float,
-    regime: Finetune | FromScratch,
-    params: EceParams,
-    values: Mapping[str, float] | None = None,
-) -> Decision:
+def check_ece(*, ece: float, params: EceParams, context: CheckContext) -> Decision:
     """Passes when ``ece`` ≤ max_ece (equality passes; NaN fails)."""
-    limit = resolve(params.max_ece, regime, values or {})
+    limit = context.resolve(params.max_ece)
     return Decision.against(
         ece <= limit.value,
         ece,
@@ -199,7 +191,7 @@ class Ece(TensorCheck[EceParams]):
     gather = ("predictions", "labels", "probabilities")
     summary = "binned expected calibration error ≤ max_ece"
 
-    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
+    def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
         from traingate.metrics.calibration import expected_calibration_error
 
         if data["predictions"].numel() == 0:
@@ -207,7 +199,7 @@ class Ece(TensorCheck[EceParams]):
         ece = expected_calibration_error(
             data["probabilities"], data["predictions"], data["labels"], self.params.n_bins
         )
-        return check_ece(ece, self.context.regime, self.params, self.context.values)
+        return check_ece(ece=ece, params=self.params, context=self.context)
 
 
 # -- probability_separation ---------------------------------------------------------------
@@ -230,13 +222,10 @@ class ProbabilitySeparationParams(ValidationParams):
 
 
 def check_probability_separation(
-    separation: float,
-    regime: Finetune | FromScratch,
-    params: ProbabilitySeparationParams,
-    values: Mapping[str, float] | None = None,
+    *, separation: float, params: ProbabilitySeparationParams, context: CheckContext
 ) -> Decision:
     """Passes when ``separation`` ≥ min_separation (equality passes; NaN fails)."""
-    limit = resolve(params.min_separation, regime, values or {})
+    limit = context.resolve(params.min_separation)
     return Decision.against(
         separation >= limit.value,
         separation,
@@ -266,22 +255,19 @@ class ProbabilitySeparation(TensorCheck[ProbabilitySeparationParams]):
     gather = ("labels", "probabilities")
     summary = "mean P(positive) on positives − on negatives ≥ min_separation"
 
-    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
-        import torch
-
-        from traingate.metrics.calibration import probability_separation
+    def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
+        from traingate.metrics.calibration import (
+            positive_class_probability,
+            probability_separation,
+        )
 
         ids = label_ids(self.params.positive_labels, self.params.label_names)
-        labels, probabilities = data["labels"], data["probabilities"]
-        wanted = torch.tensor(sorted(set(ids)), dtype=labels.dtype, device=labels.device)
-        positive = torch.isin(labels, wanted)
-        if probabilities.ndim == 2:
-            p_positive = probabilities[:, wanted.long()].sum(dim=1)
-        else:
-            p_positive = probabilities
+        p_positive, positive = positive_class_probability(
+            data["probabilities"], data["labels"], ids
+        )
         separation = probability_separation(p_positive, positive)
         if separation is None:
             return None
         return check_probability_separation(
-            separation, self.context.regime, self.params, self.context.values
+            separation=separation, params=self.params, context=self.context
         )

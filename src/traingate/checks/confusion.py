@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
 
-from traingate.checks.base import Decision, register
+from traingate.checks.base import CheckContext, Decision, register
 from traingate.checks.liveness import TensorCheck, ValidationParams
-from traingate.contract.regime import Finetune, FromScratch
-from traingate.contract.thresholds import Threshold, resolve
+from traingate.contract.thresholds import Threshold
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -65,10 +64,7 @@ class ConfusionRateParams(ValidationParams):
 
 
 def check_confusion_rate(
-    counts: Mapping[str, tuple[int, int]],
-    regime: Finetune | FromScratch,
-    params: ConfusionRateParams,
-    values: Mapping[str, float] | None = None,
+    *, counts: Mapping[str, tuple[int, int]], params: ConfusionRateParams, context: CheckContext
 ) -> Decision | None:
     """Decide on ``counts``: group name → (hits, total), hits = #{gold ∈ A, predicted ∈ B},
     total = #{gold ∈ A}. Passes when the worst group's rate hits / total ≤ max_rate
@@ -84,7 +80,7 @@ def check_confusion_rate(
     measured = {name: ht for name, ht in sorted(counts.items()) if ht[1] > 0}
     if not measured:
         return None
-    limit = resolve(params.max_rate, regime, values or {})
+    limit = context.resolve(params.max_rate)
     rates = {name: hits / total for name, (hits, total) in measured.items()}
     worst = max(rates, key=lambda name: rates[name])
     hits, total = measured[worst]
@@ -130,7 +126,7 @@ class ConfusionRate(TensorCheck[ConfusionRateParams]):
             raise KeyError(f"{self.kind} with per_group needs the validation observation 'groups'")
         super().update(observation)
 
-    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
+    def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
         from traingate.metrics.confusion import confusion_rate
 
         p = self.params
@@ -146,4 +142,4 @@ class ConfusionRate(TensorCheck[ConfusionRateParams]):
         else:
             display = {v: k for k, v in (p.group_names or {}).items()}
             counts = {display.get(g, str(g)): (c.hits, c.total) for g, c in report.by_group.items()}
-        return check_confusion_rate(counts, self.context.regime, p, self.context.values)
+        return check_confusion_rate(counts=counts, params=p, context=self.context)

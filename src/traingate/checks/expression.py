@@ -23,9 +23,17 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from traingate.checks.base import Check, CheckContext, CheckParams, Decision, Observation, register
+from traingate.checks.base import (
+    Check,
+    CheckContext,
+    CheckParams,
+    Decision,
+    LatestScalars,
+    Observation,
+    present_scalars,
+    register,
+)
 from traingate.contract.formula import COMPARISONS, Formula, FormulaError, unparse
-from traingate.contract.regime import Finetune, FromScratch
 from traingate.contract.thresholds import located_formula_error
 
 
@@ -71,23 +79,20 @@ class ExpressionParams(CheckParams):
 
 
 def check_expression(
+    *,
     metric_values: Mapping[str, float | None],
-    regime: Finetune | FromScratch,
     params: ExpressionParams,
-    values: Mapping[str, float] | None = None,
+    context: CheckContext,
 ) -> Decision | None:
     """Evaluate the predicate with ``metric_values`` and the run's parameter ``values``.
 
     ``None`` when a metric in ``params.metrics`` is missing (not evaluated). A predicate
     that cannot be evaluated (e.g. division by zero) fails, with the reason in the detail.
     """
-    observed: dict[str, float] = {}
-    for name in params.metrics:
-        value = metric_values.get(name)
-        if value is None:
-            return None
-        observed[name] = float(value)
-    scope = {**(values or {}), **regime.symbols(), **observed}
+    observed = present_scalars(metric_values, params.metrics)
+    if len(observed) < len(params.metrics):
+        return None
+    scope = {**context.symbols(), **observed}
     predicate = params.predicate
     filled = unparse(predicate.tree, scope)
     try:
@@ -126,10 +131,8 @@ class Expression(Check[ExpressionParams]):
     params_model = ExpressionParams
     points = frozenset({"step", "validation", "final"})
     summary = "a predicate over scalar metrics and run parameters holds"
-
-    def __init__(self, params: ExpressionParams, context: CheckContext) -> None:
-        super().__init__(params, context)
-        self.reset()
+    state = LatestScalars
+    values: LatestScalars
 
     @classmethod
     def metric_symbols(cls, params: CheckParams) -> frozenset[str]:
@@ -138,24 +141,17 @@ class Expression(Check[ExpressionParams]):
             raise TypeError(f"expected ExpressionParams, got {type(params).__name__}")
         return frozenset(params.metrics)
 
+    def observes(self) -> frozenset[str]:
+        """The predicate's metric symbols: all of them must be observed."""
+        return frozenset(self.params.metrics)
+
     def update(self, observation: Observation) -> None:
-        self._last = {
-            m: float(observation[m]) for m in self.params.metrics if observation.get(m) is not None
-        }
+        self.values.last = present_scalars(observation, self.params.metrics)
+        self.refresh()
 
-    def verdict(self) -> Decision | None:
-        if self._last is None:
+    def decide(self) -> Decision | None:
+        if self.values.last is None:
             return None
-        return check_expression(self._last, self.context.regime, self.params, self.context.values)
-
-    def reset(self) -> None:
-        self._last: dict[str, float] | None = None
-
-    def state_dict(self) -> dict[str, Any]:
-        """The latest observed metric values."""
-        return {"last": None if self._last is None else dict(self._last)}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
-        last = state["last"]
-        self._last = None if last is None else {str(k): float(v) for k, v in last.items()}
+        return check_expression(
+            metric_values=self.values.last, params=self.params, context=self.context
+        )

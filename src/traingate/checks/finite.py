@@ -12,12 +12,19 @@ not hand ``grad_norm`` for steps the scaler skips.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
 
 from pydantic import Field, field_validator
 
-from traingate.checks.base import Check, CheckContext, CheckParams, Decision, Observation, register
+from traingate.checks.base import (
+    Check,
+    CheckParams,
+    Decision,
+    LatestScalars,
+    Observation,
+    present_scalars,
+    register,
+)
 
 
 class FiniteParams(CheckParams):
@@ -34,13 +41,14 @@ class FiniteParams(CheckParams):
         return names
 
 
-def check_finite(observed: Mapping[str, float | None], names: Sequence[str]) -> Decision | None:
-    """Decide whether every observation in ``names`` that ``observed`` carries is finite.
+def check_finite(*, observed: Mapping[str, float | None], params: FiniteParams) -> Decision | None:
+    """Decide whether every observation in ``params.observations`` that ``observed`` carries
+    is finite.
 
     Names absent from ``observed`` are skipped (e.g. no ``grad_norm`` on a step that did not
     compute it); ``None`` when none of them is present, since nothing was checked.
     """
-    checked = {n: float(v) for n in names if (v := observed.get(n)) is not None}
+    checked = present_scalars(observed, params.observations)
     if not checked:
         return None
     listing = ", ".join(f"{n}={v:.6g}" for n, v in checked.items())
@@ -75,31 +83,18 @@ class Finite(Check[FiniteParams]):
     params_model = FiniteParams
     points = frozenset({"step", "validation", "final"})
     summary = "loss / grad_norm (or the named observations) are finite"
+    state = LatestScalars
+    values: LatestScalars
 
-    def __init__(self, params: FiniteParams, context: CheckContext) -> None:
-        super().__init__(params, context)
-        self._last: dict[str, float] | None = None
+    def observes_any(self) -> frozenset[str]:
+        """The observations it checks: those present are checked, at least one must be."""
+        return frozenset(self.params.observations)
 
     def update(self, observation: Observation) -> None:
-        self._last = {
-            n: float(observation[n])
-            for n in self.params.observations
-            if observation.get(n) is not None
-        }
+        self.values.last = present_scalars(observation, self.params.observations)
+        self.refresh()
 
-    def verdict(self) -> Decision | None:
-        if self._last is None:
+    def decide(self) -> Decision | None:
+        if self.values.last is None:
             return None
-        return check_finite(self._last, self.params.observations)
-
-    def reset(self) -> None:
-        self._last = None
-
-    def state_dict(self) -> dict[str, Any]:
-        """The latest observed values (loading also takes the "nan"/"inf" strings of jsonable)."""
-        return {"last": None if self._last is None else dict(self._last)}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
-        last = state["last"]
-        self._last = None if last is None else {str(k): float(v) for k, v in last.items()}
+        return check_finite(observed=self.values.last, params=self.params)

@@ -9,14 +9,21 @@ the same five steps after which ``loss_spike`` fires with its defaults).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from pydantic import Field
 
-from traingate.checks.base import Check, CheckContext, CheckParams, Decision, Observation, register
-from traingate.contract.regime import Finetune, FromScratch
-from traingate.contract.thresholds import Threshold, resolve
+from traingate.checks.base import (
+    Check,
+    CheckContext,
+    CheckParams,
+    Decision,
+    LimitDrawing,
+    Observation,
+    register,
+)
+from traingate.contract.thresholds import Threshold
 
 
 class GradientNormParams(CheckParams):
@@ -32,11 +39,7 @@ class GradientNormParams(CheckParams):
 
 
 def check_gradient_norm(
-    norm: float,
-    streak: int,
-    regime: Finetune | FromScratch,
-    params: GradientNormParams,
-    values: Mapping[str, float] | None = None,
+    *, norm: float, streak: int, params: GradientNormParams, context: CheckContext
 ) -> Decision:
     """Decide one step's gradient norm, given ``streak`` out-of-range steps just before it.
 
@@ -44,9 +47,8 @@ def check_gradient_norm(
     ``metrics["vanishing"|"exploding"]`` flag the side; a non-finite norm counts as
     exploding. The decision fails when that streak ≥ patience.
     """
-    scope = values or {}
-    lo = resolve(params.min_norm, regime, scope)
-    hi = resolve(params.max_norm, regime, scope)
+    lo = context.resolve(params.min_norm)
+    hi = context.resolve(params.max_norm)
     if lo.value > hi.value:
         raise ValueError(f"min_norm {lo.value:.6g} is above max_norm {hi.value:.6g}")
     if not math.isfinite(norm) or norm > hi.value:
@@ -88,6 +90,21 @@ def _metrics(streak: int, side: str, patience: int) -> dict[str, float]:
     }
 
 
+class NormInputs(NamedTuple):
+    """What the latest step's decision was made on (see :func:`check_gradient_norm`)."""
+
+    norm: float
+    streak: int
+
+
+@dataclass
+class GradientNormState:
+    """The out-of-range streak so far and the latest step's inputs."""
+
+    streak: int = 0
+    last: NormInputs | None = None
+
+
 @register
 class GradientNorm(Check[GradientNormParams]):
     """Keeps the out-of-range streak and applies :func:`check_gradient_norm` per step.
@@ -101,41 +118,20 @@ class GradientNorm(Check[GradientNormParams]):
     points = frozenset({"step"})
     requires = frozenset({"grad_norm"})
     summary = "min_norm ≤ grad_norm ≤ max_norm, tolerated for patience-1 consecutive steps"
+    state = GradientNormState
+    drawing = LimitDrawing("grad_norm", constant=True)
+    values: GradientNormState
 
-    def __init__(self, params: GradientNormParams, context: CheckContext) -> None:
-        super().__init__(params, context)
-        self.reset()
-
-    def _decide(self) -> Decision | None:
-        if self._last is None:
+    def decide(self) -> Decision | None:
+        last = self.values.last
+        if last is None:
             return None
-        norm, streak = self._last
-        return check_gradient_norm(
-            norm, streak, self.context.regime, self.params, self.context.values
-        )
+        return check_gradient_norm(**last._asdict(), params=self.params, context=self.context)
 
     def update(self, observation: Observation) -> None:
+        s = self.values
         norm = observation.get("grad_norm")
-        self._last = None if norm is None else (float(norm), self._streak)
-        self._decision = self._decide()
-        if self._decision is not None:
-            self._streak = int(self._decision.metrics["streak"])
-
-    def verdict(self) -> Decision | None:
-        return self._decision
-
-    def reset(self) -> None:
-        self._streak = 0
-        self._last: tuple[float, int] | None = None
-        self._decision: Decision | None = None
-
-    def state_dict(self) -> dict[str, Any]:
-        """The current streak and the latest step's inputs (norm, streak before it)."""
-        return {"streak": self._streak, "last": None if self._last is None else list(self._last)}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned; the verdict is recomputed from it."""
-        last = state["last"]
-        self._last = None if last is None else (float(last[0]), int(last[1]))
-        self._decision = self._decide()
-        self._streak = int(state["streak"])
+        s.last = None if norm is None else NormInputs(float(norm), s.streak)
+        decision = self.refresh()
+        if decision is not None:
+            s.streak = int(decision.metrics["streak"])

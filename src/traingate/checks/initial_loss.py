@@ -18,14 +18,20 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
 from pydantic import Field
 
-from traingate.checks.base import Check, CheckContext, CheckParams, Decision, Observation, register
-from traingate.contract.regime import Finetune, FromScratch
-from traingate.contract.thresholds import Resolved, Threshold, resolve
+from traingate.checks.base import (
+    Check,
+    CheckContext,
+    CheckParams,
+    Decision,
+    LimitDrawing,
+    Observation,
+    register,
+)
+from traingate.contract.thresholds import Resolved, Threshold
 
 
 class InitialLossParams(CheckParams):
@@ -41,10 +47,7 @@ def _group(text: str) -> str:
 
 
 def check_initial_loss(
-    loss: float,
-    regime: Finetune | FromScratch,
-    params: InitialLossParams,
-    values: Mapping[str, float] | None = None,
+    *, loss: float, params: InitialLossParams, context: CheckContext
 ) -> Decision:
     """Decide the first step's ``loss`` against (1 ± tolerance)·ln(num_classes); both ends pass.
 
@@ -52,9 +55,8 @@ def check_initial_loss(
     (label leakage, a trivial task, or pretrained weights run as from-scratch).
     """
     loss = float(loss)
-    scope = values or {}
-    classes = resolve(params.num_classes, regime, scope)
-    tol = resolve(params.tolerance, regime, scope)
+    classes = context.resolve(params.num_classes)
+    tol = context.resolve(params.tolerance)
     if classes.value < 2:
         raise ValueError(f"num_classes must be at least 2, got {classes.value:.6g}")
     if tol.value < 0:
@@ -121,6 +123,14 @@ def check_initial_loss(
     )
 
 
+@dataclass
+class InitialLossState:
+    """The first loss seen (``None`` before it) and whether the latest update was it."""
+
+    initial_loss: float | None = None
+    fresh: bool = False
+
+
 @register
 class InitialLoss(Check[InitialLossParams]):
     """Keeps the first loss it sees and applies :func:`check_initial_loss` to it.
@@ -134,38 +144,20 @@ class InitialLoss(Check[InitialLossParams]):
     points = frozenset({"step"})
     requires = frozenset({"loss"})
     summary = "|L0 - ln C| <= tolerance * ln C on the first step"
+    state = InitialLossState
+    drawing = LimitDrawing("loss", constant=True)
+    values: InitialLossState
 
-    def __init__(self, params: InitialLossParams, context: CheckContext) -> None:
-        super().__init__(params, context)
-        self.reset()
-
-    def _decide(self) -> Decision | None:
-        if self._loss is None or not self._fresh:
+    def decide(self) -> Decision | None:
+        s = self.values
+        if s.initial_loss is None or not s.fresh:
             return None
-        return check_initial_loss(self._loss, self.context.regime, self.params, self.context.values)
+        return check_initial_loss(loss=s.initial_loss, params=self.params, context=self.context)
 
     def update(self, observation: Observation) -> None:
+        s = self.values
         value = observation.get("loss")
-        self._fresh = self._loss is None and value is not None
-        if self._fresh:
-            self._loss = float(value)
-        self._decision = self._decide()
-
-    def verdict(self) -> Decision | None:
-        return self._decision
-
-    def reset(self) -> None:
-        self._loss: float | None = None
-        self._fresh = False
-        self._decision: Decision | None = None
-
-    def state_dict(self) -> dict[str, Any]:
-        """The first loss seen (``None`` before it) and whether the latest update was it."""
-        return {"initial_loss": self._loss, "fresh": self._fresh}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned; the verdict is recomputed from it."""
-        loss = state["initial_loss"]
-        self._loss = None if loss is None else float(loss)
-        self._fresh = bool(state["fresh"])
-        self._decision = self._decide()
+        s.fresh = s.initial_loss is None and value is not None
+        if s.fresh:
+            s.initial_loss = float(value)
+        self.refresh()

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import Field
 
 from traingate.checks.base import Check, CheckContext, CheckParams, Decision, Observation, register
-from traingate.contract.regime import Finetune, FromScratch
-from traingate.contract.thresholds import Resolved, Threshold, resolve
+from traingate.contract.thresholds import Resolved, Threshold
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -68,13 +67,10 @@ class TensorCheck(Check[VP]):
     update-then-verdict once per validation, and a loop that feeds many batches before one
     verdict, both work.
 
-    ``state_dict`` is empty: the only state is the current validation's buffer, and a
-    checkpoint is never taken between a validation's updates and its verdict.
+    The state is empty (:class:`~traingate.checks.base.NoState`): the only state is the
+    current validation's buffer, and a checkpoint is never taken between a validation's
+    updates and its verdict.
     """
-
-    def __init__(self, params: VP, context: CheckContext) -> None:
-        super().__init__(params, context)
-        self.reset()
 
     def update(self, observation: Observation) -> None:
         if self._decided:
@@ -90,12 +86,15 @@ class TensorCheck(Check[VP]):
             if value is not None:
                 self._parts.setdefault(name, []).append(value.detach())
 
+    def decide(self) -> Decision | None:
+        judged = self._updates > 0 and is_judged(self.params, self._step, self._epoch)
+        return self.decide_on(self._collect()) if judged else None
+
     def verdict(self) -> Decision | None:
         if not self._decided:
-            judged = self._updates > 0 and is_judged(self.params, self._step, self._epoch)
-            self._decision = self._decide(self._collect()) if judged else None
+            self.refresh()
             self._decided = True
-        return self._decision
+        return super().verdict()
 
     def reset(self) -> None:
         self._parts: dict[str, list[Tensor]] = {}
@@ -103,17 +102,7 @@ class TensorCheck(Check[VP]):
         self._step: int | None = None
         self._epoch: int | None = None
         self._decided = False
-        self._decision: Decision | None = None
-
-    def state_dict(self) -> dict[str, Any]:
-        """Nothing: between validations the buffer is empty (see the class docstring)."""
-        return {}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Accept the empty state of :meth:`state_dict`; start with an empty buffer."""
-        if state:
-            raise ValueError(f"{self.kind} keeps no state across checkpoints, got {sorted(state)}")
-        self.reset()
+        super().reset()
 
     def _collect(self) -> dict[str, Tensor]:
         import torch
@@ -136,7 +125,7 @@ class TensorCheck(Check[VP]):
         return data
 
     @abstractmethod
-    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
+    def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
         """Decide on one validation's concatenated, filtered tensors."""
 
 
@@ -150,18 +139,18 @@ class DistinctPredictionsParams(ValidationParams):
 
 
 def check_distinct_predictions(
+    *,
     distinct: int,
     labels_in_gold: int,
-    regime: Finetune | FromScratch,
     params: DistinctPredictionsParams,
-    values: Mapping[str, float] | None = None,
+    context: CheckContext,
 ) -> Decision:
     """Passes when ``distinct`` ≥ min(min_distinct, ``labels_in_gold``) (equality passes).
 
     The cap keeps the gate honest on small label sets: a validation set with 5 gold classes
     cannot be asked for 10 distinct predictions.
     """
-    asked = resolve(params.min_distinct, regime, values or {})
+    asked = context.resolve(params.min_distinct)
     limit = min(asked.value, float(labels_in_gold))
     bound = Resolved(
         limit,
@@ -192,17 +181,16 @@ class DistinctPredictions(TensorCheck[DistinctPredictionsParams]):
     gather = ("predictions", "labels")
     summary = "distinct predicted labels ≥ min(min_distinct, labels present in gold)"
 
-    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
+    def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
         from traingate.metrics.liveness import distinct_labels
 
         if data["predictions"].numel() == 0:
             return None
         return check_distinct_predictions(
-            distinct_labels(data["predictions"]),
-            distinct_labels(data["labels"]),
-            self.context.regime,
-            self.params,
-            self.context.values,
+            distinct=distinct_labels(data["predictions"]),
+            labels_in_gold=distinct_labels(data["labels"]),
+            params=self.params,
+            context=self.context,
         )
 
 
@@ -215,14 +203,9 @@ class MacroF1Params(ValidationParams):
     min_f1: Threshold
 
 
-def check_macro_f1(
-    f1: float,
-    regime: Finetune | FromScratch,
-    params: MacroF1Params,
-    values: Mapping[str, float] | None = None,
-) -> Decision:
+def check_macro_f1(*, f1: float, params: MacroF1Params, context: CheckContext) -> Decision:
     """Passes when ``f1`` ≥ min_f1 (equality passes; NaN fails)."""
-    limit = resolve(params.min_f1, regime, values or {})
+    limit = context.resolve(params.min_f1)
     return Decision.against(
         f1 >= limit.value,
         f1,
@@ -245,13 +228,13 @@ class MacroF1(TensorCheck[MacroF1Params]):
     gather = ("predictions", "labels")
     summary = "macro F1 over the labels present ≥ min_f1"
 
-    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
+    def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
         from traingate.metrics.liveness import macro_f1
 
         if data["predictions"].numel() == 0:
             return None
         f1 = macro_f1(data["predictions"], data["labels"])
-        return check_macro_f1(f1, self.context.regime, self.params, self.context.values)
+        return check_macro_f1(f1=f1, params=self.params, context=self.context)
 
 
 # -- prediction_share ---------------------------------------------------------------------
@@ -264,14 +247,10 @@ class PredictionShareParams(ValidationParams):
 
 
 def check_prediction_share(
-    share: float,
-    top_label: int,
-    regime: Finetune | FromScratch,
-    params: PredictionShareParams,
-    values: Mapping[str, float] | None = None,
+    *, share: float, top_label: int, params: PredictionShareParams, context: CheckContext
 ) -> Decision:
     """Passes when the top-1 ``share`` (of label ``top_label``) ≤ max_share (equality passes)."""
-    limit = resolve(params.max_share, regime, values or {})
+    limit = context.resolve(params.max_share)
     return Decision.against(
         share <= limit.value,
         share,
@@ -298,17 +277,14 @@ class PredictionShare(TensorCheck[PredictionShareParams]):
     gather = ("predictions", "labels")
     summary = "top-1 predicted label's share ≤ max_share"
 
-    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
-        import torch
+    def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
+        from traingate.metrics.liveness import top1
 
-        predictions = data["predictions"]
-        if predictions.numel() == 0:
+        if data["predictions"].numel() == 0:
             return None
-        ids, counts = torch.unique(predictions, return_counts=True)
-        top = int(counts.argmax().item())
-        share = float(counts[top].item()) / predictions.numel()
+        label, share = top1(data["predictions"])
         return check_prediction_share(
-            share, int(ids[top].item()), self.context.regime, self.params, self.context.values
+            share=share, top_label=label, params=self.params, context=self.context
         )
 
 
@@ -322,11 +298,11 @@ class EmbeddingCollapseParams(ValidationParams):
 
 
 def check_embedding_collapse(
+    *,
     ratio: float,
     effective_rank: float,
-    regime: Finetune | FromScratch,
     params: EmbeddingCollapseParams,
-    values: Mapping[str, float] | None = None,
+    context: CheckContext,
     diameter: float | None = None,
     scale: float | None = None,
 ) -> Decision:
@@ -335,7 +311,7 @@ def check_embedding_collapse(
     ``effective_rank`` (RankMe) is reported in ``metrics``, never gated; ``diameter`` and
     ``scale`` (max pairwise L2, mean norm), when given, are reported too.
     """
-    limit = resolve(params.min_ratio, regime, values or {})
+    limit = context.resolve(params.min_ratio)
     metrics = {"effective_rank": effective_rank}
     parts = ""
     if diameter is not None and scale is not None:
@@ -368,23 +344,20 @@ class EmbeddingCollapse(TensorCheck[EmbeddingCollapseParams]):
     gather = ("embeddings",)
     summary = "max pairwise L2 / mean L2 norm of embeddings ≥ min_ratio"
 
-    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
-        from traingate.metrics.liveness import effective_rank, max_pairwise_distance, mean_norm
+    def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
+        from traingate.metrics.liveness import effective_rank, spread
 
         embeddings = data["embeddings"]
         if embeddings.shape[0] < 2:
             return None
-        diameter = max_pairwise_distance(embeddings)
-        scale = mean_norm(embeddings)
-        ratio = diameter / scale if scale > 0 else 0.0
+        measured = spread(embeddings)
         return check_embedding_collapse(
-            ratio,
-            effective_rank(embeddings),
-            self.context.regime,
-            self.params,
-            self.context.values,
-            diameter,
-            scale,
+            ratio=measured.ratio,
+            effective_rank=effective_rank(embeddings),
+            params=self.params,
+            context=self.context,
+            diameter=measured.diameter,
+            scale=measured.scale,
         )
 
 
@@ -402,14 +375,14 @@ class EmbeddingClustersParams(ValidationParams):
 
 
 def check_embedding_clusters(
+    *,
     clusters: int,
-    regime: Finetune | FromScratch,
     params: EmbeddingClustersParams,
-    values: Mapping[str, float] | None = None,
+    context: CheckContext,
     points: int | None = None,
 ) -> Decision:
     """Passes when ``clusters`` ≥ min_clusters (equality passes)."""
-    limit = resolve(params.min_clusters, regime, values or {})
+    limit = context.resolve(params.min_clusters)
     sampled = f" of {points} embeddings" if points is not None else ""
     return Decision.against(
         clusters >= limit.value,
@@ -435,7 +408,7 @@ class EmbeddingClusters(TensorCheck[EmbeddingClustersParams]):
     gather = ("embeddings",)
     summary = "MCL clusters of embeddings (k-NN cosine graph) at inflation ≥ min_clusters"
 
-    def _decide(self, data: Mapping[str, Tensor]) -> Decision | None:
+    def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
         from traingate.metrics.liveness import mcl_clusters
 
         embeddings = data["embeddings"]
@@ -445,5 +418,5 @@ class EmbeddingClusters(TensorCheck[EmbeddingClustersParams]):
             embeddings, self.params.inflation, self.params.k, self.params.max_points
         )
         return check_embedding_clusters(
-            clusters, self.context.regime, self.params, self.context.values, points
+            clusters=clusters, params=self.params, context=self.context, points=points
         )

@@ -14,13 +14,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import Field
 
-from traingate.checks.base import Check, CheckContext, CheckParams, Decision, Observation, register
-from traingate.contract.regime import Finetune, FromScratch
-from traingate.contract.thresholds import Threshold, resolve
+from traingate.checks.base import (
+    Check,
+    CheckContext,
+    CheckParams,
+    Decision,
+    LimitDrawing,
+    Observation,
+    register,
+)
+from traingate.contract.thresholds import Threshold
+from traingate.metrics.balance import component_shares
 
 
 class LossBalanceParams(CheckParams):
@@ -34,20 +43,14 @@ class LossBalanceParams(CheckParams):
     source: Literal["components", "val_components"] = "components"
 
 
-def component_shares(components: Mapping[str, float]) -> dict[str, float]:
-    """Each component's share of the summed magnitudes (all 0 when every component is 0)."""
-    total = math.fsum(abs(v) for v in components.values())
-    return {k: abs(v) / total if total > 0 else 0.0 for k, v in components.items()}
-
-
 def check_loss_balance(
+    *,
     components: Mapping[str, float],
-    weights: Mapping[str, float] | None,
+    weights: Mapping[str, float] | None = None,
     evaluation: int,
     streak: int,
-    regime: Finetune | FromScratch,
     params: LossBalanceParams,
-    values: Mapping[str, float] | None = None,
+    context: CheckContext,
 ) -> Decision | None:
     """Decide evaluation number ``evaluation`` (0-based), after ``streak`` dominated ones.
 
@@ -59,7 +62,7 @@ def check_loss_balance(
         return None
     if not components:
         raise ValueError("loss_balance needs at least one loss component")
-    limit = resolve(params.max_share, regime, values or {})
+    limit = context.resolve(params.max_share)
     raw = {k: float(v) for k, v in components.items()}
     shares = component_shares(raw)
     metrics = {f"share/{k}": s for k, s in shares.items()}
@@ -101,6 +104,25 @@ def check_loss_balance(
     )
 
 
+@dataclass
+class BalanceInputs:
+    """What the latest evaluation's decision was made on (see :func:`check_loss_balance`)."""
+
+    components: dict[str, float]
+    weights: dict[str, float] | None
+    evaluation: int
+    streak: int
+
+
+@dataclass
+class LossBalanceState:
+    """The evaluation count, the dominated streak, and the latest evaluation's inputs."""
+
+    evaluations: int = 0
+    streak: int = 0
+    last: BalanceInputs | None = None
+
+
 @register
 class LossBalance(Check[LossBalanceParams]):
     """Counts evaluations and the dominated streak; applies :func:`check_loss_balance`.
@@ -113,73 +135,35 @@ class LossBalance(Check[LossBalanceParams]):
     params_model = LossBalanceParams
     points = frozenset({"step", "validation", "final"})
     summary = "no raw loss component above max_share of the summed raw loss"
+    state = LossBalanceState
+    drawing = LimitDrawing("component_shares", constant=True)
+    values: LossBalanceState
 
-    def __init__(self, params: LossBalanceParams, context: CheckContext) -> None:
-        super().__init__(params, context)
-        self.reset()
+    def observes(self) -> frozenset[str]:
+        """The components named by ``params.source``."""
+        return frozenset({self.params.source})
 
-    def _decide(self) -> Decision | None:
-        if self._last is None:
+    def decide(self) -> Decision | None:
+        last = self.values.last
+        if last is None:
             return None
-        return check_loss_balance(
-            self._last["components"],
-            self._last["weights"],
-            self._last["evaluation"],
-            self._last["streak"],
-            self.context.regime,
-            self.params,
-            self.context.values,
-        )
+        return check_loss_balance(**vars(last), params=self.params, context=self.context)
 
     def update(self, observation: Observation) -> None:
+        s = self.values
         components = observation.get(self.params.source)
         if components is None:
-            self._last = self._decision = None
+            s.last = None
+            self.refresh()
             return
         weights = observation.get("weights")
-        self._last = {
-            "components": {str(k): float(v) for k, v in components.items()},
-            "weights": None if weights is None else {str(k): float(v) for k, v in weights.items()},
-            "evaluation": self._evaluations,
-            "streak": self._streak,
-        }
-        self._decision = self._decide()
-        self._evaluations += 1
-        if self._decision is not None:
-            self._streak = int(self._decision.metrics["streak"])
-
-    def verdict(self) -> Decision | None:
-        return self._decision
-
-    def reset(self) -> None:
-        self._evaluations = 0
-        self._streak = 0
-        self._last: dict[str, Any] | None = None
-        self._decision: Decision | None = None
-
-    def state_dict(self) -> dict[str, Any]:
-        """Evaluation count, dominated streak, and the latest evaluation's inputs."""
-        return {
-            "evaluations": self._evaluations,
-            "streak": self._streak,
-            "last": None if self._last is None else dict(self._last),
-        }
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned; the verdict is recomputed from it."""
-        last = state["last"]
-        self._last = (
-            None
-            if last is None
-            else {
-                "components": {str(k): float(v) for k, v in last["components"].items()},
-                "weights": None
-                if last["weights"] is None
-                else {str(k): float(v) for k, v in last["weights"].items()},
-                "evaluation": int(last["evaluation"]),
-                "streak": int(last["streak"]),
-            }
+        s.last = BalanceInputs(
+            components={str(k): float(v) for k, v in components.items()},
+            weights=None if weights is None else {str(k): float(v) for k, v in weights.items()},
+            evaluation=s.evaluations,
+            streak=s.streak,
         )
-        self._decision = self._decide()
-        self._evaluations = int(state["evaluations"])
-        self._streak = int(state["streak"])
+        decision = self.refresh()
+        s.evaluations += 1
+        if decision is not None:
+            s.streak = int(decision.metrics["streak"])

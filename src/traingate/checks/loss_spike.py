@@ -15,13 +15,21 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from pydantic import Field
 
-from traingate.checks.base import Check, CheckContext, CheckParams, Decision, Observation, register
-from traingate.contract.regime import Finetune, FromScratch
-from traingate.contract.thresholds import Resolved, Threshold, resolve
+from traingate.checks.base import (
+    Check,
+    CheckContext,
+    CheckParams,
+    Decision,
+    LimitDrawing,
+    Observation,
+    register,
+)
+from traingate.contract.thresholds import Resolved, Threshold
 
 
 class LossSpikeParams(CheckParams):
@@ -33,13 +41,13 @@ class LossSpikeParams(CheckParams):
 
 
 def check_loss_spike(
+    *,
     loss: float,
     window_sum: float,
     window_count: int,
     consecutive: int,
-    regime: Finetune | FromScratch,
     params: LossSpikeParams,
-    values: Mapping[str, float] | None = None,
+    context: CheckContext,
 ) -> Decision | None:
     """Decide one step's ``loss`` given the ``window_count`` losses before it (their sum is
     ``window_sum``) and the ``consecutive`` spikes just before it.
@@ -49,7 +57,7 @@ def check_loss_spike(
     """
     if window_count < params.window:
         return None
-    factor = resolve(params.spike_factor, regime, values or {})
+    factor = context.resolve(params.spike_factor)
     mean = window_sum / window_count
     limit = factor.value * mean
     bound = Resolved(
@@ -84,6 +92,27 @@ def check_loss_spike(
     )
 
 
+class SpikeInputs(NamedTuple):
+    """What the latest step's decision was made on (see :func:`check_loss_spike`)."""
+
+    loss: float
+    window_sum: float
+    window_count: int
+    consecutive: int
+
+
+@dataclass
+class LossSpikeState:
+    """The window (oldest first), its running sum exactly as kept, pushes since the sum was
+    last re-added, the spike run so far, and the latest step's inputs."""
+
+    window: deque[float] = field(default_factory=deque)
+    sum: float = 0.0
+    pushes: int = 0
+    consecutive: int = 0
+    last: SpikeInputs | None = None
+
+
 @register
 class LossSpike(Check[LossSpikeParams]):
     """A ring buffer of recent losses with a running sum (O(1) per step).
@@ -96,83 +125,45 @@ class LossSpike(Check[LossSpikeParams]):
     points = frozenset({"step"})
     requires = frozenset({"loss"})
     summary = "no more than patience consecutive losses ≥ spike_factor × mean(last window)"
+    state = LossSpikeState
+    drawing = LimitDrawing("loss")
+    values: LossSpikeState
 
-    def __init__(self, params: LossSpikeParams, context: CheckContext) -> None:
-        super().__init__(params, context)
-        self.reset()
-
-    def _decide(self) -> Decision | None:
-        if self._last is None:
+    def decide(self) -> Decision | None:
+        last = self.values.last
+        if last is None:
             return None
-        loss, window_sum, count, consecutive = self._last
-        return check_loss_spike(
-            loss,
-            window_sum,
-            count,
-            consecutive,
-            self.context.regime,
-            self.params,
-            self.context.values,
-        )
+        return check_loss_spike(**last._asdict(), params=self.params, context=self.context)
 
     def update(self, observation: Observation) -> None:
+        s = self.values
         value = observation.get("loss")
-        if value is None:
-            self._last = self._decision = None
-            return
-        loss = float(value)
-        self._last = (loss, self._sum, len(self._window), self._consecutive)
-        self._decision = self._decide()
-        if self._decision is not None:
-            self._consecutive = int(self._decision.metrics["consecutive"])
-        if math.isfinite(loss):
+        loss = None if value is None else float(value)
+        s.last = None if loss is None else SpikeInputs(loss, s.sum, len(s.window), s.consecutive)
+        decision = self.refresh()
+        if decision is not None:
+            s.consecutive = int(decision.metrics["consecutive"])
+        if loss is not None and math.isfinite(loss):
             self._push(loss)
 
     def _push(self, loss: float) -> None:
-        if len(self._window) == self.params.window:
-            self._sum -= self._window[0]
-        self._window.append(loss)
-        self._sum += loss
-        self._pushes += 1
-        if self._pushes == self.params.window:
+        s = self.values
+        if len(s.window) == self.params.window:
+            s.sum -= s.window.popleft()
+        s.window.append(loss)
+        s.sum += loss
+        s.pushes += 1
+        if s.pushes == self.params.window:
             # re-add once per window: add/subtract drift stays bounded, O(1) amortised
-            self._sum = sum(self._window)
-            self._pushes = 0
-
-    def verdict(self) -> Decision | None:
-        return self._decision
-
-    def reset(self) -> None:
-        self._window: deque[float] = deque(maxlen=self.params.window)
-        self._sum = 0.0
-        self._pushes = 0
-        self._consecutive = 0
-        self._last: tuple[float, float, int, int] | None = None
-        self._decision: Decision | None = None
-
-    def state_dict(self) -> dict[str, Any]:
-        """Window (oldest first), the running sum exactly as kept, counters, latest inputs."""
-        return {
-            "window": list(self._window),
-            "sum": self._sum,
-            "pushes": self._pushes,
-            "consecutive": self._consecutive,
-            "last": None if self._last is None else list(self._last),
-        }
+            s.sum = sum(s.window)
+            s.pushes = 0
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned; the verdict is recomputed from it."""
-        window = [float(x) for x in state["window"]]
-        if len(window) > self.params.window:
+        """Restore what :meth:`state_dict` returned; a window longer than ``params.window``
+        was saved under other params and is an error."""
+        saved = len(state.get("window") or ())
+        if saved > self.params.window:
             raise ValueError(
-                f"saved window holds {len(window)} losses but window is {self.params.window}"
+                f"saved window holds {saved} losses but window is {self.params.window}"
             )
-        self._window = deque(window, maxlen=self.params.window)
-        self._sum = float(state["sum"])
-        self._pushes = int(state["pushes"])
-        last = state["last"]
-        self._last = (
-            None if last is None else (float(last[0]), float(last[1]), int(last[2]), int(last[3]))
-        )
-        self._decision = self._decide()
-        self._consecutive = int(state["consecutive"])
+        super().load_state_dict(state)

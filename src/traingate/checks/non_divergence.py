@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
 
 from pydantic import Field
 
-from traingate.checks.base import Check, CheckContext, CheckParams, Decision, Observation, register
-from traingate.contract.regime import Finetune, FromScratch
-from traingate.contract.thresholds import Threshold, resolve
+from traingate.checks.base import (
+    Check,
+    CheckContext,
+    CheckParams,
+    Decision,
+    LimitDrawing,
+    Observation,
+    register,
+)
+from traingate.contract.thresholds import Threshold
 
 
 class NonDivergenceParams(CheckParams):
@@ -25,11 +32,11 @@ class NonDivergenceParams(CheckParams):
 
 
 def check_non_divergence(
-    epoch: int,
+    *,
     history: Sequence[float],
-    regime: Finetune | FromScratch,
+    epoch: int,
     params: NonDivergenceParams,
-    values: dict[str, float] | None = None,
+    context: CheckContext,
 ) -> Decision:
     """Decide INV-TRAIN-005 for ``history[epoch]`` (val losses of epochs 0..epoch).
 
@@ -39,9 +46,8 @@ def check_non_divergence(
     if epoch < 0 or epoch >= len(history):
         raise ValueError(f"epoch {epoch} is outside a history of {len(history)} values")
     current = float(history[epoch])
-    scope = values or {}
     if epoch == 0:
-        cap = resolve(params.epoch_zero_cap, regime, scope)
+        cap = context.resolve(params.epoch_zero_cap)
         if not math.isfinite(current):
             return Decision.against(
                 False,
@@ -56,11 +62,11 @@ def check_non_divergence(
             current,
             cap,
             "<=",
-            f"epoch-0 val loss {current:.4g} vs cap {cap.value:.4g} ({regime.kind})",
+            f"epoch-0 val loss {current:.4g} vs cap {cap.value:.4g} ({context.regime.kind})",
             "a cold start sits near ln(vocab); above the cap the run diverged or the regime "
             "is wrong (random weights run as finetune?)",
         )
-    ratio = resolve(params.ratio_limit, regime, scope)
+    ratio = context.resolve(params.ratio_limit)
     previous = float(history[epoch - 1])
     limit = ratio.value * previous
     bound = type(ratio)(
@@ -87,6 +93,13 @@ def check_non_divergence(
     )
 
 
+@dataclass
+class NonDivergenceState:
+    """The validation losses of epochs 0, 1, …, in order."""
+
+    history: list[float] = field(default_factory=list)
+
+
 @register
 class NonDivergence(Check[NonDivergenceParams]):
     """Tracks per-epoch validation loss and applies :func:`check_non_divergence`."""
@@ -96,33 +109,27 @@ class NonDivergence(Check[NonDivergenceParams]):
     points = frozenset({"validation"})
     requires = frozenset({"epoch", "val_loss"})
     summary = "epoch-0 val loss ≤ regime cap; val[N] ≤ ratio × val[N-1]"
+    state = NonDivergenceState
+    drawing = LimitDrawing("val_loss")
+    values: NonDivergenceState
 
-    def __init__(self, params: NonDivergenceParams, context: CheckContext) -> None:
-        super().__init__(params, context)
-        self.history: list[float] = []
+    @classmethod
+    def limit_label(cls, x: float) -> str:
+        """Epoch 0 is bounded by the regime's cap, later epochs by ratio × the previous one."""
+        return "epoch-0 cap" if x == 0 else "ratio limit (ratio × previous epoch)"
 
     def update(self, observation: Observation) -> None:
+        history = self.values.history
         epoch = int(observation["epoch"])
-        if epoch != len(self.history):
-            raise ValueError(f"expected validation of epoch {len(self.history)}, got epoch {epoch}")
-        self.history.append(float(observation["val_loss"]))
+        if epoch != len(history):
+            raise ValueError(f"expected validation of epoch {len(history)}, got epoch {epoch}")
+        history.append(float(observation["val_loss"]))
+        self.refresh()
 
-    def verdict(self) -> Decision | None:
-        if not self.history:
+    def decide(self) -> Decision | None:
+        history = self.values.history
+        if not history:
             return None
         return check_non_divergence(
-            len(self.history) - 1,
-            self.history,
-            self.context.regime,
-            self.params,
-            dict(self.context.values),
+            history=history, epoch=len(history) - 1, params=self.params, context=self.context
         )
-
-    def reset(self) -> None:
-        self.history = []
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"history": list(self.history)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.history = [float(v) for v in state["history"]]

@@ -14,13 +14,18 @@ it actually said.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor
 
+from traingate.metrics.confusion import members
+
 __all__ = [
     "confident_error_share",
+    "error_count",
     "expected_calibration_error",
+    "positive_class_probability",
     "prediction_confidence",
     "probability_separation",
     "quantile",
@@ -53,6 +58,11 @@ def quantile(values: Tensor, q: float) -> float:
     return low + (high - low) * (position - lo)
 
 
+def error_count(predictions: Tensor, labels: Tensor) -> int:
+    """#{i : ŷ_i ≠ y_i}: how many predictions are wrong."""
+    return int((predictions.reshape(-1) != labels.reshape(-1)).sum().item())
+
+
 def wrong_confidence_quantile(
     probabilities: Tensor, predictions: Tensor, labels: Tensor, q: float = 0.9
 ) -> float | None:
@@ -72,10 +82,10 @@ def confident_error_share(
     ``None`` when nothing is wrong. The denominator is the wrong predictions, not all of them:
     seed 000's pathology was "~81 % of wrong predictions at ≥ 0.9".
     """
-    wrong = predictions.reshape(-1) != labels.reshape(-1)
-    count = int(wrong.sum().item())
+    count = error_count(predictions, labels)
     if count == 0:
         return None
+    wrong = predictions.reshape(-1) != labels.reshape(-1)
     confident = prediction_confidence(probabilities, predictions)[wrong] >= threshold
     return int(confident.sum().item()) / count
 
@@ -99,6 +109,21 @@ def expected_calibration_error(
     conf_sum = torch.bincount(bins, weights=conf, minlength=n_bins)
     correct_sum = torch.bincount(bins, weights=correct, minlength=n_bins)
     return float(((correct_sum - conf_sum).abs().sum() / n).item())
+
+
+def positive_class_probability(
+    probabilities: Tensor, labels: Tensor, positive_labels: Iterable[int]
+) -> tuple[Tensor, Tensor]:
+    """(P(positive) per position, whether its gold label is positive) for the class set
+    ``positive_labels``: with ``probabilities`` (N, C), P(positive) sums those columns; with
+    (N,), it already is P(positive) (e.g. a sigmoid head)."""
+    ids = sorted(set(positive_labels))
+    if probabilities.ndim == 2:
+        columns = torch.tensor(ids, dtype=torch.long, device=probabilities.device)
+        p_positive = probabilities[:, columns].sum(dim=1)
+    else:
+        p_positive = probabilities
+    return p_positive, members(labels, ids)
 
 
 def probability_separation(positive_probability: Tensor, positive: Tensor) -> float | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-__all__ = ["ConfusionCounts", "ConfusionReport", "confusion_rate"]
+__all__ = ["ConfusionCounts", "ConfusionReport", "confusion_rate", "members"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class ConfusionReport:
         return ConfusionReport(self.overall + other.overall, dict(sorted(groups.items())))
 
 
-def _members(values: Tensor, ids: Iterable[int]) -> Tensor:
+def members(values: Tensor, ids: Iterable[int]) -> Tensor:
+    """Which of ``values`` are among ``ids`` (a bool tensor shaped like ``values``)."""
     wanted = torch.tensor(sorted(set(ids)), dtype=values.dtype, device=values.device)
     return torch.isin(values, wanted)
 
@@ -70,8 +71,8 @@ def confusion_rate(
     gold = labels.reshape(-1)
     if pred.shape != gold.shape:
         raise ValueError(f"predictions {tuple(pred.shape)} and labels {tuple(gold.shape)} differ")
-    in_a = _members(gold, from_labels)
-    hit = in_a & _members(pred, to_labels)
+    in_a = members(gold, from_labels)
+    hit = in_a & members(pred, to_labels)
     overall = ConfusionCounts(int(hit.sum().item()), int(in_a.sum().item()))
     if groups is None:
         return ConfusionReport(overall)

@@ -9,11 +9,13 @@ tensors on any device and return Python numbers.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 __all__ = [
+    "Spread",
     "collapse_ratio",
     "cosine_knn_graph",
     "distinct_labels",
@@ -23,6 +25,8 @@ __all__ = [
     "mcl",
     "mcl_clusters",
     "mean_norm",
+    "spread",
+    "top1",
     "top1_share",
 ]
 
@@ -39,13 +43,20 @@ def distinct_labels(predictions: Tensor) -> int:
     return int(torch.unique(predictions.reshape(-1)).numel())
 
 
-def top1_share(predictions: Tensor) -> float:
-    """Share of the most frequent predicted label: max_c #{i : ŷ_i = c} / N."""
+def top1(predictions: Tensor) -> tuple[int, float]:
+    """The most frequent predicted label and its share: (argmax_c, max_c #{i : ŷ_i = c} / N);
+    of labels tied for most frequent, the smallest."""
     flat = predictions.reshape(-1)
     if flat.numel() == 0:
-        raise ValueError("top1_share needs at least one prediction")
-    _, counts = torch.unique(flat, return_counts=True)
-    return float(counts.max().item()) / flat.numel()
+        raise ValueError("the top label of no predictions is undefined")
+    ids, counts = torch.unique(flat, return_counts=True)
+    top = int(counts.argmax().item())
+    return int(ids[top].item()), float(counts[top].item()) / flat.numel()
+
+
+def top1_share(predictions: Tensor) -> float:
+    """Share of the most frequent predicted label: max_c #{i : ŷ_i = c} / N."""
+    return top1(predictions)[1]
 
 
 def macro_f1(predictions: Tensor, labels: Tensor) -> float:
@@ -105,6 +116,24 @@ def max_pairwise_distance(embeddings: Tensor, chunk: int = 1024) -> float:
     return float((exact[best_i] - exact[best_j]).norm().item())
 
 
+@dataclass(frozen=True)
+class Spread:
+    """A point set's ``diameter`` (max pairwise L2) and ``scale`` (mean L2 norm)."""
+
+    diameter: float
+    scale: float
+
+    @property
+    def ratio(self) -> float:
+        """diameter / scale, the collapse ratio (0 for all-zero embeddings)."""
+        return self.diameter / self.scale if self.scale > 0 else 0.0
+
+
+def spread(embeddings: Tensor, chunk: int = 1024) -> Spread:
+    """:func:`max_pairwise_distance` and :func:`mean_norm` of ``embeddings`` (N, D), N ≥ 2."""
+    return Spread(max_pairwise_distance(embeddings, chunk), mean_norm(embeddings))
+
+
 def collapse_ratio(embeddings: Tensor, chunk: int = 1024) -> float:
     """max_{i<j} ‖x_i − x_j‖ / mean_i ‖x_i‖: the point set's diameter in units of its scale.
 
@@ -112,9 +141,7 @@ def collapse_ratio(embeddings: Tensor, chunk: int = 1024) -> float:
     0.020 / 6.98 ≈ 0.0029; healthy encoders sit near 1 or above (iid Gaussian rows give ≈ √2
     plus a margin). All-zero embeddings (a dead encoder) give 0.
     """
-    scale = mean_norm(embeddings)
-    diameter = max_pairwise_distance(embeddings, chunk)
-    return diameter / scale if scale > 0 else 0.0
+    return spread(embeddings, chunk).ratio
 
 
 def effective_rank(embeddings: Tensor) -> float:

@@ -74,6 +74,7 @@ class Invariant(Strict):
     description: str | None = None
     check: Text
     at: At
+    # the default ({}) is validated too: a kind with required params reports them missing
     params: CheckParams = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
     on_violation: Literal["abort", "warn"]
     regimes: list[RegimeName] = Field(default_factory=lambda: list(REGIME_NAMES), min_length=1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -11,17 +10,11 @@ from pydantic import ValidationError
 from traingate.checks.base import REGISTRY, CheckContext, Decision
 from traingate.checks.expression import Expression, ExpressionParams, check_expression
 from traingate.contract.regime import Finetune, FromScratch
-from traingate.runtime.evidence import jsonable
 
 CONTEXT = CheckContext(FromScratch(256), {"min_tps": 100.0})
 TPS = ExpressionParams.model_validate(
     {"predicate": "tokens_per_sec >= 0", "metrics": ["tokens_per_sec"]}
 )
-
-
-def strict_json(state: dict[str, object]) -> dict[str, object]:
-    """A state as the Guard checkpoints it: strict JSON, non-finite floats as strings."""
-    return json.loads(json.dumps(jsonable(state), allow_nan=False))
 
 
 def make(predicate: str = "tokens_per_sec >= 0", metrics: list[str] | None = None) -> Expression:
@@ -132,23 +125,3 @@ def test_bad_params_rejected(raw: dict[str, object]) -> None:
 
 def test_params_serialise_to_their_text() -> None:
     assert TPS.model_dump() == {"predicate": "tokens_per_sec >= 0", "metrics": ["tokens_per_sec"]}
-
-
-def test_state_round_trip() -> None:
-    stream: list[dict[str, object]] = [{"tokens_per_sec": 5.0}, {}, {"tokens_per_sec": -2.0}]
-    full = make()
-    expected = [repr(d) for d in feed(full, stream)]
-    for cut in range(len(stream) + 1):
-        first = make()
-        feed(first, stream[:cut])
-        resumed = make()
-        resumed.load_state_dict(strict_json(first.state_dict()))
-        assert repr(resumed.verdict()) == (expected[cut - 1] if cut else repr(None))
-        assert [repr(d) for d in feed(resumed, stream[cut:])] == expected[cut:]
-
-
-def test_reset_forgets() -> None:
-    check = make()
-    feed(check, [{"tokens_per_sec": -1.0}])
-    check.reset()
-    assert check.verdict() is None

@@ -237,17 +237,6 @@ def test_too_little_data_is_not_evaluated() -> None:
     assert run(DistinctPredictions, GATE[DistinctPredictions], empty) is None
 
 
-def test_state_is_empty_between_validations() -> None:
-    check = EmbeddingCollapse(GATE[EmbeddingCollapse], CONTEXT)
-    check.update(healthy_observation())
-    assert check.verdict().ok
-    assert check.state_dict() == {}
-    check.load_state_dict({})
-    assert check.verdict() is None
-    with pytest.raises(ValueError):
-        check.load_state_dict({"buffer": []})
-
-
 def test_params_are_strict() -> None:
     with pytest.raises(ValidationError):
         EmbeddingClustersParams.model_validate({"min_clusters": 3, "inflation": 1.0})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import statistics
@@ -13,14 +12,8 @@ from pydantic import ValidationError
 from traingate.checks.base import REGISTRY, CheckContext, Decision
 from traingate.checks.loss_spike import LossSpike, LossSpikeParams, check_loss_spike
 from traingate.contract.regime import Finetune, FromScratch
-from traingate.runtime.evidence import jsonable
 
 CONTEXT = CheckContext(FromScratch(256))
-
-
-def strict_json(state: dict[str, object]) -> dict[str, object]:
-    """A state as the Guard checkpoints it: strict JSON, non-finite floats as strings."""
-    return json.loads(json.dumps(jsonable(state), allow_nan=False))
 
 
 def make(**params: object) -> LossSpike:
@@ -150,30 +143,8 @@ def test_bad_params_rejected(params: dict[str, object]) -> None:
         LossSpikeParams.model_validate(params)
 
 
-def test_state_round_trip_mid_stream() -> None:
-    rng = random.Random(7)
-    losses = [rng.choice([1.0, 1.1, 0.9, 4.0, 40.0, math.nan]) for _ in range(200)]
-    full = make(window=8, patience=2)
-    expected = [repr(d) for d in feed(full, losses)]
-    assert any("ok=False" in d for d in expected)  # the stream does fire
-    for cut in (3, 8, 9, 101):
-        first = make(window=8, patience=2)
-        feed(first, losses[:cut])
-        resumed = make(window=8, patience=2)
-        resumed.load_state_dict(strict_json(first.state_dict()))
-        assert repr(resumed.verdict()) == expected[cut - 1]
-        assert [repr(d) for d in feed(resumed, losses[cut:])] == expected[cut:]
-
-
 def test_loading_a_larger_window_is_an_error() -> None:
     first = make(window=4)
     feed(first, [1.0] * 4)
     with pytest.raises(ValueError, match="window"):
         make(window=2).load_state_dict(first.state_dict())
-
-
-def test_reset_forgets() -> None:
-    check = make(window=1)
-    feed(check, [1.0, 9.0])
-    check.reset()
-    assert check.verdict() is None and check.state_dict()["window"] == []

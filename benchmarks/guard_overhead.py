@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from traingate.runtime.guard import Guard
 from traingate.contract.regime import FromScratch
 from traingate.contract.shipped import shipped_contracts
+from traingate.runtime.guard import Guard
 from traingate.train.model import build_model
 
 VOCAB = 257  # bytes + one special token, as the byte tokenizer has it

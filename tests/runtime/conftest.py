@@ -178,3 +178,12 @@ def loop() -> Loop:
 
 def cold_start_cap(classes: int = CLASSES) -> float:
     return 2.0 * math.log(classes)
+
+
+def as_json(verdict: dict[str, Any]) -> str:
+    """A verdict as ``verdict.json`` holds it (NaN-safe, so equal runs compare equal)."""
+    import json
+
+    from traingate.runtime.evidence import jsonable
+
+    return json.dumps(jsonable(verdict), sort_keys=True)

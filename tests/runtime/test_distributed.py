@@ -20,9 +20,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from traingate.checks import REGISTRY
+from traingate.contract.regime import FromScratch
 from traingate.runtime.evidence import jsonable, read_evidence
 from traingate.runtime.guard import Guard, InvariantViolation
-from traingate.contract.regime import FromScratch
 
 from .conftest import CLASSES, FALSIFIER, Loop, contract_text, divergence, finite_step
 

@@ -14,12 +14,10 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-import traingate.runtime.guard as guard_module
-from traingate.checks import REGISTRY
-from traingate.runtime.evidence import jsonable, read_evidence, read_verdict
-from traingate.runtime.guard import Guard, InvariantViolation
 from traingate.contract.regime import Finetune, FromScratch
 from traingate.contract.shipped import shipped_contracts
+from traingate.runtime.evidence import read_evidence, read_verdict
+from traingate.runtime.guard import Guard, InvariantViolation
 
 from .conftest import (
     CLASSES,
@@ -27,12 +25,12 @@ from .conftest import (
     FROM_SCRATCH_CAP,
     Loop,
     WriteContract,
+    as_json,
     cold_start_cap,
     divergence,
     finite_step,
     gate,
     requires_kind,
-    shipped_finite_step,
     shipped_ids,
 )
 
@@ -56,11 +54,6 @@ def train(guard: Guard, loop: Loop, epochs: int = 2, steps: int = 4) -> list[flo
 
 def events(run_dir: Path) -> list[dict[str, Any]]:
     return list(read_evidence(run_dir / "evidence.jsonl"))
-
-
-def as_json(verdict: dict[str, Any]) -> str:
-    """A verdict as ``verdict.json`` holds it (NaN-safe, so equal runs compare equal)."""
-    return json.dumps(jsonable(verdict), sort_keys=True)
 
 
 # -- a healthy run --------------------------------------------------------------------------
@@ -332,93 +325,6 @@ def test_corrupt_complete_line_before_a_torn_one_is_an_error(
 # -- resume ------------------------------------------------------------------------------------
 
 
-def _invariants_for_resume() -> list[dict[str, Any]]:
-    invs = [divergence(on_violation="warn")]
-    if "finite" in REGISTRY:
-        invs.append(finite_step(on_violation="warn"))
-    return invs
-
-
-VAL_LOSSES = [2.0, 1.8, 4.0, 3.5]  # epoch 2 is more than 2x epoch 1: a warning
-STEP_LOSSES = [2.1, 2.0, float("nan"), 1.9, 1.85, 1.8, 1.7, 1.75]
-
-
-def _feed(guard: Guard, epochs: range) -> None:
-    for epoch in epochs:
-        for i in range(2):
-            step = 2 * epoch + i
-            guard.step(step, loss=torch.tensor(STEP_LOSSES[step]), grad_norm=torch.tensor(0.5))
-        guard.validation(epoch, val_loss=VAL_LOSSES[epoch])
-
-
-def test_state_dict_round_trip_gives_the_same_verdict(write_contract: WriteContract) -> None:
-    path = write_contract(_invariants_for_resume())
-    with Guard([path], regime=FromScratch(CLASSES)) as whole:
-        _feed(whole, range(4))
-
-    with Guard([path], regime=FromScratch(CLASSES)) as first:
-        _feed(first, range(2))
-    state = json.loads(json.dumps(first.state_dict()))  # as a checkpoint would store it
-    with Guard([path], regime=FromScratch(CLASSES)) as resumed:
-        resumed.load_state_dict(state)
-        _feed(resumed, range(2, 4))
-
-    assert as_json(resumed.verdict()) == as_json(whole.verdict())
-    assert whole.verdict()["invariants"]["INV-TEST-005"]["violations"] == 1
-    with (  # without the state, the checks cannot take up where the run left off
-        pytest.raises(ValueError, match="expected validation of epoch 0, got epoch 2"),
-        Guard([path], regime=FromScratch(CLASSES)) as fresh,
-    ):
-        _feed(fresh, range(2, 4))
-
-
-def _feed_shipped(guard: Guard, steps: range) -> None:
-    """Steady losses; 3 spikes (INV-TRAIN-003 fires at 5) and 5 exploding gradient norms
-    (INV-TRAIN-002 fires at the 5th, step 131) straddling the checkpoint at step 129."""
-    for step in steps:
-        spike = step in (128, 129, 130)
-        grad_norm = 500.0 if 127 <= step <= 131 else 0.7
-        loss = 6.0 if spike else 2.0 + 0.01 * math.sin(step)
-        guard.step(
-            step,
-            loss=torch.tensor(loss),
-            grad_norm=torch.tensor(grad_norm),
-            components={"lm": torch.tensor(loss / 2), "aux": torch.tensor(loss / 2)},
-            tokens_per_sec=1000.0 + step,
-        )
-        if step % 50 == 49:
-            guard.validation(step // 50, val_loss=2.0, step=step)
-
-
-def test_state_dict_round_trip_with_the_shipped_step_checks() -> None:
-    regime = FromScratch(CLASSES)  # a cold start at ln 8 ≈ 2.08 passes INV-TRAIN-004
-    ids = [*shipped_ids(at="step"), *shipped_ids("non_divergence")]
-    with pytest.raises(InvariantViolation) as whole_err, Guard(regime=regime, only=ids) as whole:
-        _feed_shipped(whole, range(200))
-
-    with Guard(regime=regime, only=ids) as first:
-        _feed_shipped(first, range(129))  # stop inside both streaks
-    state = json.loads(json.dumps(first.state_dict()))
-    with (
-        pytest.raises(InvariantViolation) as resumed_err,
-        Guard(regime=regime, only=ids) as resumed,
-    ):
-        resumed.load_state_dict(state)
-        _feed_shipped(resumed, range(129, 200))
-
-    assert (whole_err.value.invariant_id, whole_err.value.step) == ("INV-TRAIN-002", 131)
-    assert str(resumed_err.value) == str(whole_err.value)
-    verdict = whole.verdict()
-    evaluated = {i: v["evaluations"] for i, v in verdict["invariants"].items()}
-    assert evaluated["INV-TRAIN-003"] == 132 - 100  # judged once its window of 100 was full
-    assert evaluated["INV-TRAIN-004"] == 1
-    assert evaluated["INV-TRAIN-005"] == 2
-    assert as_json(resumed.verdict()) == as_json(verdict)
-
-
-# -- selection and parameters -------------------------------------------------------------------
-
-
 def test_only_selects_invariants_and_rejects_unknown_ids(write_contract: WriteContract) -> None:
     path = write_contract([divergence("INV-TEST-005"), divergence("INV-TEST-006")])
     guard = Guard([path], regime=FromScratch(CLASSES), only=["INV-TEST-006"])
@@ -497,136 +403,3 @@ def test_a_threshold_without_a_parameter_value_fails_at_construction(
 
 
 # -- host transfers -----------------------------------------------------------------------------
-
-
-class Calls:
-    """Counts calls to torch.Tensor methods patched to go through it."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
-        self.counts = dict.fromkeys(names, 0)
-        for name in names:
-            original = getattr(torch.Tensor, name)
-
-            def spy(tensor: torch.Tensor, *a: Any, _n: str = name, _f: Any = original) -> Any:
-                self.counts[_n] += 1
-                return _f(tensor, *a)
-
-            monkeypatch.setattr(torch.Tensor, name, spy)
-
-    def reset(self) -> None:
-        self.counts = dict.fromkeys(self.counts, 0)
-
-
-def test_each_step_moves_its_scalars_to_the_host_in_one_transfer(
-    monkeypatch: pytest.MonkeyPatch, loop: Loop
-) -> None:
-    ids = shipped_ids(at="step")  # every shipped step-level invariant, as a real run has them
-    guard = Guard(regime=FromScratch(CLASSES), only=ids)
-    to_host = []
-    original_to_host = guard_module._to_host
-    monkeypatch.setattr(
-        guard_module, "_to_host", lambda values: to_host.append(1) or original_to_host(values)
-    )
-    calls = Calls(monkeypatch, "tolist", "item", "__float__", "cpu")
-    seen = []
-    for step, (x, y) in enumerate(loop.batches(4)):
-        out = loop.model(x)
-        ce = torch.nn.functional.cross_entropy(out, y)
-        aux = 0.01 * out.pow(2).mean()
-        loss = ce + aux
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(loop.model.parameters(), 1.0)
-        calls.reset()
-        host = guard.step(
-            step,
-            loss=loss.detach(),
-            grad_norm=grad_norm,
-            components={"ce": ce.detach(), "aux": aux.detach()},
-            lr=0.1,
-        )
-        assert calls.counts == {"tolist": 1, "item": 0, "__float__": 0, "cpu": 0}
-        assert isinstance(host["loss"], float)
-        assert len(to_host) == step + 1
-        loop.opt.step()
-        loop.opt.zero_grad()
-        seen.append((loss.detach(), grad_norm, ce.detach(), aux.detach()))
-    assert guard.verdict()["invariants"][shipped_finite_step()]["evaluations"] == 4
-
-    monkeypatch.undo()
-    got = {
-        (m, n): v
-        for m, n, v in zip(guard.metrics.step, guard.metrics.name, guard.metrics.value, strict=True)
-    }
-    for step, (loss, grad_norm, ce, aux) in enumerate(seen):
-        assert got[(step, "loss")] == pytest.approx(float(loss))
-        assert got[(step, "grad_norm")] == pytest.approx(float(grad_norm))
-        assert got[(step, "component/ce")] == pytest.approx(float(ce))
-        assert got[(step, "component/aux")] == pytest.approx(float(aux))
-        assert got[(step, "lr")] == 0.1
-
-
-# -- non-finite steps never reach the optimizer ---------------------------------------------------
-
-
-def _finite_guard(write_contract: WriteContract) -> tuple[Guard, str]:
-    shipped = shipped_finite_step()
-    if shipped is not None:
-        return Guard(regime=FromScratch(CLASSES), only=[shipped]), shipped
-    path = write_contract([finite_step()])
-    return Guard([path], regime=FromScratch(CLASSES)), "INV-TEST-001"
-
-
-@requires_kind("finite")
-@pytest.mark.parametrize("poison", ["nan_input", "inf_gradient"])
-def test_non_finite_step_raises_before_optimizer_step(
-    write_contract: WriteContract, loop: Loop, poison: str
-) -> None:
-    guard, inv_id = _finite_guard(write_contract)
-    bad_step = 3
-    before: list[torch.Tensor] = []
-    with pytest.raises(InvariantViolation) as caught, guard:
-        for step, (x, y) in enumerate(loop.batches(6)):
-            if step == bad_step and poison == "nan_input":
-                x[0, 0] = float("nan")
-            loss = loop.forward_backward(x, y)
-            if step == bad_step and poison == "inf_gradient":
-                loop.model[0].weight.grad[0, 0] = float("inf")
-            before = loop.snapshot()
-            grad_norm = torch.nn.utils.clip_grad_norm_(loop.model.parameters(), 1.0)
-            guard.step(step, loss=loss, grad_norm=grad_norm)
-            loop.opt.step()
-            loop.opt.zero_grad()
-
-    err = caught.value
-    assert err.invariant_id == inv_id
-    assert err.step == bad_step
-    assert not math.isfinite(err.observed)
-    after = loop.snapshot()
-    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
-    assert all(torch.isfinite(p).all() for p in after)
-    assert guard.verdict()["invariants"][inv_id]["status"] == "fail"
-
-
-def test_params_dependent_observation_missing_reads_not_evaluated(tmp_path: Path) -> None:
-    """A per-locale confusion tripwire without group ids is not evaluated, not a crash."""
-    import torch
-
-    from traingate.contract.shipped import shipped_contracts_dir
-
-    contract = shipped_contracts_dir() / "confusion-v1.yaml"
-    with Guard([contract], regime=Finetune(), run_dir=tmp_path / "run") as guard:
-        labels = torch.tensor([1, 2, 0, 0, 6])
-        guard.validation(0, step=30_000, predictions=labels.clone(), labels=labels)
-    verdict = read_verdict(tmp_path / "run")
-    statuses = {k: v["status"] for k, v in verdict["invariants"].items()}
-    assert statuses and set(statuses.values()) == {"not_evaluated"}
-    assert verdict["ok"] is False
-    with Guard([contract], regime=Finetune()) as guard:
-        guard.validation(
-            0,
-            step=30_000,
-            predictions=labels.clone(),
-            labels=labels,
-            groups=torch.zeros(5, dtype=torch.long),
-        )
-        assert {v["status"] for v in guard.verdict()["invariants"].values()} == {"pass"}

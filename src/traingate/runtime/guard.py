@@ -18,155 +18,20 @@ torch.distributed each evaluation point all-reduces one violation flag per invar
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from traingate.checks import REGISTRY, Check, CheckContext, Decision
-from traingate.contract.regime import REGIME_NAMES, Finetune, FromScratch
-from traingate.contract.schema import Contract, Invariant
-from traingate.contract.shipped import load_valid, shipped_contracts_dir
-from traingate.contract.thresholds import iter_formulas
+from traingate.checks import Decision
+from traingate.contract.regime import Finetune, FromScratch
+from traingate.runtime.binding import Tracked, bind, load_contracts
 from traingate.runtime.evidence import EvidenceLog, MetricsBuffer, jsonable, write_verdict
+from traingate.runtime.host import is_tensor, scalar, to_host, total_grad_norm
+from traingate.runtime.violation import InvariantViolation, ViolationRecord
+
+__all__ = ["Guard", "InvariantViolation", "Tracked", "ViolationRecord"]
 
 log = logging.getLogger("traingate")
-
-_EXCESS_SIGN = {"<=": 1.0, "<": 1.0, ">=": -1.0, ">": -1.0}
-
-
-class InvariantViolation(RuntimeError):
-    """An ``abort`` invariant failed: everything needed to act on it without a debugger."""
-
-    def __init__(self, record: ViolationRecord) -> None:
-        self.record = record
-        self.invariant_id = record.invariant_id
-        self.contract = record.contract
-        self.observed = record.decision.observed
-        self.limit = record.decision.limit
-        self.formula = record.decision.formula
-        self.evaluated = record.decision.evaluated
-        self.step = record.step
-        self.epoch = record.epoch
-        self.rank = record.rank
-        self.hint = record.hint
-        super().__init__(record.message())
-
-    def __reduce__(self) -> tuple[type[InvariantViolation], tuple[ViolationRecord]]:
-        return (type(self), (self.record,))
-
-
-@dataclass(frozen=True)
-class ViolationRecord:
-    """One failed evaluation: which invariant, where in the run, and the decision."""
-
-    invariant_id: str
-    contract: str
-    title: str
-    at: str
-    on_violation: str
-    decision: Decision
-    step: int | None
-    epoch: int | None
-    rank: int
-
-    @property
-    def hint(self) -> str:
-        return self.decision.hint
-
-    def message(self) -> str:
-        d = self.decision
-        where = ", ".join(
-            part
-            for part in (
-                f"step {self.step}" if self.step is not None else "",
-                f"epoch {self.epoch}" if self.epoch is not None else "",
-                f"rank {self.rank}",
-            )
-            if part
-        )
-        need = f"observed {d.observed:.6g}"
-        if d.limit is not None:
-            need += f", must be {d.comparison} {d.limit:.6g}"
-        elif d.comparison:
-            need += f", must be {d.comparison}"
-        limit = f"; limit {d.formula} → {d.evaluated}" if d.formula else ""
-        hint = f"\n  hint: {d.hint}" if d.hint else ""
-        return (
-            f"{self.invariant_id} {self.title} ({self.contract}) violated at {self.at}, {where}: "
-            f"{d.detail} [{need}{limit}]{hint}"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        d = self.decision
-        return {
-            "invariant": self.invariant_id,
-            "contract": self.contract,
-            "at": self.at,
-            "on_violation": self.on_violation,
-            "observed": d.observed,
-            "limit": d.limit,
-            "comparison": d.comparison,
-            "formula": d.formula,
-            "evaluated": d.evaluated,
-            "detail": d.detail,
-            "hint": d.hint,
-            "metrics": dict(d.metrics),
-            "step": self.step,
-            "epoch": self.epoch,
-            "rank": self.rank,
-        }
-
-
-@dataclass
-class Tracked:
-    """An invariant bound to its check, with the tallies the verdict reports."""
-
-    invariant: Invariant
-    contract: Contract
-    check: Check[Any]
-    evaluations: int = 0
-    violations: int = 0
-    worst: dict[str, Any] | None = None
-    worst_excess: float = -math.inf
-    last: dict[str, Any] | None = field(default=None)
-
-    def record(self, decision: Decision, step: int | None, epoch: int | None) -> None:
-        self.evaluations += 1
-        excess = _excess(decision)
-        entry = {
-            "observed": decision.observed,
-            "limit": decision.limit,
-            "comparison": decision.comparison,
-            "ok": decision.ok,
-            "detail": decision.detail,
-            "step": step,
-            "epoch": epoch,
-            "metrics": dict(decision.metrics),
-        }
-        self.last = entry
-        if not decision.ok:
-            self.violations += 1
-        if self.worst is None or excess > self.worst_excess:
-            self.worst, self.worst_excess = entry, excess
-
-    @property
-    def status(self) -> str:
-        if self.evaluations == 0:
-            return "not_evaluated"
-        if self.violations:
-            return "fail" if self.invariant.on_violation == "abort" else "warn"
-        return "pass"
-
-
-def _excess(d: Decision) -> float:
-    """How far past its limit a decision is (positive = violated), for 'worst observation'."""
-    if d.limit is None or d.comparison not in _EXCESS_SIGN:
-        return math.inf if not d.ok else -math.inf
-    if not math.isfinite(d.observed):
-        return math.inf
-    return _EXCESS_SIGN[d.comparison] * (d.observed - d.limit)
 
 
 def _dist() -> tuple[Any, int, int]:
@@ -208,8 +73,8 @@ class Guard:
     ) -> None:
         self.regime = regime or Finetune()
         self.params = dict(params or {})
-        self.contracts = _load_contracts(contracts)
-        self.tracked = _bind(self.contracts, self.regime, self.params, only)
+        self.contracts = load_contracts(contracts)
+        self.tracked = bind(self.contracts, self.regime, self.params, only)
         self.only = list(only) if only is not None else None
         self.by_point: dict[str, list[Tracked]] = {"step": [], "validation": [], "final": []}
         for t in self.tracked:
@@ -263,11 +128,11 @@ class Guard:
         host-side values (floats) so the loop can log them without another sync.
         """
         if grad_norm is None and model is not None and self._needs_grad_norm:
-            grad_norm = _total_grad_norm(model)
+            grad_norm = total_grad_norm(model)
         names = ["loss"] + (["grad_norm"] if grad_norm is not None else [])
         comp_names = list(components or {})
         device_values = [loss] + ([grad_norm] if grad_norm is not None else [])
-        values = _to_host(
+        values = to_host(
             device_values + [components[n] for n in comp_names] if components else device_values
         )
         obs: dict[str, Any] = dict(zip(names, values[: len(names)], strict=True))
@@ -275,7 +140,7 @@ class Guard:
             obs["components"] = dict(zip(comp_names, values[len(names) :], strict=True))
         if weights:
             obs["weights"] = {k: float(v) for k, v in weights.items()}
-        scalars = {k: _scalar(v) for k, v in metrics.items()}
+        scalars = {k: scalar(v) for k, v in metrics.items()}
         obs.update(scalars)
         obs["step"] = step
         self.last_step = step
@@ -298,14 +163,14 @@ class Guard:
             self.last_step = step
         obs: dict[str, Any] = {"epoch": epoch, "step": self.last_step}
         if val_loss is not None:
-            obs["val_loss"] = _scalar(val_loss)
+            obs["val_loss"] = scalar(val_loss)
         for key, value in observations.items():
             if key == "val_components" and value is not None:
-                obs[key] = {k: _scalar(v) for k, v in value.items()}
-            elif _is_tensor(value) and getattr(value, "ndim", 0) > 0:
+                obs[key] = {k: scalar(v) for k, v in value.items()}
+            elif is_tensor(value) and getattr(value, "ndim", 0) > 0:
                 obs[key] = value.detach()
             elif value is not None:
-                obs[key] = _scalar(value)
+                obs[key] = scalar(value)
         obs = self._gather_validation(obs)
         flat = {k: v for k, v in obs.items() if isinstance(v, float)}
         flat.update({f"val_component/{k}": v for k, v in obs.get("val_components", {}).items()})
@@ -317,7 +182,7 @@ class Guard:
         obs = {
             "step": self.last_step,
             "epoch": self.epoch,
-            **{k: _scalar(v) for k, v in metrics.items()},
+            **{k: scalar(v) for k, v in metrics.items()},
         }
         self.metrics.add(
             "final",
@@ -575,110 +440,3 @@ def _with_hint(decision: Decision, hint: str) -> Decision:
     from dataclasses import replace
 
     return replace(decision, hint=hint)
-
-
-def _load_contracts(paths: Sequence[str | Path] | None) -> list[Contract]:
-    from traingate.contract.validation import discover
-
-    files = discover([Path(p) for p in paths] if paths else [shipped_contracts_dir()])
-    if not files:
-        raise ValueError(f"no contract files found in {', '.join(str(p) for p in paths or [])}")
-    return [load_valid(f) for f in files]
-
-
-def _bind(
-    contracts: Sequence[Contract],
-    regime: Finetune | FromScratch,
-    params: Mapping[str, float],
-    only: Sequence[str] | None,
-) -> list[Tracked]:
-    """Build one check per invariant, with run parameters checked against declarations."""
-    tracked: list[Tracked] = []
-    wanted = set(only) if only is not None else None
-    known = {inv.id for contract in contracts for inv in contract.invariants}
-    declared = {name for contract in contracts for name in contract.parameters}
-    undeclared = sorted(set(params) - declared)
-    if undeclared:
-        raise ValueError(
-            f"unknown run parameters: {', '.join(undeclared)} "
-            f"(declared: {', '.join(sorted(declared)) or 'none'})"
-        )
-    for contract in contracts:
-        values: dict[str, float] = {}
-        for name, value in {**params, **regime.symbols()}.items():
-            spec = contract.parameters.get(name)
-            values[name] = spec.check_value(name, float(value)) if spec else float(value)
-        for inv in contract.invariants:
-            if wanted is not None and inv.id not in wanted:
-                continue
-            if regime.kind not in inv.regimes:
-                continue
-            kind = REGISTRY[inv.check]
-            _require_symbols(inv, kind, regime, values)
-            context = CheckContext(regime, values)
-            tracked.append(Tracked(inv, contract, kind(inv.params, context)))
-    if wanted is not None:
-        missing = wanted - known
-        if missing:
-            raise ValueError(f"unknown invariant ids: {', '.join(sorted(missing))}")
-    return tracked
-
-
-def _require_symbols(
-    inv: Invariant,
-    kind: type[Check[Any]],
-    regime: Finetune | FromScratch,
-    values: Mapping[str, float],
-) -> None:
-    """Fail at construction, not mid-run, when a threshold names a parameter with no value."""
-    other = {name for name in REGIME_NAMES if name != regime.kind}
-    metrics = kind.metric_symbols(inv.params)  # type: ignore[arg-type]
-    for path, formula in iter_formulas(inv.params):
-        if other & {str(p) for p in path}:
-            continue  # the other regime's threshold
-        missing = sorted(formula.symbols() - metrics - set(values))
-        if missing:
-            raise ValueError(
-                f"{inv.id}: `{formula.source}` needs {', '.join(missing)}: pass it in params="
-            )
-
-
-def _is_tensor(value: Any) -> bool:
-    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
-
-
-def _scalar(value: Any) -> float:
-    if _is_tensor(value):
-        return float(value.detach().float().item())
-    return float(value)
-
-
-def _to_host(values: list[Any]) -> list[float]:
-    """Move a list of scalars to the host in one transfer (one sync), as floats."""
-    tensors = [v for v in values if _is_tensor(v)]
-    if not tensors:
-        return [float(v) for v in values]
-    import torch
-
-    device = tensors[0].device
-    stacked = torch.stack(
-        [
-            v.detach().reshape(()).to(device=device, dtype=torch.float32)
-            if _is_tensor(v)
-            else torch.tensor(float(v), device=device)
-            for v in values
-        ]
-    )
-    return stacked.tolist()
-
-
-def _total_grad_norm(model: Any) -> Any:
-    """Total L2 norm of the model's gradients, on device (no sync)."""
-    import torch
-
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if not grads:
-        return torch.tensor(0.0)
-    return torch.linalg.vector_norm(
-        torch.stack([torch.linalg.vector_norm(g.detach(), 2.0) for g in grads]), 2.0
-    )

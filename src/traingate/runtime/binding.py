@@ -1,0 +1,133 @@
+"""Binding contracts to checks: one :class:`Tracked` check per invariant that applies to the run."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from traingate.checks import REGISTRY, Check, CheckContext, Decision
+from traingate.contract.regime import REGIME_NAMES, Finetune, FromScratch
+from traingate.contract.schema import Contract, Invariant
+from traingate.contract.shipped import load_valid, shipped_contracts_dir
+from traingate.contract.thresholds import iter_formulas
+
+_EXCESS_SIGN = {"<=": 1.0, "<": 1.0, ">=": -1.0, ">": -1.0}
+
+
+@dataclass
+class Tracked:
+    """An invariant bound to its check, with the tallies the verdict reports."""
+
+    invariant: Invariant
+    contract: Contract
+    check: Check[Any]
+    evaluations: int = 0
+    violations: int = 0
+    worst: dict[str, Any] | None = None
+    worst_excess: float = -math.inf
+    last: dict[str, Any] | None = field(default=None)
+
+    def record(self, decision: Decision, step: int | None, epoch: int | None) -> None:
+        self.evaluations += 1
+        excess = excess_of(decision)
+        entry = {
+            "observed": decision.observed,
+            "limit": decision.limit,
+            "comparison": decision.comparison,
+            "ok": decision.ok,
+            "detail": decision.detail,
+            "step": step,
+            "epoch": epoch,
+            "metrics": dict(decision.metrics),
+        }
+        self.last = entry
+        if not decision.ok:
+            self.violations += 1
+        if self.worst is None or excess > self.worst_excess:
+            self.worst, self.worst_excess = entry, excess
+
+    @property
+    def status(self) -> str:
+        if self.evaluations == 0:
+            return "not_evaluated"
+        if self.violations:
+            return "fail" if self.invariant.on_violation == "abort" else "warn"
+        return "pass"
+
+
+def excess_of(d: Decision) -> float:
+    """How far past its limit a decision is (positive = violated), for 'worst observation'."""
+    if d.limit is None or d.comparison not in _EXCESS_SIGN:
+        return math.inf if not d.ok else -math.inf
+    if not math.isfinite(d.observed):
+        return math.inf
+    return _EXCESS_SIGN[d.comparison] * (d.observed - d.limit)
+
+
+def load_contracts(paths: Sequence[str | Path] | None) -> list[Contract]:
+    from traingate.contract.validation import discover
+
+    files = discover([Path(p) for p in paths] if paths else [shipped_contracts_dir()])
+    if not files:
+        raise ValueError(f"no contract files found in {', '.join(str(p) for p in paths or [])}")
+    return [load_valid(f) for f in files]
+
+
+def bind(
+    contracts: Sequence[Contract],
+    regime: Finetune | FromScratch,
+    params: Mapping[str, float],
+    only: Sequence[str] | None,
+) -> list[Tracked]:
+    """Build one check per invariant, with run parameters checked against declarations."""
+    tracked: list[Tracked] = []
+    wanted = set(only) if only is not None else None
+    known = {inv.id for contract in contracts for inv in contract.invariants}
+    declared = {name for contract in contracts for name in contract.parameters}
+    undeclared = sorted(set(params) - declared)
+    if undeclared:
+        raise ValueError(
+            f"unknown run parameters: {', '.join(undeclared)} "
+            f"(declared: {', '.join(sorted(declared)) or 'none'})"
+        )
+    for contract in contracts:
+        values: dict[str, float] = {}
+        for name, value in {**params, **regime.symbols()}.items():
+            spec = contract.parameters.get(name)
+            values[name] = spec.check_value(name, float(value)) if spec else float(value)
+        for inv in contract.invariants:
+            if wanted is not None and inv.id not in wanted:
+                continue
+            if regime.kind not in inv.regimes:
+                continue
+            kind = REGISTRY[inv.check]
+            require_symbols(inv, kind, regime, values)
+            context = CheckContext(regime, values)
+            tracked.append(Tracked(inv, contract, kind(inv.params, context)))
+    if wanted is not None:
+        missing = wanted - known
+        if missing:
+            raise ValueError(f"unknown invariant ids: {', '.join(sorted(missing))}")
+    return tracked
+
+
+def require_symbols(
+    inv: Invariant,
+    kind: type[Check[Any]],
+    regime: Finetune | FromScratch,
+    values: Mapping[str, float],
+) -> None:
+    """Fail at construction, not mid-run, when a threshold names a parameter with no value."""
+    other = {name for name in REGIME_NAMES if name != regime.kind}
+    metrics = kind.metric_symbols(inv.params)  # type: ignore[arg-type]
+    for path, formula in iter_formulas(inv.params):
+        if other & {str(p) for p in path}:
+            continue  # the other regime's threshold
+        missing = sorted(formula.symbols() - metrics - set(values))
+        if missing:
+            raise ValueError(
+                f"{inv.id}: `{formula.source}` needs {', '.join(missing)}: pass it in params="
+            )

@@ -1,0 +1,46 @@
+"""Moving the loop's device scalars to the host: one transfer per evaluation point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def is_tensor(value: Any) -> bool:
+    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+
+
+def scalar(value: Any) -> float:
+    if is_tensor(value):
+        return float(value.detach().float().item())
+    return float(value)
+
+
+def to_host(values: list[Any]) -> list[float]:
+    """Move a list of scalars to the host in one transfer (one sync), as floats."""
+    tensors = [v for v in values if is_tensor(v)]
+    if not tensors:
+        return [float(v) for v in values]
+    import torch
+
+    device = tensors[0].device
+    stacked = torch.stack(
+        [
+            v.detach().reshape(()).to(device=device, dtype=torch.float32)
+            if is_tensor(v)
+            else torch.tensor(float(v), device=device)
+            for v in values
+        ]
+    )
+    return stacked.tolist()
+
+
+def total_grad_norm(model: Any) -> Any:
+    """Total L2 norm of the model's gradients, on device (no sync)."""
+    import torch
+
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return torch.tensor(0.0)
+    return torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(g.detach(), 2.0) for g in grads]), 2.0
+    )

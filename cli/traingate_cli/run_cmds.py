@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from traingate.ci.runcheck import RENDERERS, RunCheck, RunDirError, check_run
+from traingate.ci.render import RENDERERS
+from traingate.ci.runcheck import RunCheck, RunDirError, check_run
 from traingate_cli.common import (
     PROG,
     contracts_option,

@@ -22,7 +22,8 @@ PROG = "trainer"
 
 def gate_table(verdict: dict[str, Any], run_dir: Path) -> str:
     """The end-of-run table, as ``contracts check`` renders it, and the verdict line."""
-    from traingate.ci.runcheck import judge_verdict, render_text
+    from traingate.ci.render import render_text
+    from traingate.ci.runcheck import judge_verdict
 
     ok = "PASS" if verdict.get("ok") else "FAIL"
     return f"{render_text(judge_verdict(verdict, run_dir))}\nverdict: {ok}"

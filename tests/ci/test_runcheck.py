@@ -11,15 +11,9 @@ from click.testing import CliRunner
 from traingate_cli.run_cmds import check
 
 from traingate import Guard, InvariantViolation
+from traingate.ci.render import render_github, render_json, render_junit, render_text
+from traingate.ci.runcheck import RunDirError, check_run
 from traingate.contract.regime import Finetune, FromScratch
-from traingate.ci.runcheck import (
-    RunDirError,
-    check_run,
-    render_github,
-    render_json,
-    render_junit,
-    render_text,
-)
 
 CONTRACT = """\
 contract: C-TEST-RUN

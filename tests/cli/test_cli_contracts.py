@@ -18,10 +18,10 @@ import pytest
 from click.testing import CliRunner
 from traingate_cli.contracts_cmd import cli
 
+from traingate.ci.verify import Verification, combine, verify
 from traingate.contract.findings import CODES
 from traingate.contract.loading import load_contract
 from traingate.contract.validation import validate_paths
-from traingate.ci.verify import Verification, combine, verify
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACTS = REPO / "contracts"

@@ -102,6 +102,7 @@ invariants:
 HEADER = """\
 import math
 
+from traingate.checks import CheckContext
 from traingate.checks.expression import check_expression
 from traingate.contract.regime import Finetune
 from traingate.contract.shipped import invariant
@@ -110,7 +111,8 @@ PARAMS = invariant("INV-MUT-001").params
 
 
 def ok(score):
-    return check_expression({"score": score}, Finetune(), PARAMS).ok
+    context = CheckContext(Finetune())
+    return check_expression(metric_values={"score": score}, params=PARAMS, context=context).ok
 
 """
 
@@ -139,9 +141,9 @@ def _project(tmp_path: Path, body: str) -> Path:
 def test_boundary_falsifier_kills_every_mutant(tmp_path: Path) -> None:
     root = _project(tmp_path, STRONG)
     report = run_mutation([load_contract(root / "contracts" / "mut.yaml")], root, workers=2)
-    assert report.score("C-MUT-TEST") == (4, 4)
+    assert report.score("C-MUT-TEST") == (5, 5)  # 4 formula mutants + 1 in check_expression
     assert report.ok
-    assert "C-MUT-TEST: 4/4 mutants killed (100 %)" in render_text(report)
+    assert "C-MUT-TEST: 5/5 mutants killed (100 %)" in render_text(report)
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from traingate.checks import REGISTRY, CheckContext
+from traingate.checks import REGISTRY, CheckContext, Decision
 from traingate.checks.calibration import (
     check_confident_errors,
     check_ece,
@@ -32,6 +32,35 @@ WRONG_CONF, CONFIDENT, ECE, SEPARATION = (
 MAX_P90, MAX_CONFIDENT_SHARE, CONFIDENT_AT, MAX_ECE, N_BINS = 0.95, 0.5, 0.9, 0.10, 15
 MIN_SEPARATION, FIRST_EPOCH = 0.05, 10
 REGIMES = st.sampled_from([Finetune(), FromScratch(32000)])
+Regime = Finetune | FromScratch
+
+
+def wrong_confidence(confidence: float | None, wrong: int, *, regime: Regime) -> Decision:
+    """INV-CAL-001's decision on a quantile of ``wrong`` predictions' confidence."""
+    return check_wrong_confidence(
+        confidence=confidence, wrong=wrong, params=WRONG_CONF.params, context=CheckContext(regime)
+    )
+
+
+def confident_errors(share: float | None, wrong: int, *, regime: Regime) -> Decision:
+    """INV-CAL-002's decision on the share of ``wrong`` predictions made confidently."""
+    return check_confident_errors(
+        share=share, wrong=wrong, params=CONFIDENT.params, context=CheckContext(regime)
+    )
+
+
+def calibration_error(ece: float, *, regime: Regime) -> Decision:
+    """INV-CAL-003's decision on a binned ECE."""
+    return check_ece(ece=ece, params=ECE.params, context=CheckContext(regime))
+
+
+def separated(separation: float, *, regime: Regime) -> Decision:
+    """INV-CAL-004's decision on a probability separation."""
+    return check_probability_separation(
+        separation=separation, params=SEPARATION.params, context=CheckContext(regime)
+    )
+
+
 unit = st.floats(min_value=0.0, max_value=1.0)
 
 
@@ -56,25 +85,11 @@ def all_wrong(confidences: list[float]) -> dict[str, object]:
 
 @given(unit, st.integers(1, 10_000), REGIMES)
 def test_p90_wrong_confidence_is_at_most_0_95(p90: float, wrong: int, regime) -> None:
-    params = WRONG_CONF.params
-    assert check_wrong_confidence(
-        confidence=p90, wrong=wrong, params=params, context=CheckContext(regime)
-    ).ok == (p90 <= MAX_P90)
-    assert check_wrong_confidence(
-        confidence=MAX_P90, wrong=wrong, params=params, context=CheckContext(regime)
-    ).ok
-    assert not check_wrong_confidence(
-        confidence=math.nextafter(MAX_P90, 1.0),
-        wrong=wrong,
-        params=params,
-        context=CheckContext(regime),
-    ).ok
-    assert check_wrong_confidence(
-        confidence=0.949, wrong=wrong, params=params, context=CheckContext(regime)
-    ).ok  # seed 000, both arms
-    assert check_wrong_confidence(
-        confidence=None, wrong=0, params=params, context=CheckContext(regime)
-    ).ok  # no errors: vacuous
+    assert wrong_confidence(p90, wrong, regime=regime).ok == (p90 <= MAX_P90)
+    assert wrong_confidence(MAX_P90, wrong, regime=regime).ok
+    assert not wrong_confidence(math.nextafter(MAX_P90, 1.0), wrong, regime=regime).ok
+    assert wrong_confidence(0.949, wrong, regime=regime).ok  # seed 000, both arms
+    assert wrong_confidence(None, 0, regime=regime).ok  # no errors: vacuous
 
 
 @settings(max_examples=50, deadline=None)
@@ -86,20 +101,11 @@ def test_the_quantile_is_the_90th_percentile(confidences: list[float]) -> None:
 
 @given(unit, st.integers(1, 10_000), REGIMES)
 def test_confident_error_share_is_at_most_half(share: float, wrong: int, regime) -> None:
-    params = CONFIDENT.params
-    assert check_confident_errors(
-        share=share, wrong=wrong, params=params, context=CheckContext(regime)
-    ).ok == (share <= MAX_CONFIDENT_SHARE)
-    assert check_confident_errors(
-        share=MAX_CONFIDENT_SHARE, wrong=wrong, params=params, context=CheckContext(regime)
-    ).ok
+    assert confident_errors(share, wrong, regime=regime).ok == (share <= MAX_CONFIDENT_SHARE)
+    assert confident_errors(MAX_CONFIDENT_SHARE, wrong, regime=regime).ok
     above = math.nextafter(MAX_CONFIDENT_SHARE, 1.0)
-    assert not check_confident_errors(
-        share=above, wrong=wrong, params=params, context=CheckContext(regime)
-    ).ok
-    assert not check_confident_errors(
-        share=0.81, wrong=wrong, params=params, context=CheckContext(regime)
-    ).ok  # seed 000's pathology
+    assert not confident_errors(above, wrong, regime=regime).ok
+    assert not confident_errors(0.81, wrong, regime=regime).ok  # seed 000's pathology
 
 
 @settings(max_examples=50, deadline=None)
@@ -119,16 +125,10 @@ def test_confidence_threshold_is_0_9_inclusive(confidences: list[float]) -> None
 
 @given(unit, REGIMES)
 def test_ece_is_at_most_a_tenth(ece: float, regime) -> None:
-    assert check_ece(ece=ece, params=ECE.params, context=CheckContext(regime)).ok == (
-        ece <= MAX_ECE
-    )
-    assert check_ece(ece=MAX_ECE, params=ECE.params, context=CheckContext(regime)).ok
-    assert not check_ece(
-        ece=math.nextafter(MAX_ECE, 1.0), params=ECE.params, context=CheckContext(regime)
-    ).ok
-    assert not check_ece(
-        ece=0.165, params=ECE.params, context=CheckContext(regime)
-    ).ok  # Guo et al.'s uncalibrated ResNet-110
+    assert calibration_error(ece, regime=regime).ok == (ece <= MAX_ECE)
+    assert calibration_error(MAX_ECE, regime=regime).ok
+    assert not calibration_error(math.nextafter(MAX_ECE, 1.0), regime=regime).ok
+    assert not calibration_error(0.165, regime=regime).ok  # Guo et al.'s uncalibrated ResNet-110
 
 
 def brute_ece(conf: list[float], correct: list[bool], n_bins: int) -> float:
@@ -174,17 +174,10 @@ def test_every_validation_is_judged(inv_id: str, step: int | None, epoch: int | 
 
 @given(st.floats(-1.0, 1.0), REGIMES)
 def test_separation_is_at_least_0_05(separation: float, regime) -> None:
-    params = SEPARATION.params
-    assert check_probability_separation(
-        separation=separation, params=params, context=CheckContext(regime)
-    ).ok == (separation >= MIN_SEPARATION)
-    assert check_probability_separation(
-        separation=MIN_SEPARATION, params=params, context=CheckContext(regime)
-    ).ok
+    assert separated(separation, regime=regime).ok == (separation >= MIN_SEPARATION)
+    assert separated(MIN_SEPARATION, regime=regime).ok
     below = math.nextafter(MIN_SEPARATION, 0.0)
-    assert not check_probability_separation(
-        separation=below, params=params, context=CheckContext(regime)
-    ).ok
+    assert not separated(below, regime=regime).ok
 
 
 def span_head(in_span: float, out_span: float, epoch: int) -> dict[str, object]:

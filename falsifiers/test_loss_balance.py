@@ -50,6 +50,23 @@ def first_validation(
     )
 
 
+def per_step(
+    components: dict[str, float],
+    weights: dict[str, float] | None = None,
+    evaluation: int = STEP_WARMUP,
+    streak: int = 0,
+) -> Decision | None:
+    """INV-BAL-002's decision on evaluation ``evaluation`` after ``streak`` dominated ones."""
+    return check_loss_balance(
+        components=components,
+        weights=weights,
+        evaluation=evaluation,
+        streak=streak,
+        params=PER_STEP.params,
+        context=CheckContext(Finetune()),
+    )
+
+
 def test_seed_004_epoch_1_fires_on_countdown() -> None:
     assert AT_VALIDATION.params.source == "val_components"
     decision = first_validation(SEED_004[1])
@@ -129,61 +146,24 @@ def test_validation_gate_fires_on_the_first_dominated_epoch() -> None:
 @given(st.integers(min_value=0, max_value=3 * STEP_WARMUP))
 def test_per_step_check_waits_out_its_warmup(evaluation: int) -> None:
     assert PER_STEP.params.source == "components"
-    decision = check_loss_balance(
-        components=SEED_004[1],
-        weights=None,
-        evaluation=evaluation,
-        streak=0,
-        params=PER_STEP.params,
-        context=CheckContext(Finetune()),
-    )
+    decision = per_step(SEED_004[1], evaluation=evaluation)
     assert (decision is None) == (evaluation < STEP_WARMUP)
     last_ignored, first_judged = (
-        check_loss_balance(
-            components=SEED_004[1],
-            weights=None,
-            evaluation=n,
-            streak=0,
-            params=PER_STEP.params,
-            context=CheckContext(Finetune()),
-        )
-        for n in (STEP_WARMUP - 1, STEP_WARMUP)
+        per_step(SEED_004[1], evaluation=n) for n in (STEP_WARMUP - 1, STEP_WARMUP)
     )
     assert last_ignored is None and first_judged is not None
 
 
 @given(st.integers(min_value=0, max_value=3 * STEP_PATIENCE))
 def test_per_step_check_fires_at_exactly_patience(streak: int) -> None:
-    dominated = check_loss_balance(
-        components=SEED_004[1],
-        weights=None,
-        evaluation=STEP_WARMUP,
-        streak=streak,
-        params=PER_STEP.params,
-        context=CheckContext(Finetune()),
-    )
+    dominated = per_step(SEED_004[1], streak=streak)
     assert dominated is not None and dominated.ok == (streak + 1 < STEP_PATIENCE)
     tolerated, fires = (
-        check_loss_balance(
-            components=SEED_004[1],
-            weights=None,
-            evaluation=STEP_WARMUP,
-            streak=n,
-            params=PER_STEP.params,
-            context=CheckContext(Finetune()),
-        )
-        for n in (STEP_PATIENCE - 2, STEP_PATIENCE - 1)
+        per_step(SEED_004[1], streak=n) for n in (STEP_PATIENCE - 2, STEP_PATIENCE - 1)
     )
     assert tolerated is not None and tolerated.ok
     assert fires is not None and not fires.ok
-    balanced = check_loss_balance(
-        components={"a": 1.0, "b": 1.0},
-        weights=None,
-        evaluation=STEP_WARMUP,
-        streak=streak,
-        params=PER_STEP.params,
-        context=CheckContext(Finetune()),
-    )
+    balanced = per_step({"a": 1.0, "b": 1.0}, streak=streak)
     assert balanced is not None and balanced.ok and balanced.metrics["streak"] == 0
 
 
@@ -193,21 +173,7 @@ def test_per_step_cap_is_exactly_max_share(excess: float) -> None:
     at_cap = {"big": 0.9, "rest": 0.1}
     over = {"big": 0.9 + excess, "rest": 0.1 - excess}
     last = STEP_PATIENCE - 1
-    exact = check_loss_balance(
-        components=at_cap,
-        weights=None,
-        evaluation=STEP_WARMUP,
-        streak=last,
-        params=PER_STEP.params,
-        context=CheckContext(Finetune()),
-    )
-    above = check_loss_balance(
-        components=over,
-        weights=None,
-        evaluation=STEP_WARMUP,
-        streak=last,
-        params=PER_STEP.params,
-        context=CheckContext(Finetune()),
-    )
+    exact = per_step(at_cap, streak=last)
+    above = per_step(over, streak=last)
     assert exact is not None and exact.ok
     assert above is not None and not above.ok

@@ -12,7 +12,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from traingate.checks.base import CheckContext
+from traingate.checks.base import CheckContext, Decision
 from traingate.checks.expression import check_expression
 from traingate.checks.finite import check_finite
 from traingate.checks.gradient_norm import check_gradient_norm
@@ -28,6 +28,8 @@ SPIKE = invariant("INV-TRAIN-003")
 INITIAL = invariant("INV-TRAIN-004")
 THROUGHPUT = invariant("INV-TRAIN-006")
 
+Regime = Finetune | FromScratch
+FINETUNE = Finetune()
 REGIMES = st.sampled_from([Finetune(), FromScratch(2), FromScratch(50257)])
 ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True)
 vocab = st.integers(min_value=2, max_value=10_000_000)
@@ -38,6 +40,45 @@ GRAD_PATIENCE = 5  # fires on the 5th consecutive out-of-range step
 # llm-foundry KillLossSpike: ×2 the mean of the last 100 losses, more than 4 in a row.
 SPIKE_FACTOR, SPIKE_WINDOW, SPIKE_PATIENCE = 2.0, 100, 4
 INITIAL_TOLERANCE = 0.5  # |L0 − ln V| ≤ 0.5·ln V
+
+
+def grad(norm: float, streak: int, regime: Regime = FINETUNE) -> Decision:
+    """INV-TRAIN-002's decision after ``streak`` out-of-range steps."""
+    return check_gradient_norm(
+        norm=norm, streak=streak, params=GRAD.params, context=CheckContext(regime)
+    )
+
+
+def spike(
+    loss: float,
+    window_sum: float,
+    count: int = SPIKE_WINDOW,
+    before: int = 0,
+    regime: Regime = FINETUNE,
+) -> Decision | None:
+    """INV-TRAIN-003's decision on ``loss`` after ``count`` losses summing to ``window_sum``
+    and ``before`` spikes in a row."""
+    return check_loss_spike(
+        loss=loss,
+        window_sum=window_sum,
+        window_count=count,
+        consecutive=before,
+        params=SPIKE.params,
+        context=CheckContext(regime),
+    )
+
+
+def initial(loss: float, regime: Regime = FINETUNE) -> Decision:
+    """INV-TRAIN-004's decision on the first step's loss."""
+    return check_initial_loss(loss=loss, params=INITIAL.params, context=CheckContext(regime))
+
+
+def throughput(metric_values: dict[str, float], regime: Regime = FINETUNE) -> Decision | None:
+    """INV-TRAIN-006's decision on a step's metrics."""
+    return check_expression(
+        metric_values=metric_values, params=THROUGHPUT.params, context=CheckContext(regime)
+    )
+
 
 out_of_range_norm = st.one_of(
     st.floats(min_value=0.0, max_value=MIN_NORM, exclude_max=True),
@@ -73,55 +114,35 @@ def test_non_finite_aborts_at_the_step_point() -> None:
 # -- INV-TRAIN-002 gradient_norm -----------------------------------------------------------
 
 
-def fold_norms(norms: list[float], regime: Finetune | FromScratch) -> list[bool]:
+def fold_norms(norms: list[float], regime: Regime) -> list[bool]:
     """The ok flags of consecutive steps, threading the streak the way the Check does."""
     streak, oks = 0, []
     for norm in norms:
-        decision = check_gradient_norm(
-            norm=norm, streak=streak, params=GRAD.params, context=CheckContext(regime)
-        )
+        decision = grad(norm, streak, regime=regime)
         streak = int(decision.metrics["streak"])
         oks.append(decision.ok)
     return oks
 
 
 @given(st.floats(min_value=0.0, allow_infinity=False), REGIMES)
-def test_gradient_norm_range_is_seed_004s(norm: float, regime: Finetune | FromScratch) -> None:
-    decision = check_gradient_norm(
-        norm=norm, streak=GRAD_PATIENCE - 1, params=GRAD.params, context=CheckContext(regime)
-    )
+def test_gradient_norm_range_is_seed_004s(norm: float, regime: Regime) -> None:
+    decision = grad(norm, GRAD_PATIENCE - 1, regime=regime)
     assert decision.ok == (MIN_NORM <= norm <= MAX_NORM)
 
 
 @given(REGIMES)
-def test_gradient_norm_bounds_are_inclusive(regime: Finetune | FromScratch) -> None:
+def test_gradient_norm_bounds_are_inclusive(regime: Regime) -> None:
     last = GRAD_PATIENCE - 1
-    assert check_gradient_norm(
-        norm=MIN_NORM, streak=last, params=GRAD.params, context=CheckContext(regime)
-    ).ok
-    assert check_gradient_norm(
-        norm=MAX_NORM, streak=last, params=GRAD.params, context=CheckContext(regime)
-    ).ok
-    below = check_gradient_norm(
-        norm=math.nextafter(MIN_NORM, 0.0),
-        streak=last,
-        params=GRAD.params,
-        context=CheckContext(regime),
-    )
-    above = check_gradient_norm(
-        norm=math.nextafter(MAX_NORM, math.inf),
-        streak=last,
-        params=GRAD.params,
-        context=CheckContext(regime),
-    )
+    assert grad(MIN_NORM, last, regime=regime).ok
+    assert grad(MAX_NORM, last, regime=regime).ok
+    below = grad(math.nextafter(MIN_NORM, 0.0), last, regime=regime)
+    above = grad(math.nextafter(MAX_NORM, math.inf), last, regime=regime)
     assert not below.ok and below.metrics["vanishing"] == 1.0
     assert not above.ok and above.metrics["exploding"] == 1.0
 
 
 @given(st.lists(out_of_range_norm, min_size=1, max_size=3 * GRAD_PATIENCE), REGIMES)
-def test_gradient_norm_fires_at_exactly_patience(
-    norms: list[float], regime: Finetune | FromScratch
-) -> None:
+def test_gradient_norm_fires_at_exactly_patience(norms: list[float], regime: Regime) -> None:
     oks = fold_norms(norms, regime)
     assert oks == [i + 1 < GRAD_PATIENCE for i in range(len(norms))]
 
@@ -142,99 +163,36 @@ positive_loss = st.floats(min_value=1e-6, max_value=1e6)
 @given(st.lists(positive_loss, min_size=SPIKE_WINDOW, max_size=SPIKE_WINDOW), positive_loss)
 def test_spike_threshold_is_twice_the_window_mean(window: list[float], loss: float) -> None:
     total = sum(window)
-    decision = check_loss_spike(
-        loss=loss,
-        window_sum=total,
-        window_count=SPIKE_WINDOW,
-        consecutive=0,
-        params=SPIKE.params,
-        context=CheckContext(Finetune()),
-    )
+    decision = spike(loss, total)
     assert decision is not None
     limit = SPIKE_FACTOR * (total / SPIKE_WINDOW)
     assert decision.limit == limit
     assert decision.metrics["spike"] == float(loss >= limit)
-    at = check_loss_spike(
-        loss=limit,
-        window_sum=total,
-        window_count=SPIKE_WINDOW,
-        consecutive=0,
-        params=SPIKE.params,
-        context=CheckContext(Finetune()),
-    )
-    below = check_loss_spike(
-        loss=math.nextafter(limit, 0.0),
-        window_sum=total,
-        window_count=SPIKE_WINDOW,
-        consecutive=0,
-        params=SPIKE.params,
-        context=CheckContext(Finetune()),
-    )
+    at = spike(limit, total)
+    below = spike(math.nextafter(limit, 0.0), total)
     assert at is not None and at.metrics["spike"] == 1.0
     assert below is not None and below.metrics["spike"] == 0.0
 
 
 @given(st.integers(min_value=0, max_value=SPIKE_WINDOW - 1), REGIMES)
-def test_spikes_are_not_judged_before_a_full_window(
-    count: int, regime: Finetune | FromScratch
-) -> None:
-    assert (
-        check_loss_spike(
-            loss=1e9,
-            window_sum=float(count),
-            window_count=count,
-            consecutive=0,
-            params=SPIKE.params,
-            context=CheckContext(regime),
-        )
-        is None
-    )
-    full = check_loss_spike(
-        loss=1e9,
-        window_sum=float(SPIKE_WINDOW),
-        window_count=SPIKE_WINDOW,
-        consecutive=0,
-        params=SPIKE.params,
-        context=CheckContext(regime),
-    )
+def test_spikes_are_not_judged_before_a_full_window(count: int, regime: Regime) -> None:
+    assert spike(1e9, float(count), count=count, regime=regime) is None
+    full = spike(1e9, float(SPIKE_WINDOW), regime=regime)
     assert full is not None
 
 
 @given(st.integers(min_value=0, max_value=3 * SPIKE_PATIENCE), REGIMES)
-def test_fires_after_more_than_patience_consecutive_spikes(
-    before: int, regime: Finetune | FromScratch
-) -> None:
+def test_fires_after_more_than_patience_consecutive_spikes(before: int, regime: Regime) -> None:
     window_sum = float(SPIKE_WINDOW)  # mean 1.0
-    spike = check_loss_spike(
-        loss=2.0,
-        window_sum=window_sum,
-        window_count=SPIKE_WINDOW,
-        consecutive=before,
-        params=SPIKE.params,
-        context=CheckContext(regime),
-    )
-    calm = check_loss_spike(
-        loss=1.0,
-        window_sum=window_sum,
-        window_count=SPIKE_WINDOW,
-        consecutive=before,
-        params=SPIKE.params,
-        context=CheckContext(regime),
-    )
-    assert spike is not None and spike.ok == (before + 1 <= SPIKE_PATIENCE)
+    spiked = spike(2.0, window_sum, before=before, regime=regime)
+    calm = spike(1.0, window_sum, before=before, regime=regime)
+    assert spiked is not None and spiked.ok == (before + 1 <= SPIKE_PATIENCE)
     assert calm is not None and calm.ok and calm.metrics["consecutive"] == 0
 
 
 @given(st.sampled_from([math.nan, math.inf]))
 def test_non_finite_loss_is_a_spike(bad: float) -> None:
-    decision = check_loss_spike(
-        loss=bad,
-        window_sum=float(SPIKE_WINDOW),
-        window_count=SPIKE_WINDOW,
-        consecutive=SPIKE_PATIENCE,
-        params=SPIKE.params,
-        context=CheckContext(Finetune()),
-    )
+    decision = spike(bad, float(SPIKE_WINDOW), before=SPIKE_PATIENCE)
     assert decision is not None and not decision.ok
 
 
@@ -246,41 +204,29 @@ def test_initial_loss_band_is_half_ln_vocab_either_side(v: int) -> None:
     regime = FromScratch(v)
     upper = (1.0 + INITIAL_TOLERANCE) * math.log(v)
     lower = (1.0 - INITIAL_TOLERANCE) * math.log(v)
-    assert check_initial_loss(loss=upper, params=INITIAL.params, context=CheckContext(regime)).ok
-    assert check_initial_loss(loss=lower, params=INITIAL.params, context=CheckContext(regime)).ok
-    above = check_initial_loss(
-        loss=math.nextafter(upper, math.inf), params=INITIAL.params, context=CheckContext(regime)
-    )
-    below = check_initial_loss(
-        loss=math.nextafter(lower, 0.0), params=INITIAL.params, context=CheckContext(regime)
-    )
+    assert initial(upper, regime=regime).ok
+    assert initial(lower, regime=regime).ok
+    above = initial(math.nextafter(upper, math.inf), regime=regime)
+    below = initial(math.nextafter(lower, 0.0), regime=regime)
     assert not above.ok and above.comparison == "<="
     assert not below.ok and below.comparison == ">="
 
 
 @given(vocab, st.floats(min_value=-0.45, max_value=0.45))
 def test_cold_start_near_ln_vocab_passes(v: int, jitter: float) -> None:
-    assert check_initial_loss(
-        loss=math.log(v) * (1.0 + jitter),
-        params=INITIAL.params,
-        context=CheckContext(FromScratch(v)),
-    ).ok
+    assert initial(math.log(v) * (1.0 + jitter), regime=FromScratch(v)).ok
 
 
 @given(vocab, st.floats(min_value=0.0, max_value=0.49))
 def test_far_below_chance_fires_as_leakage(v: int, fraction: float) -> None:
-    decision = check_initial_loss(
-        loss=math.log(v) * fraction, params=INITIAL.params, context=CheckContext(FromScratch(v))
-    )
+    decision = initial(math.log(v) * fraction, regime=FromScratch(v))
     assert not decision.ok and "leak" in decision.hint
 
 
 def test_initial_loss_applies_to_cold_starts_only() -> None:
     """A finetune starts below chance by design; seed 003's vocabulary bounds the band."""
     assert INITIAL.regimes == ["from_scratch"]
-    decision = check_initial_loss(
-        loss=10.9, params=INITIAL.params, context=CheckContext(FromScratch(50257))
-    )  # ln V ≈ 10.82
+    decision = initial(10.9, regime=FromScratch(50257))  # ln V ≈ 10.82
     assert decision.ok and decision.evaluated == "(1 + 0.5) * ln(50257) = 16.2374"
 
 
@@ -288,12 +234,8 @@ def test_initial_loss_applies_to_cold_starts_only() -> None:
 
 
 @given(ANY_FLOAT, REGIMES)
-def test_throughput_must_be_non_negative(tps: float, regime: Finetune | FromScratch) -> None:
-    decision = check_expression(
-        metric_values={"tokens_per_sec": tps},
-        params=THROUGHPUT.params,
-        context=CheckContext(regime),
-    )
+def test_throughput_must_be_non_negative(tps: float, regime: Regime) -> None:
+    decision = throughput({"tokens_per_sec": tps}, regime=regime)
     assert decision is not None and decision.ok == (tps >= 0)
 
 
@@ -317,12 +259,8 @@ def test_throughput_boundary_and_absence() -> None:
 
 def test_gradient_norm_hint_names_the_side() -> None:
     """The hint says which way the norm left its range (a fix differs for each side)."""
-    exploding = check_gradient_norm(
-        norm=1e9, streak=GRAD.params.patience, params=GRAD.params, context=CheckContext(Finetune())
-    )
-    vanishing = check_gradient_norm(
-        norm=1e-9, streak=GRAD.params.patience, params=GRAD.params, context=CheckContext(Finetune())
-    )
+    exploding = grad(1e9, GRAD.params.patience)
+    vanishing = grad(1e-9, GRAD.params.patience)
     assert exploding.hint.startswith("exploding") and not exploding.ok
     assert vanishing.hint.startswith("vanishing") and not vanishing.ok
 
@@ -346,14 +284,8 @@ def test_initial_loss_zero_tolerance_is_legal_and_exact() -> None:
 
 @given(st.integers(min_value=2, max_value=1_000_000))
 def test_initial_loss_at_chance_reports_the_upper_bound(v: int) -> None:
-    decision = check_initial_loss(
-        loss=math.log(v), params=INITIAL.params, context=CheckContext(FromScratch(v))
-    )
+    decision = initial(math.log(v), regime=FromScratch(v))
     assert decision.ok and decision.comparison == "<="
     assert math.isclose(decision.limit, 1.5 * math.log(v), rel_tol=1e-12)
-    below = check_initial_loss(
-        loss=math.nextafter(math.log(v), 0.0),
-        params=INITIAL.params,
-        context=CheckContext(FromScratch(v)),
-    )
+    below = initial(math.nextafter(math.log(v), 0.0), regime=FromScratch(v))
     assert below.ok and below.comparison == ">="

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from functools import cache
 from typing import Any, ClassVar, Generic, TypeVar
@@ -39,10 +39,12 @@ __all__ = [
     "CheckContext",
     "CheckParams",
     "Decision",
+    "LatestCheck",
     "LatestScalars",
     "LimitDrawing",
     "NoState",
     "Observation",
+    "ScalarCheck",
     "present_scalars",
     "register",
 ]
@@ -240,6 +242,34 @@ class Check(ABC, Generic[P]):
         values = _adapter(self.state).validate_python(dict(state))
         self.reset()
         self.values = values
+        self.refresh()
+
+
+class LatestCheck(Check[P]):
+    """A kind whose state keeps its latest decision's inputs in ``last`` (``None``: the
+    latest update had nothing to decide); :meth:`decide` applies :meth:`decide_on` to them."""
+
+    def decide(self) -> Decision | None:
+        last = self.values.last
+        return None if last is None else self.decide_on(last)
+
+    @abstractmethod
+    def decide_on(self, last: Any) -> Decision | None:
+        """The pure decision applied to the latest inputs."""
+
+
+class ScalarCheck(LatestCheck[P]):
+    """A kind that decides on the named scalars of the latest observation alone (no
+    history): its state is :class:`LatestScalars`."""
+
+    state = LatestScalars
+
+    @abstractmethod
+    def scalar_names(self) -> Sequence[str]:
+        """The observations it reads, given its params."""
+
+    def update(self, observation: Observation) -> None:
+        self.values.last = present_scalars(observation, self.scalar_names())
         self.refresh()
 
 

@@ -14,6 +14,7 @@ Confidence is the probability given to the emitted prediction (see
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -21,13 +22,38 @@ from pydantic import Field, model_validator
 
 from traingate.checks.base import CheckContext, Decision, register
 from traingate.checks.confusion import label_ids, unknown_label_names
-from traingate.checks.liveness import TensorCheck, ValidationParams
+from traingate.checks.liveness import VP, TensorCheck, ValidationParams
 from traingate.contract.thresholds import Threshold
 
 if TYPE_CHECKING:
     from torch import Tensor
 
 CALIBRATION_FIELDS = frozenset({"predictions", "labels", "probabilities"})
+
+
+class WrongPredictionsCheck(TensorCheck[VP]):
+    """A kind about one validation's wrong predictions: :meth:`measure` them, then
+    :meth:`judge` the measure with the count of wrong predictions."""
+
+    requires = CALIBRATION_FIELDS
+    gather = ("predictions", "labels", "probabilities")
+
+    def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
+        from traingate.metrics.calibration import error_count
+
+        predictions, labels = data["predictions"], data["labels"]
+        if predictions.numel() == 0:
+            return None
+        measured = self.measure(data["probabilities"], predictions, labels)
+        return self.judge(measured, error_count(predictions, labels))
+
+    @abstractmethod
+    def measure(self, probabilities: Tensor, predictions: Tensor, labels: Tensor) -> float | None:
+        """The kind's metric of the wrong predictions (``None`` when nothing is wrong)."""
+
+    @abstractmethod
+    def judge(self, measured: float | None, wrong: int) -> Decision:
+        """The kind's pure decision on the metric and the count of wrong predictions."""
 
 
 # -- wrong_confidence ---------------------------------------------------------------------
@@ -71,30 +97,22 @@ def check_wrong_confidence(
 
 
 @register
-class WrongConfidence(TensorCheck[WrongConfidenceParams]):
+class WrongConfidence(WrongPredictionsCheck[WrongConfidenceParams]):
     """Takes a quantile of wrong predictions' confidence; applies
     :func:`check_wrong_confidence`."""
 
     kind = "wrong_confidence"
     params_model = WrongConfidenceParams
-    points = frozenset({"validation"})
-    requires = CALIBRATION_FIELDS
-    gather = ("predictions", "labels", "probabilities")
     summary = "quantile (p90) of wrong predictions' confidence ≤ max_confidence"
 
-    def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
-        from traingate.metrics.calibration import error_count, wrong_confidence_quantile
+    def measure(self, probabilities: Tensor, predictions: Tensor, labels: Tensor) -> float | None:
+        from traingate.metrics.calibration import wrong_confidence_quantile
 
-        predictions, labels = data["predictions"], data["labels"]
-        if predictions.numel() == 0:
-            return None
+        return wrong_confidence_quantile(probabilities, predictions, labels, self.params.quantile)
+
+    def judge(self, measured: float | None, wrong: int) -> Decision:
         return check_wrong_confidence(
-            confidence=wrong_confidence_quantile(
-                data["probabilities"], predictions, labels, self.params.quantile
-            ),
-            wrong=error_count(predictions, labels),
-            params=self.params,
-            context=self.context,
+            confidence=measured, wrong=wrong, params=self.params, context=self.context
         )
 
 
@@ -130,29 +148,21 @@ def check_confident_errors(
 
 
 @register
-class ConfidentErrors(TensorCheck[ConfidentErrorsParams]):
+class ConfidentErrors(WrongPredictionsCheck[ConfidentErrorsParams]):
     """Counts confident wrong predictions; applies :func:`check_confident_errors`."""
 
     kind = "confident_errors"
     params_model = ConfidentErrorsParams
-    points = frozenset({"validation"})
-    requires = CALIBRATION_FIELDS
-    gather = ("predictions", "labels", "probabilities")
     summary = "share of wrong predictions at confidence ≥ threshold ≤ max_share"
 
-    def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
-        from traingate.metrics.calibration import confident_error_share, error_count
+    def measure(self, probabilities: Tensor, predictions: Tensor, labels: Tensor) -> float | None:
+        from traingate.metrics.calibration import confident_error_share
 
-        predictions, labels = data["predictions"], data["labels"]
-        if predictions.numel() == 0:
-            return None
+        return confident_error_share(probabilities, predictions, labels, self.params.confidence)
+
+    def judge(self, measured: float | None, wrong: int) -> Decision:
         return check_confident_errors(
-            share=confident_error_share(
-                data["probabilities"], predictions, labels, self.params.confidence
-            ),
-            wrong=error_count(predictions, labels),
-            params=self.params,
-            context=self.context,
+            share=measured, wrong=wrong, params=self.params, context=self.context
         )
 
 
@@ -186,7 +196,6 @@ class Ece(TensorCheck[EceParams]):
 
     kind = "ece"
     params_model = EceParams
-    points = frozenset({"validation"})
     requires = CALIBRATION_FIELDS
     gather = ("predictions", "labels", "probabilities")
     summary = "binned expected calibration error ≤ max_ece"
@@ -250,7 +259,6 @@ class ProbabilitySeparation(TensorCheck[ProbabilitySeparationParams]):
 
     kind = "probability_separation"
     params_model = ProbabilitySeparationParams
-    points = frozenset({"validation"})
     requires = frozenset({"labels", "probabilities"})
     gather = ("labels", "probabilities")
     summary = "mean P(positive) on positives − on negatives ≥ min_separation"

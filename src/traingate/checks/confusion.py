@@ -112,7 +112,6 @@ class ConfusionRate(TensorCheck[ConfusionRateParams]):
 
     kind = "confusion_rate"
     params_model = ConfusionRateParams
-    points = frozenset({"validation"})
     requires = frozenset({"predictions", "labels"})
     gather = ("predictions", "labels", "groups")
     summary = "rate of gold-in-A predicted-in-B ≤ max_rate (worst group when per_group)"

@@ -24,12 +24,10 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from traingate.checks.base import (
-    Check,
     CheckContext,
     CheckParams,
     Decision,
-    LatestScalars,
-    Observation,
+    ScalarCheck,
     present_scalars,
     register,
 )
@@ -124,15 +122,13 @@ def check_expression(
 
 
 @register
-class Expression(Check[ExpressionParams]):
+class Expression(ScalarCheck[ExpressionParams]):
     """Applies :func:`check_expression` to the latest observation (no history needed)."""
 
     kind = "expression"
     params_model = ExpressionParams
     points = frozenset({"step", "validation", "final"})
     summary = "a predicate over scalar metrics and run parameters holds"
-    state = LatestScalars
-    values: LatestScalars
 
     @classmethod
     def metric_symbols(cls, params: CheckParams) -> frozenset[str]:
@@ -143,15 +139,10 @@ class Expression(Check[ExpressionParams]):
 
     def observes(self) -> frozenset[str]:
         """The predicate's metric symbols: all of them must be observed."""
-        return frozenset(self.params.metrics)
+        return self.metric_symbols(self.params)
 
-    def update(self, observation: Observation) -> None:
-        self.values.last = present_scalars(observation, self.params.metrics)
-        self.refresh()
+    def scalar_names(self) -> list[str]:
+        return self.params.metrics
 
-    def decide(self) -> Decision | None:
-        if self.values.last is None:
-            return None
-        return check_expression(
-            metric_values=self.values.last, params=self.params, context=self.context
-        )
+    def decide_on(self, last: dict[str, float]) -> Decision | None:
+        return check_expression(metric_values=last, params=self.params, context=self.context)

@@ -16,15 +16,7 @@ from collections.abc import Mapping
 
 from pydantic import Field, field_validator
 
-from traingate.checks.base import (
-    Check,
-    CheckParams,
-    Decision,
-    LatestScalars,
-    Observation,
-    present_scalars,
-    register,
-)
+from traingate.checks.base import CheckParams, Decision, ScalarCheck, present_scalars, register
 
 
 class FiniteParams(CheckParams):
@@ -76,25 +68,20 @@ def check_finite(*, observed: Mapping[str, float | None], params: FiniteParams) 
 
 
 @register
-class Finite(Check[FiniteParams]):
+class Finite(ScalarCheck[FiniteParams]):
     """Applies :func:`check_finite` to the latest observation (no history needed)."""
 
     kind = "finite"
     params_model = FiniteParams
     points = frozenset({"step", "validation", "final"})
     summary = "loss / grad_norm (or the named observations) are finite"
-    state = LatestScalars
-    values: LatestScalars
 
     def observes_any(self) -> frozenset[str]:
         """The observations it checks: those present are checked, at least one must be."""
         return frozenset(self.params.observations)
 
-    def update(self, observation: Observation) -> None:
-        self.values.last = present_scalars(observation, self.params.observations)
-        self.refresh()
+    def scalar_names(self) -> list[str]:
+        return self.params.observations
 
-    def decide(self) -> Decision | None:
-        if self.values.last is None:
-            return None
-        return check_finite(observed=self.values.last, params=self.params)
+    def decide_on(self, last: dict[str, float]) -> Decision | None:
+        return check_finite(observed=last, params=self.params)

@@ -15,10 +15,10 @@ from typing import NamedTuple
 from pydantic import Field
 
 from traingate.checks.base import (
-    Check,
     CheckContext,
     CheckParams,
     Decision,
+    LatestCheck,
     LimitDrawing,
     Observation,
     register,
@@ -106,7 +106,7 @@ class GradientNormState:
 
 
 @register
-class GradientNorm(Check[GradientNormParams]):
+class GradientNorm(LatestCheck[GradientNormParams]):
     """Keeps the out-of-range streak and applies :func:`check_gradient_norm` per step.
 
     The verdict is about the latest update; a step without ``grad_norm`` (e.g. an
@@ -122,10 +122,7 @@ class GradientNorm(Check[GradientNormParams]):
     drawing = LimitDrawing("grad_norm", constant=True)
     values: GradientNormState
 
-    def decide(self) -> Decision | None:
-        last = self.values.last
-        if last is None:
-            return None
+    def decide_on(self, last: NormInputs) -> Decision | None:
         return check_gradient_norm(**last._asdict(), params=self.params, context=self.context)
 
     def update(self, observation: Observation) -> None:

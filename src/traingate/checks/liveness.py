@@ -72,6 +72,8 @@ class TensorCheck(Check[VP]):
     updates and its verdict.
     """
 
+    points = frozenset({"validation"})
+
     def update(self, observation: Observation) -> None:
         if self._decided:
             self.reset()
@@ -176,7 +178,6 @@ class DistinctPredictions(TensorCheck[DistinctPredictionsParams]):
 
     kind = "distinct_predictions"
     params_model = DistinctPredictionsParams
-    points = frozenset({"validation"})
     requires = frozenset({"predictions", "labels"})
     gather = ("predictions", "labels")
     summary = "distinct predicted labels ≥ min(min_distinct, labels present in gold)"
@@ -223,7 +224,6 @@ class MacroF1(TensorCheck[MacroF1Params]):
 
     kind = "macro_f1"
     params_model = MacroF1Params
-    points = frozenset({"validation"})
     requires = frozenset({"predictions", "labels"})
     gather = ("predictions", "labels")
     summary = "macro F1 over the labels present ≥ min_f1"
@@ -272,7 +272,6 @@ class PredictionShare(TensorCheck[PredictionShareParams]):
 
     kind = "prediction_share"
     params_model = PredictionShareParams
-    points = frozenset({"validation"})
     requires = frozenset({"predictions"})
     gather = ("predictions", "labels")
     summary = "top-1 predicted label's share ≤ max_share"
@@ -339,7 +338,6 @@ class EmbeddingCollapse(TensorCheck[EmbeddingCollapseParams]):
 
     kind = "embedding_collapse"
     params_model = EmbeddingCollapseParams
-    points = frozenset({"validation"})
     requires = frozenset({"embeddings"})
     gather = ("embeddings",)
     summary = "max pairwise L2 / mean L2 norm of embeddings ≥ min_ratio"
@@ -403,7 +401,6 @@ class EmbeddingClusters(TensorCheck[EmbeddingClustersParams]):
 
     kind = "embedding_clusters"
     params_model = EmbeddingClustersParams
-    points = frozenset({"validation"})
     requires = frozenset({"embeddings"})
     gather = ("embeddings",)
     summary = "MCL clusters of embeddings (k-NN cosine graph) at inflation ≥ min_clusters"

@@ -20,10 +20,10 @@ from typing import Literal
 from pydantic import Field
 
 from traingate.checks.base import (
-    Check,
     CheckContext,
     CheckParams,
     Decision,
+    LatestCheck,
     LimitDrawing,
     Observation,
     register,
@@ -124,7 +124,7 @@ class LossBalanceState:
 
 
 @register
-class LossBalance(Check[LossBalanceParams]):
+class LossBalance(LatestCheck[LossBalanceParams]):
     """Counts evaluations and the dominated streak; applies :func:`check_loss_balance`.
 
     The verdict is about the latest update; an observation without ``params.source`` is
@@ -143,10 +143,7 @@ class LossBalance(Check[LossBalanceParams]):
         """The components named by ``params.source``."""
         return frozenset({self.params.source})
 
-    def decide(self) -> Decision | None:
-        last = self.values.last
-        if last is None:
-            return None
+    def decide_on(self, last: BalanceInputs) -> Decision | None:
         return check_loss_balance(**vars(last), params=self.params, context=self.context)
 
     def update(self, observation: Observation) -> None:

@@ -21,10 +21,10 @@ from typing import Any, NamedTuple
 from pydantic import Field
 
 from traingate.checks.base import (
-    Check,
     CheckContext,
     CheckParams,
     Decision,
+    LatestCheck,
     LimitDrawing,
     Observation,
     register,
@@ -114,7 +114,7 @@ class LossSpikeState:
 
 
 @register
-class LossSpike(Check[LossSpikeParams]):
+class LossSpike(LatestCheck[LossSpikeParams]):
     """A ring buffer of recent losses with a running sum (O(1) per step).
 
     The verdict is about the latest update; a step without ``loss`` is not evaluated.
@@ -129,10 +129,7 @@ class LossSpike(Check[LossSpikeParams]):
     drawing = LimitDrawing("loss")
     values: LossSpikeState
 
-    def decide(self) -> Decision | None:
-        last = self.values.last
-        if last is None:
-            return None
+    def decide_on(self, last: SpikeInputs) -> Decision | None:
         return check_loss_spike(**last._asdict(), params=self.params, context=self.context)
 
     def update(self, observation: Observation) -> None:

@@ -195,6 +195,18 @@ def test_advisory_warning_does_not_fail(contract: Path, tmp_path: Path) -> None:
     assert "::warning title=INV-TEST-006::" in render_github(result)
 
 
+def test_guard_and_check_agree_on_every_gate(contract: Path, tmp_path: Path) -> None:
+    """One gate rule: the verdict the Guard writes is the one ``contracts check`` derives
+    (an advisory gate whose invariant warned is ``warn`` on both sides, not ``pass``)."""
+    with Guard([contract], regime=FromScratch(50257), run_dir=tmp_path / "run") as guard:
+        guard.step(0, loss=10.9, tokens_per_sec=-1.0)  # INV-TEST-006 warns: advisory
+        guard.validation(0, val_loss=10.5)
+    written = guard.verdict()["gates"]
+    derived = {g.id: g.status for g in check_run(tmp_path / "run").gates}
+    assert {gate_id: g["status"] for gate_id, g in written.items()} == derived
+    assert "warn" in derived.values()
+
+
 def test_junit_is_valid_xml_with_failure_and_skipped(contract: Path, tmp_path: Path) -> None:
     result = check_run(run_validation_only(contract, tmp_path / "run"))
     root = ET.fromstring(render_junit(result))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from traingate.runtime.evidence import EVIDENCE, VERDICT, read_evidence
+from traingate.runtime.policy import gate_status
 
 STATUSES = ("pass", "fail", "warn", "not_evaluated")
 AUDIT = "audit.json"
@@ -247,17 +248,6 @@ def _outcome(status: str, ship_blocking: bool, violations: int, at: str) -> tupl
     return "warn", f"violated {violations} time(s) (advisory)"
 
 
-def _gate_status(statuses: list[str], ship_blocking: bool, total: int, verdict_status: Any) -> str:
-    if not statuses:
-        # the regime excludes every required invariant, or the run did not select them
-        return "not_applicable" if verdict_status == "not_applicable" else "not_selected"
-    if "fail" in statuses or ("warn" in statuses and ship_blocking):
-        return "fail"
-    if "not_evaluated" in statuses or len(statuses) < total:
-        return "not_evaluated"
-    return "warn" if "warn" in statuses else "pass"
-
-
 def check_run(run_dir: str | Path) -> RunCheck:
     """Decide whether the run in ``run_dir`` may ship. Raises RunDirError when unreadable."""
     run_dir = Path(run_dir)
@@ -317,7 +307,14 @@ def judge_verdict(
                 contract=str(rec.get("contract", "")),
                 requires=requires,
                 ship_blocking=blocking,
-                status=_gate_status(present, blocking, len(requires), rec.get("status")),
+                status=gate_status(
+                    present,
+                    ship_blocking=blocking,
+                    required=len(requires),
+                    unmatched="not_applicable"
+                    if rec.get("status") == "not_applicable"
+                    else "not_selected",
+                ),
                 verdict_status=rec.get("status"),
             )
         )

@@ -27,6 +27,7 @@ from traingate.contract.regime import Finetune, FromScratch
 from traingate.runtime.binding import Tracked, bind, load_contracts
 from traingate.runtime.evidence import EvidenceLog, MetricsBuffer, jsonable, write_verdict
 from traingate.runtime.host import is_tensor, scalar, to_host, total_grad_norm
+from traingate.runtime.policy import gate_status
 from traingate.runtime.violation import InvariantViolation, ViolationRecord
 
 __all__ = ["Guard", "InvariantViolation", "Tracked", "ViolationRecord"]
@@ -327,19 +328,14 @@ class Guard:
         for c in self.contracts:
             for g in c.gates:
                 statuses = [invariants[r]["status"] for r in g.requires if r in invariants]
-                if statuses:
-                    blocked = "fail" in statuses or (g.ship_blocking and "warn" in statuses)
-                    status = (
-                        "fail"
-                        if blocked
-                        else "not_evaluated"
-                        if "not_evaluated" in statuses
-                        else "pass"
-                    )
-                else:  # no required invariant runs here: say why
-                    status = (
-                        "not_applicable" if self._not_applicable(g.requires) else "not_selected"
-                    )
+                status = gate_status(
+                    statuses,
+                    ship_blocking=g.ship_blocking,
+                    required=len(g.requires),
+                    unmatched="not_applicable"
+                    if self._not_applicable(g.requires)
+                    else "not_selected",
+                )
                 gates[g.id] = {
                     "status": status,
                     "contract": c.ref,

@@ -130,31 +130,24 @@ def test_no_wrong_predictions_is_a_vacuous_pass() -> None:
 
 
 def test_exact_boundaries() -> None:
-    regime = Finetune()
     wrong = WrongConfidenceParams(max_confidence=0.9)
-    assert check_wrong_confidence(
-        confidence=0.9, wrong=3, params=wrong, context=CheckContext(regime)
-    ).ok
+    assert check_wrong_confidence(confidence=0.9, wrong=3, params=wrong, context=CONTEXT).ok
     assert not check_wrong_confidence(
-        confidence=math.nextafter(0.9, 1.0), wrong=3, params=wrong, context=CheckContext(regime)
+        confidence=math.nextafter(0.9, 1.0), wrong=3, params=wrong, context=CONTEXT
     ).ok
     share = ConfidentErrorsParams(max_share=0.25)
-    assert check_confident_errors(
-        share=0.25, wrong=4, params=share, context=CheckContext(regime)
-    ).ok
+    assert check_confident_errors(share=0.25, wrong=4, params=share, context=CONTEXT).ok
     assert not check_confident_errors(
-        share=math.nextafter(0.25, 1.0), wrong=4, params=share, context=CheckContext(regime)
+        share=math.nextafter(0.25, 1.0), wrong=4, params=share, context=CONTEXT
     ).ok
     ece = EceParams(max_ece=0.05)
-    assert check_ece(ece=0.05, params=ece, context=CheckContext(regime)).ok
-    assert not check_ece(ece=math.nextafter(0.05, 1.0), params=ece, context=CheckContext(regime)).ok
-    assert not check_ece(ece=math.nan, params=ece, context=CheckContext(regime)).ok
+    assert check_ece(ece=0.05, params=ece, context=CONTEXT).ok
+    assert not check_ece(ece=math.nextafter(0.05, 1.0), params=ece, context=CONTEXT).ok
+    assert not check_ece(ece=math.nan, params=ece, context=CONTEXT).ok
     sep = ProbabilitySeparationParams(min_separation=0.05)
-    assert check_probability_separation(
-        separation=0.05, params=sep, context=CheckContext(regime)
-    ).ok
+    assert check_probability_separation(separation=0.05, params=sep, context=CONTEXT).ok
     assert not check_probability_separation(
-        separation=math.nextafter(0.05, 0.0), params=sep, context=CheckContext(regime)
+        separation=math.nextafter(0.05, 0.0), params=sep, context=CONTEXT
     ).ok
 
 

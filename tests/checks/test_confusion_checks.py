@@ -77,24 +77,17 @@ def test_per_group_catches_what_the_overall_rate_dilutes() -> None:
 def test_boundary_exactly_the_limit_passes() -> None:
     assert decide(wire(["O"]), saint_albans(de_city_to_o=1)).ok  # 1/100 = 0.01
     params = wire(["O"]).params
-    assert check_confusion_rate(
-        counts={"DE": (1, 100)}, params=params, context=CheckContext(Finetune())
-    ).ok
+    assert check_confusion_rate(counts={"DE": (1, 100)}, params=params, context=CONTEXT).ok
+    assert not check_confusion_rate(counts={"DE": (101, 10000)}, params=params, context=CONTEXT).ok
     assert not check_confusion_rate(
-        counts={"DE": (101, 10000)}, params=params, context=CheckContext(Finetune())
-    ).ok
-    assert not check_confusion_rate(
-        counts={"US": (0, 5), "DE": (1, 99)}, params=params, context=CheckContext(Finetune())
+        counts={"US": (0, 5), "DE": (1, 99)}, params=params, context=CONTEXT
     ).ok
 
 
 def test_nothing_measured_is_not_a_pass() -> None:
     params = wire(["O"]).params
-    assert check_confusion_rate(counts={}, params=params, context=CheckContext(Finetune())) is None
-    assert (
-        check_confusion_rate(counts={"US": (0, 0)}, params=params, context=CheckContext(Finetune()))
-        is None
-    )
+    assert check_confusion_rate(counts={}, params=params, context=CONTEXT) is None
+    assert check_confusion_rate(counts={"US": (0, 0)}, params=params, context=CONTEXT) is None
     no_cities = {
         "predictions": torch.zeros(4, dtype=torch.long),
         "labels": torch.zeros(4, dtype=torch.long),
@@ -102,7 +95,7 @@ def test_nothing_measured_is_not_a_pass() -> None:
     }
     assert decide(wire(["O"]), no_cities) is None
     with pytest.raises(ValueError):
-        check_confusion_rate(counts={"US": (3, 2)}, params=params, context=CheckContext(Finetune()))
+        check_confusion_rate(counts={"US": (3, 2)}, params=params, context=CONTEXT)
 
 
 def test_batches_accumulate_and_padding_is_dropped() -> None:

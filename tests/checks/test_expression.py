@@ -11,6 +11,8 @@ from traingate.checks.base import REGISTRY, CheckContext, Decision
 from traingate.checks.expression import Expression, ExpressionParams, check_expression
 from traingate.contract.regime import Finetune, FromScratch
 
+FINETUNE = CheckContext(Finetune())
+
 CONTEXT = CheckContext(FromScratch(256), {"min_tps": 100.0})
 TPS = ExpressionParams.model_validate(
     {"predicate": "tokens_per_sec >= 0", "metrics": ["tokens_per_sec"]}
@@ -48,13 +50,9 @@ def test_violated_predicate_fires() -> None:
 
 
 def test_exact_boundary_follows_the_operator() -> None:
-    assert check_expression(
-        metric_values={"tokens_per_sec": 0.0}, params=TPS, context=CheckContext(Finetune())
-    ).ok  # type: ignore[union-attr]
+    assert check_expression(metric_values={"tokens_per_sec": 0.0}, params=TPS, context=FINETUNE).ok  # type: ignore[union-attr]
     strict = ExpressionParams.model_validate({"predicate": "x > 0", "metrics": ["x"]})
-    assert not check_expression(
-        metric_values={"x": 0.0}, params=strict, context=CheckContext(Finetune())
-    ).ok  # type: ignore[union-attr]
+    assert not check_expression(metric_values={"x": 0.0}, params=strict, context=FINETUNE).ok  # type: ignore[union-attr]
 
 
 def test_parameters_and_regime_symbols_resolve() -> None:
@@ -75,16 +73,14 @@ def test_missing_metric_is_not_evaluated() -> None:
 
 def test_nan_metric_fails_the_predicate() -> None:
     decision = check_expression(
-        metric_values={"tokens_per_sec": math.nan}, params=TPS, context=CheckContext(Finetune())
+        metric_values={"tokens_per_sec": math.nan}, params=TPS, context=FINETUNE
     )
     assert decision is not None and not decision.ok
 
 
 def test_undefined_value_fails_with_the_reason() -> None:
     params = ExpressionParams.model_validate({"predicate": "a / b >= 1", "metrics": ["a", "b"]})
-    decision = check_expression(
-        metric_values={"a": 1.0, "b": 0.0}, params=params, context=CheckContext(Finetune())
-    )
+    decision = check_expression(metric_values={"a": 1.0, "b": 0.0}, params=params, context=FINETUNE)
     assert decision is not None and not decision.ok
     assert decision.comparison == "evaluates" and "cannot be evaluated" in decision.detail
 

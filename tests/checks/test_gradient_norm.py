@@ -11,6 +11,8 @@ from traingate.checks.base import REGISTRY, CheckContext, Decision
 from traingate.checks.gradient_norm import GradientNorm, GradientNormParams, check_gradient_norm
 from traingate.contract.regime import Finetune, FromScratch
 
+FINETUNE = CheckContext(Finetune())
+
 CONTEXT = CheckContext(FromScratch(256))
 
 
@@ -44,7 +46,7 @@ def test_exact_bounds_are_in_range(norm: float) -> None:
         norm=norm,
         streak=10,
         params=GradientNormParams(patience=1),
-        context=CheckContext(Finetune()),
+        context=FINETUNE,
     )
     assert decision.ok and decision.metrics["streak"] == 0
 
@@ -76,7 +78,7 @@ def test_in_range_step_resets_the_streak() -> None:
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_non_finite_counts_as_exploding(bad: float) -> None:
     decision = check_gradient_norm(
-        norm=bad, streak=0, params=GradientNormParams(patience=1), context=CheckContext(Finetune())
+        norm=bad, streak=0, params=GradientNormParams(patience=1), context=FINETUNE
     )
     assert not decision.ok and decision.metrics["exploding"] == 1.0
 
@@ -102,9 +104,7 @@ def test_thresholds_may_be_formulas() -> None:
     scratch = check_gradient_norm(
         norm=50.0, streak=0, params=params, context=CheckContext(FromScratch(256))
     )
-    tuned = check_gradient_norm(
-        norm=50.0, streak=0, params=params, context=CheckContext(Finetune())
-    )
+    tuned = check_gradient_norm(norm=50.0, streak=0, params=params, context=FINETUNE)
     assert scratch.ok and not tuned.ok
     assert tuned.formula == "10"
 
@@ -115,7 +115,7 @@ def test_inverted_range_is_an_error() -> None:
             norm=1.0,
             streak=0,
             params=GradientNormParams(min_norm=5, max_norm=1),
-            context=CheckContext(Finetune()),
+            context=FINETUNE,
         )
 
 

@@ -11,6 +11,8 @@ from traingate.checks.base import REGISTRY, CheckContext
 from traingate.checks.initial_loss import InitialLoss, InitialLossParams, check_initial_loss
 from traingate.contract.regime import Finetune, FromScratch
 
+FINETUNE = CheckContext(Finetune())
+
 VOCAB = 50257
 LN_V = math.log(VOCAB)
 SCRATCH = FromScratch(VOCAB)
@@ -86,10 +88,10 @@ def test_regime_keyed_tolerance_switches_the_lower_side_off_for_finetune() -> No
     params = InitialLossParams.model_validate(
         {"num_classes": 10, "tolerance": {"finetune": 1.0, "from_scratch": 0.5}}
     )
-    assert check_initial_loss(loss=0.01, params=params, context=CheckContext(Finetune())).ok
+    assert check_initial_loss(loss=0.01, params=params, context=FINETUNE).ok
     assert not check_initial_loss(loss=0.01, params=params, context=CheckContext(SCRATCH)).ok
     assert not check_initial_loss(
-        loss=2.0 * math.log(10) + 0.01, params=params, context=CheckContext(Finetune())
+        loss=2.0 * math.log(10) + 0.01, params=params, context=FINETUNE
     ).ok
 
 

@@ -115,51 +115,47 @@ def test_healthy_model_passes(kind: type, random_features: bool) -> None:
 
 def test_distinct_predictions_boundary_and_gold_cap() -> None:
     params = GATE[DistinctPredictions]
-    regime = Finetune()
     assert check_distinct_predictions(
-        distinct=10, labels_in_gold=82, params=params, context=CheckContext(regime)
+        distinct=10, labels_in_gold=82, params=params, context=CONTEXT
     ).ok
     assert not check_distinct_predictions(
-        distinct=9, labels_in_gold=82, params=params, context=CheckContext(regime)
+        distinct=9, labels_in_gold=82, params=params, context=CONTEXT
     ).ok
     capped = check_distinct_predictions(
-        distinct=5, labels_in_gold=5, params=params, context=CheckContext(regime)
+        distinct=5, labels_in_gold=5, params=params, context=CONTEXT
     )  # a 5-class validation set
     assert capped.ok and capped.limit == 5.0 and capped.evaluated == "min(10, 5) = 5"
     assert not check_distinct_predictions(
-        distinct=4, labels_in_gold=5, params=params, context=CheckContext(regime)
+        distinct=4, labels_in_gold=5, params=params, context=CONTEXT
     ).ok
 
 
 def test_macro_f1_share_collapse_and_cluster_boundaries() -> None:
-    regime = Finetune()
     below = math.nextafter(0.10, 0.0)
-    assert check_macro_f1(f1=0.10, params=GATE[MacroF1], context=CheckContext(regime)).ok
-    assert not check_macro_f1(f1=below, params=GATE[MacroF1], context=CheckContext(regime)).ok
-    assert not check_macro_f1(f1=math.nan, params=GATE[MacroF1], context=CheckContext(regime)).ok
+    assert check_macro_f1(f1=0.10, params=GATE[MacroF1], context=CONTEXT).ok
+    assert not check_macro_f1(f1=below, params=GATE[MacroF1], context=CONTEXT).ok
+    assert not check_macro_f1(f1=math.nan, params=GATE[MacroF1], context=CONTEXT).ok
     assert check_prediction_share(
-        share=0.5, top_label=3, params=GATE[PredictionShare], context=CheckContext(regime)
+        share=0.5, top_label=3, params=GATE[PredictionShare], context=CONTEXT
     ).ok
     assert not check_prediction_share(
         share=math.nextafter(0.5, 1.0),
         top_label=3,
         params=GATE[PredictionShare],
-        context=CheckContext(regime),
+        context=CONTEXT,
     ).ok
     assert check_embedding_collapse(
-        ratio=0.01, effective_rank=2.0, params=GATE[EmbeddingCollapse], context=CheckContext(regime)
+        ratio=0.01, effective_rank=2.0, params=GATE[EmbeddingCollapse], context=CONTEXT
     ).ok
     assert not check_embedding_collapse(
         ratio=math.nextafter(0.01, 0.0),
         effective_rank=2.0,
         params=GATE[EmbeddingCollapse],
-        context=CheckContext(regime),
+        context=CONTEXT,
     ).ok
-    assert check_embedding_clusters(
-        clusters=3, params=GATE[EmbeddingClusters], context=CheckContext(regime)
-    ).ok
+    assert check_embedding_clusters(clusters=3, params=GATE[EmbeddingClusters], context=CONTEXT).ok
     assert not check_embedding_clusters(
-        clusters=2, params=GATE[EmbeddingClusters], context=CheckContext(regime)
+        clusters=2, params=GATE[EmbeddingClusters], context=CONTEXT
     ).ok
 
 
@@ -167,7 +163,7 @@ def test_thresholds_may_be_formulas_and_regime_keyed() -> None:
     params = MacroF1Params.model_validate({"min_f1": {"finetune": 0.1, "from_scratch": "1 / 20"}})
     scratch = check_macro_f1(f1=0.06, params=params, context=CheckContext(FromScratch(100)))
     assert scratch.ok and scratch.limit == 0.05 and scratch.formula == "1 / 20"
-    assert not check_macro_f1(f1=0.06, params=params, context=CheckContext(Finetune())).ok
+    assert not check_macro_f1(f1=0.06, params=params, context=CONTEXT).ok
     share = PredictionShareParams.model_validate({"max_share": "2 / num_labels"})
     assert not check_prediction_share(
         share=0.3, top_label=1, params=share, context=CheckContext(Finetune(), {"num_labels": 10})

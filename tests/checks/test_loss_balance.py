@@ -65,7 +65,7 @@ def test_seed_004_fires_every_epoch_despite_task_weights(epoch: int) -> None:
         evaluation=0,
         streak=0,
         params=LossBalanceParams(),
-        context=CheckContext(Finetune()),
+        context=CONTEXT,
     )
     assert decision is not None and not decision.ok
     assert decision.metrics["weighted_share/countdown"] < decision.metrics["share/countdown"]
@@ -74,11 +74,10 @@ def test_seed_004_fires_every_epoch_despite_task_weights(epoch: int) -> None:
 def test_balanced_components_pass() -> None:
     decision = check_loss_balance(
         components=BALANCED,
-        weights=None,
         evaluation=0,
         streak=0,
         params=LossBalanceParams(),
-        context=CheckContext(Finetune()),
+        context=CONTEXT,
     )
     assert decision is not None and decision.ok and decision.metrics["streak"] == 0
     assert sum(v for k, v in decision.metrics.items() if k.startswith("share/")) == (
@@ -90,19 +89,17 @@ def test_exactly_max_share_passes_and_above_fires() -> None:
     params = LossBalanceParams()
     at = check_loss_balance(
         components={"a": 9.0, "b": 1.0},
-        weights=None,
         evaluation=0,
         streak=0,
         params=params,
-        context=CheckContext(Finetune()),
+        context=CONTEXT,
     )
     above = check_loss_balance(
         components={"a": 9.000001, "b": 1.0},
-        weights=None,
         evaluation=0,
         streak=0,
         params=params,
-        context=CheckContext(Finetune()),
+        context=CONTEXT,
     )
     assert at is not None and at.ok and at.observed == 0.9
     assert above is not None and not above.ok
@@ -130,7 +127,7 @@ def test_weighted_shares_are_reported() -> None:
         evaluation=0,
         streak=0,
         params=LossBalanceParams(),
-        context=CheckContext(Finetune()),
+        context=CONTEXT,
     )
     assert decision is not None
     assert decision.metrics["weighted_share/a"] == 0.5
@@ -145,7 +142,7 @@ def test_weights_must_name_the_components() -> None:
             evaluation=0,
             streak=0,
             params=LossBalanceParams(),
-            context=CheckContext(Finetune()),
+            context=CONTEXT,
         )
 
 
@@ -154,11 +151,10 @@ def test_non_finite_component_fires_at_once(bad: float) -> None:
     params = LossBalanceParams(patience=5)
     decision = check_loss_balance(
         components={"a": 1.0, "b": bad},
-        weights=None,
         evaluation=0,
         streak=0,
         params=params,
-        context=CheckContext(Finetune()),
+        context=CONTEXT,
     )
     assert decision is not None and not decision.ok and "b is not finite" in decision.detail
 
@@ -168,11 +164,10 @@ def test_shares_use_magnitudes_and_handle_an_all_zero_loss() -> None:
     assert component_shares({"a": 0.0, "b": 0.0}) == {"a": 0.0, "b": 0.0}
     decision = check_loss_balance(
         components={"a": 0.0, "b": 0.0},
-        weights=None,
         evaluation=0,
         streak=0,
         params=LossBalanceParams(),
-        context=CheckContext(Finetune()),
+        context=CONTEXT,
     )
     assert decision is not None and decision.ok
 
@@ -185,7 +180,7 @@ def test_no_components_is_an_error() -> None:
             evaluation=0,
             streak=0,
             params=LossBalanceParams(),
-            context=CheckContext(Finetune()),
+            context=CONTEXT,
         )
 
 

@@ -13,6 +13,8 @@ from traingate.checks.base import REGISTRY, CheckContext, Decision
 from traingate.checks.loss_spike import LossSpike, LossSpikeParams, check_loss_spike
 from traingate.contract.regime import Finetune, FromScratch
 
+FINETUNE = CheckContext(Finetune())
+
 CONTEXT = CheckContext(FromScratch(256))
 
 
@@ -54,7 +56,7 @@ def test_exactly_factor_times_mean_is_a_spike() -> None:
         window_count=4,
         consecutive=0,
         params=params,
-        context=CheckContext(Finetune()),
+        context=FINETUNE,
     )
     below = check_loss_spike(
         loss=math.nextafter(3.0, 0.0),
@@ -62,7 +64,7 @@ def test_exactly_factor_times_mean_is_a_spike() -> None:
         window_count=4,
         consecutive=0,
         params=params,
-        context=CheckContext(Finetune()),
+        context=FINETUNE,
     )
     assert at is not None and at.metrics["spike"] == 1.0 and at.metrics["consecutive"] == 1
     assert below is not None and below.metrics["spike"] == 0.0
@@ -123,7 +125,7 @@ def test_spike_factor_may_be_regime_keyed() -> None:
         window_count=1,
         consecutive=0,
         params=params,
-        context=CheckContext(Finetune()),
+        context=FINETUNE,
     )
     scratch = check_loss_spike(
         loss=2.0,

@@ -55,7 +55,7 @@ def test_state_dict_round_trip_gives_the_same_verdict(write_contract: WriteContr
         _feed(resumed, range(2, 4))
 
     assert as_json(resumed.verdict()) == as_json(whole.verdict())
-    assert whole.verdict().invariants["INV-TEST-005"].violations == 1
+    assert whole.verdict()["invariants"]["INV-TEST-005"]["violations"] == 1
     with (  # without the state, the checks cannot take up where the run left off
         pytest.raises(ValueError, match="expected validation of epoch 0, got epoch 2"),
         Guard([path], regime=FromScratch(CLASSES)) as fresh,
@@ -100,7 +100,7 @@ def test_state_dict_round_trip_with_the_shipped_step_checks() -> None:
     assert (whole_err.value.invariant_id, whole_err.value.step) == ("INV-TRAIN-002", 131)
     assert str(resumed_err.value) == str(whole_err.value)
     verdict = whole.verdict()
-    evaluated = {i: v.evaluations for i, v in verdict.invariants.items()}
+    evaluated = {i: v["evaluations"] for i, v in verdict["invariants"].items()}
     assert evaluated["INV-TRAIN-003"] == 132 - 100  # judged once its window of 100 was full
     assert evaluated["INV-TRAIN-004"] == 1
     assert evaluated["INV-TRAIN-005"] == 2

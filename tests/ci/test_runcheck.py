@@ -201,9 +201,9 @@ def test_guard_and_check_agree_on_every_gate(contract: Path, tmp_path: Path) -> 
     with Guard([contract], regime=FromScratch(50257), run_dir=tmp_path / "run") as guard:
         guard.step(0, loss=10.9, tokens_per_sec=-1.0)  # INV-TEST-006 warns: advisory
         guard.validation(0, val_loss=10.5)
-    written = guard.verdict()["gates"]
+    written = guard.judge().gates
     derived = {g.id: g.status for g in check_run(tmp_path / "run").gates}
-    assert {gate_id: g["status"] for gate_id, g in written.items()} == derived
+    assert {gate_id: g.status for gate_id, g in written.items()} == derived
     assert "warn" in derived.values()
 
 

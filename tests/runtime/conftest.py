@@ -8,6 +8,7 @@ they still cite a real falsifier so ``contracts validate`` would accept them too
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from torch import nn
 
 from traingate.checks import REGISTRY
 from traingate.contract.shipped import shipped_contracts
+from traingate.runtime.verdict import Verdict
 
 FALSIFIER = "falsifiers/test_training_loop.py::test_non_finite_always_aborts"
 CONTRACT_ID = "C-TEST-GUARD"
@@ -180,10 +182,6 @@ def cold_start_cap(classes: int = CLASSES) -> float:
     return 2.0 * math.log(classes)
 
 
-def as_json(verdict: dict[str, Any]) -> str:
+def as_json(verdict: Verdict) -> str:
     """A verdict as ``verdict.json`` holds it (NaN-safe, so equal runs compare equal)."""
-    import json
-
-    from traingate.runtime.evidence import jsonable
-
-    return json.dumps(jsonable(verdict), sort_keys=True)
+    return json.dumps(verdict.to_dict(), sort_keys=True)

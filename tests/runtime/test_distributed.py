@@ -21,7 +21,7 @@ import torch.multiprocessing as mp
 
 from traingate.checks import REGISTRY
 from traingate.contract.regime import FromScratch
-from traingate.runtime.evidence import jsonable, read_evidence
+from traingate.runtime.evidence import read_evidence
 from traingate.runtime.guard import Guard, InvariantViolation
 
 from .conftest import CLASSES, FALSIFIER, Loop, contract_text, divergence, finite_step
@@ -116,7 +116,7 @@ def _healthy(rank: int, contracts: Path, out: Path) -> dict[str, Any]:
                 step += 1
             guard.validation(epoch, val_loss=loop.val_loss())
     return {
-        "verdict": jsonable(guard.verdict()),
+        "verdict": guard.judge().to_dict(),
         "files": sorted(p.name for p in run_dir.iterdir()) if run_dir.exists() else [],
     }
 
@@ -165,8 +165,9 @@ def _distinct_predictions(rank: int, contracts: Path, out: Path) -> dict[str, An
     guard = Guard([contracts / "distinct.yaml"], regime=FromScratch(CLASSES))
     seen = _spy_updates(guard)
     result = _raised(guard, lambda: guard.validation(0, val_loss=1.0, **distinct_outputs(rank)))
-    inv = guard.verdict()["invariants"]["INV-TEST-010"]
-    return {**result, "seen": seen, "status": inv["status"], "observed": inv["last"]["observed"]}
+    inv = guard.judge().invariants["INV-TEST-010"]
+    assert inv.last is not None
+    return {**result, "seen": seen, "status": inv.status, "observed": inv.last.observed}
 
 
 def distinct_contract() -> str:

@@ -14,10 +14,12 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+import traingate
 from traingate.contract.regime import Finetune, FromScratch
 from traingate.contract.shipped import shipped_contracts
-from traingate.runtime.evidence import read_evidence, read_verdict
+from traingate.runtime.evidence import read_evidence
 from traingate.runtime.guard import Guard, InvariantViolation
+from traingate.runtime.verdict import SCHEMA_VERSION, load_verdict
 
 from .conftest import (
     CLASSES,
@@ -66,13 +68,15 @@ def test_healthy_loop_passes_and_writes_the_run_dir(
     with Guard([path], regime=FromScratch(CLASSES), run_dir=tmp_path / "run") as guard:
         losses = train(guard, loop, epochs=2, steps=4)
 
-    verdict = read_verdict(tmp_path / "run")
-    assert verdict == json.loads(as_json(guard.verdict()))
-    assert verdict["ok"] is True
-    assert verdict["contracts"] == {"C-TEST-GUARD": "0.3.1"}
-    inv = verdict["invariants"]["INV-TEST-005"]
-    assert (inv["status"], inv["evaluations"], inv["violations"]) == ("pass", 2, 0)
-    assert verdict["gates"]["GATE-TEST-001"]["status"] == "pass"
+    verdict = load_verdict(tmp_path / "run")
+    assert verdict.to_dict() == json.loads(as_json(guard.judge()))
+    assert verdict.schema_version == SCHEMA_VERSION
+    assert verdict.traingate_version == traingate.__version__
+    assert verdict.ok is True
+    assert verdict.contracts == {"C-TEST-GUARD": "0.3.1"}
+    inv = verdict.invariants["INV-TEST-005"]
+    assert (inv.status, inv.evaluations, inv.violations) == ("pass", 2, 0)
+    assert verdict.gates["GATE-TEST-001"].status == "pass"
     assert [e["event"] for e in events(tmp_path / "run")] == ["start", "summary", "end"]
 
     table = pq.read_table(tmp_path / "run" / "metrics.parquet").to_pylist()
@@ -120,12 +124,12 @@ def test_violation_carries_id_contract_values_formula_where_and_hint(
     assert violation[0]["invariant"] == "INV-TEST-005"
     assert violation[0]["observed"] == pytest.approx(expected)
     assert violation[0]["evaluated"] == err.evaluated
-    verdict = read_verdict(tmp_path / "run")
-    assert verdict["ok"] is False
-    assert verdict["aborted_by"]["invariant"] == "INV-TEST-005"
-    assert "crashed" not in verdict
-    assert verdict["invariants"]["INV-TEST-005"]["status"] == "fail"
-    assert verdict["gates"]["GATE-TEST-001"]["status"] == "fail"
+    verdict = load_verdict(tmp_path / "run")
+    assert verdict.ok is False
+    assert verdict.aborted_by.invariant == "INV-TEST-005"
+    assert verdict.crashed is None
+    assert verdict.invariants["INV-TEST-005"].status == "fail"
+    assert verdict.gates["GATE-TEST-001"].status == "fail"
 
 
 def test_same_observation_passes_under_the_regime_it_was_calibrated_for(
@@ -135,7 +139,7 @@ def test_same_observation_passes_under_the_regime_it_was_calibrated_for(
     val = 0.9 * 10.0  # under finetune's 10.0, far above from-scratch 2·ln(8)
     with Guard([path], regime=Finetune()) as guard:
         guard.validation(0, val_loss=val)
-    assert guard.verdict()["ok"] is True
+    assert guard.judge().ok is True
     with pytest.raises(InvariantViolation), Guard([path], regime=FromScratch(CLASSES)) as guard:
         guard.validation(0, val_loss=val)
 
@@ -166,12 +170,12 @@ def test_warn_invariant_logs_and_records_a_warning_but_does_not_raise(
     kinds = [e["event"] for e in events(tmp_path / "run")]
     assert "warning" in kinds
     assert "violation" not in kinds
-    verdict = read_verdict(tmp_path / "run")
-    assert verdict["invariants"]["INV-TEST-005"]["status"] == "warn"
-    assert verdict["aborted_by"] is None
+    verdict = load_verdict(tmp_path / "run")
+    assert verdict.invariants["INV-TEST-005"].status == "warn"
+    assert verdict.aborted_by is None
     # warn keeps the run alive, but its ship-blocking gate does not ship on it
-    assert verdict["ok"] is False
-    assert all(g["status"] == "fail" for g in verdict["gates"].values() if g["ship_blocking"])
+    assert verdict.ok is False
+    assert all(g.status == "fail" for g in verdict.gates.values() if g.ship_blocking)
 
 
 # -- the run dir survives crashes --------------------------------------------------------
@@ -200,12 +204,12 @@ def test_run_dir_is_written_when_the_loop_dies_of_something_else(
         raise death
 
     run = tmp_path / "run"
-    verdict = read_verdict(run)
-    assert verdict["crashed"] == f"{type(death).__name__}: {death}"
-    assert verdict["ok"] is False
-    assert verdict["last_step"] == 2
+    verdict = load_verdict(run)
+    assert verdict.crashed == f"{type(death).__name__}: {death}"
+    assert verdict.ok is False
+    assert verdict.last_step == 2
     end = events(run)[-1]
-    assert (end["event"], end["crashed"], end["ok"]) == ("end", verdict["crashed"], False)
+    assert (end["event"], end["crashed"], end["ok"]) == ("end", verdict.crashed, False)
     table = pq.read_table(run / "metrics.parquet").to_pylist()
     assert [r["value"] for r in table if r["name"] == "loss"] == pytest.approx(losses)
 
@@ -227,12 +231,12 @@ def test_never_evaluated_invariant_blocks_only_when_ship_blocking(
         for step, (x, y) in enumerate(loop.batches(3)):  # steps only: no validation ever runs
             guard.step(step, loss=loop.forward_backward(x, y))
             loop.opt.step()
-    verdict = guard.verdict()
-    assert verdict["invariants"]["INV-TEST-001"]["status"] == "pass"
-    assert verdict["invariants"]["INV-TEST-005"]["status"] == "not_evaluated"
-    assert verdict["gates"]["GATE-TEST-005"]["status"] == "not_evaluated"
-    assert verdict["evaluations"] == 3
-    assert verdict["ok"] is (not blocking)
+    verdict = guard.judge()
+    assert verdict.invariants["INV-TEST-001"].status == "pass"
+    assert verdict.invariants["INV-TEST-005"].status == "not_evaluated"
+    assert verdict.gates["GATE-TEST-005"].status == "not_evaluated"
+    assert verdict.evaluations == 3
+    assert verdict.ok is (not blocking)
 
 
 def test_run_that_evaluated_zero_invariants_is_not_ok(
@@ -244,19 +248,19 @@ def test_run_that_evaluated_zero_invariants_is_not_ok(
     with Guard([path], regime=FromScratch(CLASSES)) as guard:
         for step, (x, y) in enumerate(loop.batches(3)):
             guard.step(step, loss=loop.forward_backward(x, y))
-    verdict = guard.verdict()
-    assert verdict["evaluations"] == 0
-    assert verdict["invariants"]["INV-TEST-005"]["status"] == "not_evaluated"
-    assert verdict["ok"] is False  # nothing ship-blocking is pending, yet nothing was checked
+    verdict = guard.judge()
+    assert verdict.evaluations == 0
+    assert verdict.invariants["INV-TEST-005"].status == "not_evaluated"
+    assert verdict.ok is False  # nothing ship-blocking is pending, yet nothing was checked
 
     with Guard([path], regime=FromScratch(CLASSES)) as guard:
         guard.validation(0, val_loss=1.0)
-    assert guard.verdict()["ok"] is True  # the same contract, once evaluated, passes
+    assert guard.judge().ok is True  # the same contract, once evaluated, passes
 
     with Guard([path], regime=FromScratch(CLASSES), only=[]) as guard:
         guard.validation(0, val_loss=1.0)
-    assert guard.verdict()["invariants"] == {}
-    assert guard.verdict()["ok"] is False
+    assert guard.judge().invariants == {}
+    assert guard.judge().ok is False
 
 
 # -- evidence.jsonl ---------------------------------------------------------------------------
@@ -330,7 +334,7 @@ def test_only_selects_invariants_and_rejects_unknown_ids(write_contract: WriteCo
     guard = Guard([path], regime=FromScratch(CLASSES), only=["INV-TEST-006"])
     assert [t.invariant.id for t in guard.tracked] == ["INV-TEST-006"]
     guard.validation(0, val_loss=1.0)
-    assert list(guard.verdict()["invariants"]) == ["INV-TEST-006"]
+    assert list(guard.judge().invariants) == ["INV-TEST-006"]
 
     with pytest.raises(ValueError, match=r"unknown invariant ids: INV-NOPE-999$"):
         Guard([path], regime=FromScratch(CLASSES), only=["INV-TEST-006", "INV-NOPE-999"])
@@ -341,7 +345,7 @@ def test_only_works_on_the_shipped_contracts() -> None:
     guard = Guard(regime=FromScratch(50257), only=ids)
     assert [t.invariant.id for t in guard.tracked] == ids
     guard.validation(0, val_loss=math.log(50257))  # a legitimate cold start (seed 003)
-    assert guard.verdict()["ok"] is True
+    assert guard.judge().ok is True
 
 
 def test_cold_start_only_invariants_do_not_run_for_a_finetune() -> None:
@@ -353,16 +357,16 @@ def test_cold_start_only_invariants_do_not_run_for_a_finetune() -> None:
     cold = Guard(regime=FromScratch(CLASSES))
     assert not set(cold_only) & {t.invariant.id for t in finetune.tracked}
     assert set(cold_only) <= {t.invariant.id for t in cold.tracked}
-    gates = finetune.verdict()["gates"]
+    gates = finetune.judge().gates
     for g in gates.values():
-        if set(g["requires"]) <= set(cold_only):
-            assert g["status"] == "not_applicable"
+        if set(g.requires) <= set(cold_only):
+            assert g.status == "not_applicable"
 
 
 def test_only_accepts_a_known_invariant_that_the_regime_excludes() -> None:
     guard = Guard(regime=Finetune(), only=["INV-TRAIN-004", "INV-TRAIN-005"])
     assert [t.invariant.id for t in guard.tracked] == ["INV-TRAIN-005"]
-    assert guard.verdict()["gates"]["GATE-TRAIN-004"]["status"] == "not_applicable"
+    assert guard.judge().gates["GATE-TRAIN-004"].status == "not_applicable"
 
 
 def test_violation_survives_pickling(write_contract: WriteContract) -> None:

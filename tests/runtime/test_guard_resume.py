@@ -54,8 +54,8 @@ def test_state_dict_round_trip_gives_the_same_verdict(write_contract: WriteContr
         resumed.load_state_dict(state)
         _feed(resumed, range(2, 4))
 
-    assert as_json(resumed.verdict()) == as_json(whole.verdict())
-    assert whole.verdict()["invariants"]["INV-TEST-005"]["violations"] == 1
+    assert as_json(resumed.judge()) == as_json(whole.judge())
+    assert whole.judge().invariants["INV-TEST-005"].violations == 1
     with (  # without the state, the checks cannot take up where the run left off
         pytest.raises(ValueError, match="expected validation of epoch 0, got epoch 2"),
         Guard([path], regime=FromScratch(CLASSES)) as fresh,
@@ -99,12 +99,12 @@ def test_state_dict_round_trip_with_the_shipped_step_checks() -> None:
 
     assert (whole_err.value.invariant_id, whole_err.value.step) == ("INV-TRAIN-002", 131)
     assert str(resumed_err.value) == str(whole_err.value)
-    verdict = whole.verdict()
-    evaluated = {i: v["evaluations"] for i, v in verdict["invariants"].items()}
+    verdict = whole.judge()
+    evaluated = {i: v.evaluations for i, v in verdict.invariants.items()}
     assert evaluated["INV-TRAIN-003"] == 132 - 100  # judged once its window of 100 was full
     assert evaluated["INV-TRAIN-004"] == 1
     assert evaluated["INV-TRAIN-005"] == 2
-    assert as_json(resumed.verdict()) == as_json(verdict)
+    assert as_json(resumed.judge()) == as_json(verdict)
 
 
 # -- selection and parameters -------------------------------------------------------------------

@@ -12,8 +12,8 @@ import torch
 
 import traingate.runtime.guard as guard_module
 from traingate.contract.regime import Finetune, FromScratch
-from traingate.runtime.evidence import read_verdict
 from traingate.runtime.guard import Guard, InvariantViolation
+from traingate.runtime.verdict import load_verdict
 
 from .conftest import (
     CLASSES,
@@ -77,7 +77,7 @@ def test_each_step_moves_its_scalars_to_the_host_in_one_transfer(
         loop.opt.step()
         loop.opt.zero_grad()
         seen.append((loss.detach(), grad_norm, ce.detach(), aux.detach()))
-    assert guard.verdict()["invariants"][shipped_finite_step()]["evaluations"] == 4
+    assert guard.judge().invariants[shipped_finite_step()].evaluations == 4
 
     monkeypatch.undo()
     got = {
@@ -131,7 +131,7 @@ def test_non_finite_step_raises_before_optimizer_step(
     after = loop.snapshot()
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
     assert all(torch.isfinite(p).all() for p in after)
-    assert guard.verdict()["invariants"][inv_id]["status"] == "fail"
+    assert guard.judge().invariants[inv_id].status == "fail"
 
 
 def test_params_dependent_observation_missing_reads_not_evaluated(tmp_path: Path) -> None:
@@ -144,10 +144,10 @@ def test_params_dependent_observation_missing_reads_not_evaluated(tmp_path: Path
     with Guard([contract], regime=Finetune(), run_dir=tmp_path / "run") as guard:
         labels = torch.tensor([1, 2, 0, 0, 6])
         guard.validation(0, step=30_000, predictions=labels.clone(), labels=labels)
-    verdict = read_verdict(tmp_path / "run")
-    statuses = {k: v["status"] for k, v in verdict["invariants"].items()}
+    verdict = load_verdict(tmp_path / "run")
+    statuses = {k: v.status for k, v in verdict.invariants.items()}
     assert statuses and set(statuses.values()) == {"not_evaluated"}
-    assert verdict["ok"] is False
+    assert verdict.ok is False
     with Guard([contract], regime=Finetune()) as guard:
         guard.validation(
             0,
@@ -156,4 +156,4 @@ def test_params_dependent_observation_missing_reads_not_evaluated(tmp_path: Path
             labels=labels,
             groups=torch.zeros(5, dtype=torch.long),
         )
-        assert {v["status"] for v in guard.verdict()["invariants"].values()} == {"pass"}
+        assert {v.status for v in guard.judge().invariants.values()} == {"pass"}

@@ -5,8 +5,9 @@ every ship-blocking invariant was evaluated and never violated. ``not_evaluated`
 a pass, and a ``warn`` violation of a ship-blocking invariant fails too: ``on_violation``
 decides whether the run stops, the gate decides whether the model ships.
 
-The decision is recomputed from the per-invariant records, not copied from the verdict's
-``ok`` (a verdict that says ``ok: false`` for a reason not found here still fails).
+The decision is recomputed from the per-invariant records with the verdict's own policy
+(:mod:`traingate.runtime.verdict`), not copied from its ``ok`` (a verdict that says
+``ok: false`` for a reason not found here still fails).
 The renderers (text, JSON, GitHub annotations, JUnit XML) are in :mod:`traingate.ci.render`.
 """
 
@@ -19,15 +20,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from traingate.runtime.evidence import EVIDENCE, VERDICT, read_evidence
-from traingate.runtime.policy import gate_status
+from traingate.runtime.evidence import EVIDENCE, RunDirError, read_evidence
+from traingate.runtime.verdict import (
+    Verdict,
+    gate_status,
+    invariant_outcome,
+    load_verdict,
+    run_problems,
+    where,
+)
 
-STATUSES = ("pass", "fail", "warn", "not_evaluated")
+__all__ = [
+    "AUDIT",
+    "GateResult",
+    "InvariantResult",
+    "RunCheck",
+    "RunDirError",
+    "check_run",
+    "describe_decision",
+    "fmt_number",
+    "judge_verdict",
+    "load_events",
+    "location_of",
+]
+
 AUDIT = "audit.json"
-
-
-class RunDirError(Exception):
-    """The run dir or its verdict cannot be read: a usage error (exit 2), not a failed run."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +122,7 @@ class RunCheck:
     """The CI decision on one run dir: ``exit_code`` 0 (ok) or 1 (failures)."""
 
     run_dir: Path
-    verdict: dict[str, Any]
+    verdict: dict[str, Any]  # as verdict.json holds it: Verdict.to_dict()
     events: list[dict[str, Any]]
     invariants: list[InvariantResult]
     gates: list[GateResult]
@@ -129,6 +146,8 @@ class RunCheck:
         return 0 if self.ok else 1
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything the decision used, as plain JSON values."""
+        verdict = self.verdict
         return {
             "run_dir": str(self.run_dir),
             "ok": self.ok,
@@ -136,12 +155,12 @@ class RunCheck:
             "failures": self.failures,
             "problems": self.problems,
             "notes": self.notes,
-            "contracts": self.verdict.get("contracts", {}),
-            "regime": self.verdict.get("regime"),
-            "params": self.verdict.get("params", {}),
-            "evaluations": self.verdict.get("evaluations"),
-            "aborted_by": self.verdict.get("aborted_by"),
-            "crashed": self.verdict.get("crashed"),
+            "contracts": verdict["contracts"],
+            "regime": verdict["regime"],
+            "params": verdict["params"],
+            "evaluations": verdict["evaluations"],
+            "aborted_by": verdict["aborted_by"],
+            "crashed": verdict["crashed"],
             "audit": self.audit,
             "invariants": [inv.to_dict() for inv in self.invariants],
             "gates": [g.to_dict() for g in self.gates],
@@ -167,54 +186,6 @@ def fmt_number(value: Any) -> str:
     return str(value)
 
 
-def load_verdict(run_dir: Path) -> dict[str, Any]:
-    """``verdict.json`` of ``run_dir``, shape-checked; RunDirError names the file and the flaw."""
-    if not run_dir.exists():
-        raise RunDirError(f"{run_dir}: no such run directory")
-    if not run_dir.is_dir():
-        raise RunDirError(f"{run_dir}: not a directory")
-    path = run_dir / VERDICT
-    if not path.is_file():
-        hint = (
-            " (evidence.jsonl exists: the run crashed before closing, or is still running)"
-            if (run_dir / EVIDENCE).is_file()
-            else ""
-        )
-        raise RunDirError(f"{path}: missing{hint}")
-    try:
-        verdict = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path}: unreadable ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path}: corrupt JSON at line {exc.lineno}: {exc.msg}") from None
-    _check_shape(path, verdict)
-    return verdict
-
-
-def _check_shape(path: Path, verdict: Any) -> None:
-    if not isinstance(verdict, dict):
-        raise RunDirError(f"{path}: corrupt: expected a JSON object")
-    invariants = verdict.get("invariants")
-    if not isinstance(invariants, dict):
-        raise RunDirError(f"{path}: corrupt: no `invariants` object")
-    if not isinstance(verdict.get("evaluations"), int):
-        raise RunDirError(f"{path}: corrupt: `evaluations` is not an integer")
-    if not isinstance(verdict.get("gates", {}), dict):
-        raise RunDirError(f"{path}: corrupt: `gates` is not an object")
-    for inv_id, record in invariants.items():
-        if not isinstance(record, dict):
-            raise RunDirError(f"{path}: corrupt: invariant {inv_id} is not an object")
-        if record.get("status") not in STATUSES:
-            raise RunDirError(
-                f"{path}: corrupt: invariant {inv_id} has status {record.get('status')!r} "
-                f"(expected one of {', '.join(STATUSES)})"
-            )
-        if not isinstance(record.get("ship_blocking"), bool):
-            raise RunDirError(f"{path}: corrupt: invariant {inv_id} has no boolean ship_blocking")
-        if not isinstance(record.get("evaluations"), int):
-            raise RunDirError(f"{path}: corrupt: invariant {inv_id} has no integer evaluations")
-
-
 def load_events(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """Evidence events (a torn last line is skipped) and notes about what is missing."""
     path = run_dir / EVIDENCE
@@ -232,22 +203,6 @@ def load_events(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
     return events, notes
 
 
-def _outcome(status: str, ship_blocking: bool, violations: int, at: str) -> tuple[str, str]:
-    if status == "pass":
-        return "pass", ""
-    if status == "not_evaluated":
-        why = f"never evaluated (no {at} observation reached it)"
-        return ("fail", why) if ship_blocking else ("skip", why)
-    if status == "fail":
-        return "fail", f"violated {violations} time(s); the run aborted"
-    if ship_blocking:
-        return "fail", (
-            f"violated {violations} time(s) (on_violation: warn kept the run going, "
-            "but it is required by a ship-blocking gate)"
-        )
-    return "warn", f"violated {violations} time(s) (advisory)"
-
-
 def check_run(run_dir: str | Path) -> RunCheck:
     """Decide whether the run in ``run_dir`` may ship. Raises RunDirError when unreadable."""
     run_dir = Path(run_dir)
@@ -258,95 +213,75 @@ def check_run(run_dir: str | Path) -> RunCheck:
 
 
 def judge_verdict(
-    verdict: Mapping[str, Any],
+    verdict: Verdict | Mapping[str, Any],
     run_dir: Path,
     events: Sequence[Mapping[str, Any]] = (),
     notes: list[str] | None = None,
     audit: dict[str, Any] | None = None,
 ) -> RunCheck:
-    """The ship decision for a verdict already in hand (``check_run`` reads one from disk)."""
+    """The ship decision for a verdict already in hand (``check_run`` reads one from disk);
+    a mapping (e.g. ``Guard.close()``'s) is validated into a :class:`Verdict` first."""
+    if not isinstance(verdict, Verdict):
+        verdict = Verdict.model_validate(verdict)
     notes = notes if notes is not None else []
-    first_violation: dict[str, dict[str, Any]] = {}
+    first_violation: dict[str, Mapping[str, Any]] = {}
     crashed_events = []
     for event in events:
         if event.get("event") in ("violation", "warning"):
             first_violation.setdefault(str(event.get("invariant")), event)
         if event.get("event") == "end" and event.get("crashed"):
             crashed_events.append(str(event["crashed"]))
+    plain = verdict.to_dict()
     invariants = []
-    for inv_id, rec in verdict["invariants"].items():
-        status, blocking = rec["status"], rec["ship_blocking"]
-        violations = int(rec.get("violations") or 0)
-        outcome, reason = _outcome(status, blocking, violations, str(rec.get("at", "any")))
+    for inv_id, rec in verdict.invariants.items():
+        outcome, reason = invariant_outcome(rec)
         invariants.append(
             InvariantResult(
                 id=inv_id,
-                title=str(rec.get("title", "")),
-                contract=str(rec.get("contract", "")),
-                check=str(rec.get("check", "")),
-                at=str(rec.get("at", "")),
-                status=status,
-                ship_blocking=blocking,
-                evaluations=rec["evaluations"],
-                violations=violations,
-                worst=rec.get("worst"),
+                title=rec.title,
+                contract=rec.contract,
+                check=rec.check,
+                at=rec.at,
+                status=rec.status,
+                ship_blocking=rec.ship_blocking,
+                evaluations=rec.evaluations,
+                violations=rec.violations,
+                worst=plain["invariants"][inv_id]["worst"],
                 first_violation=first_violation.get(inv_id),
                 outcome=outcome,
                 reason=reason,
             )
         )
-    statuses = {inv.id: inv.status for inv in invariants}
-    gates = []
-    for gate_id, rec in verdict.get("gates", {}).items():
-        requires = tuple(str(r) for r in rec.get("requires", []))
-        blocking = bool(rec.get("ship_blocking"))
-        present = [statuses[r] for r in requires if r in statuses]
-        gates.append(
-            GateResult(
-                id=gate_id,
-                contract=str(rec.get("contract", "")),
-                requires=requires,
-                ship_blocking=blocking,
-                status=gate_status(
-                    present,
-                    ship_blocking=blocking,
-                    required=len(requires),
-                    unmatched="not_applicable"
-                    if rec.get("status") == "not_applicable"
-                    else "not_selected",
-                ),
-                verdict_status=rec.get("status"),
-            )
+    statuses = {inv_id: rec.status for inv_id, rec in verdict.invariants.items()}
+    gates = [
+        GateResult(
+            id=gate_id,
+            contract=rec.contract,
+            requires=tuple(rec.requires),
+            ship_blocking=rec.ship_blocking,
+            status=gate_status(rec.requires, rec.ship_blocking, statuses, verdict.excluded),
+            verdict_status=rec.status,
         )
-    problems = []
-    if verdict["evaluations"] == 0 or not invariants:
-        problems.append("the run evaluated zero invariants: nothing was checked")
-    crashed = verdict.get("crashed") or (crashed_events[-1] if crashed_events else None)
-    if crashed:
-        problems.append(f"the run crashed: {crashed}")
-    aborted = verdict.get("aborted_by")
-    if isinstance(aborted, dict):
-        where = location_of(aborted)
-        problems.append(
-            f"the run was aborted by {aborted.get('invariant')}{where}: {aborted.get('detail', '')}"
-        )
+        for gate_id, rec in verdict.gates.items()
+    ]
+    if crashed_events and not verdict.crashed:  # the end event saw a crash the verdict missed
+        verdict = verdict.model_copy(update={"crashed": crashed_events[-1]})
+    problems = run_problems(verdict)
     if audit and audit.get("stopped_at"):
         stop = audit["stopped_at"]
         notes.append(
             f"the audit replay of {audit.get('source')} stopped at row {stop.get('row')}"
             f" ({stop.get('invariant')} aborted)"
         )
-    check = RunCheck(
-        run_dir, dict(verdict), list(events), invariants, gates, problems, notes, audit
-    )
-    if verdict.get("ok") is False and check.ok:
+    check = RunCheck(run_dir, plain, list(events), invariants, gates, problems, notes, audit)
+    if not verdict.ok and check.ok:
         problems.append("verdict.json says ok: false")
     return check
 
 
 def location_of(record: Mapping[str, Any]) -> str:
-    parts = [f"{key} {record[key]}" for key in ("step", "epoch") if record.get(key) is not None]
-    return f" at {', '.join(parts)}" if parts else ""
+    """`` at step S, epoch E`` of an evidence event (the parts it records), or nothing."""
+    return where(record.get("step"), record.get("epoch"))
 
 
 def _load_audit(run_dir: Path, notes: list[str]) -> dict[str, Any] | None:

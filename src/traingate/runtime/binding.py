@@ -13,6 +13,7 @@ from traingate.contract.regime import REGIME_NAMES, Finetune, FromScratch
 from traingate.contract.schema import Contract, Invariant
 from traingate.contract.shipped import load_valid, shipped_contracts_dir
 from traingate.contract.thresholds import iter_formulas
+from traingate.runtime.verdict import Status, invariant_status
 
 _EXCESS_SIGN = {"<=": 1.0, "<": 1.0, ">=": -1.0, ">": -1.0}
 
@@ -50,12 +51,9 @@ class Tracked:
             self.worst, self.worst_excess = entry, excess
 
     @property
-    def status(self) -> str:
-        if self.evaluations == 0:
-            return "not_evaluated"
-        if self.violations:
-            return "fail" if self.invariant.on_violation == "abort" else "warn"
-        return "pass"
+    def status(self) -> Status:
+        """pass / fail / warn / not_evaluated, by the verdict's one rule."""
+        return invariant_status(self.evaluations, self.violations, self.invariant.on_violation)
 
 
 def excess_of(d: Decision) -> float:

@@ -1,21 +1,23 @@
 """Run-directory evidence: an append-only event log, the final verdict, the metrics seen.
 
 ``evidence.jsonl`` is flushed per event so a crash loses at most the line being written;
-readers skip a torn last line. ``verdict.json`` is written atomically at close.
+readers skip a torn last line. ``verdict.json`` (:mod:`traingate.runtime.verdict`) is
+written atomically at close.
 ``metrics.parquet`` (pyarrow, imported only when written) holds every scalar the Guard saw.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
+
+from traingate.errors import TraingateError
+from traingate.files import atomic_write
 
 EVIDENCE = "evidence.jsonl"
 VERDICT = "verdict.json"
@@ -33,20 +35,8 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file, fsync and rename: never a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+class RunDirError(TraingateError):
+    """The run dir or one of its files cannot be read: a usage error (exit 2), not a failed run."""
 
 
 class EvidenceLog:
@@ -87,13 +77,8 @@ def read_evidence(path: Path) -> Iterator[dict[str, Any]]:
             raise ValueError(f"{path}:{number}: corrupt evidence line") from None
 
 
-def write_verdict(run_dir: Path, verdict: Mapping[str, Any]) -> Path:
-    path = run_dir / VERDICT
-    atomic_write_text(path, json.dumps(jsonable(verdict), indent=2) + "\n")
-    return path
-
-
 def read_verdict(run_dir: Path) -> dict[str, Any]:
+    """``verdict.json`` as raw JSON (:func:`traingate.runtime.verdict.load_verdict` validates)."""
     return json.loads((run_dir / VERDICT).read_text(encoding="utf-8"))
 
 
@@ -135,13 +120,5 @@ class MetricsBuffer:
             }
         )
         path = run_dir / METRICS
-        fd, tmp = tempfile.mkstemp(prefix=f".{METRICS}.", dir=run_dir)
-        os.close(fd)
-        try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, lambda fh: pq.write_table(table, fh))
         return path

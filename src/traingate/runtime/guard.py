@@ -25,27 +25,24 @@ from typing import Any
 from traingate.checks import Decision
 from traingate.contract.regime import Finetune, FromScratch
 from traingate.runtime.binding import Tracked, bind, load_contracts
-from traingate.runtime.evidence import EvidenceLog, MetricsBuffer, jsonable, write_verdict
+from traingate.runtime.distributed import Ranks
+from traingate.runtime.evidence import EvidenceLog, MetricsBuffer, jsonable
 from traingate.runtime.host import is_tensor, scalar, to_host, total_grad_norm
-from traingate.runtime.policy import gate_status
+from traingate.runtime.verdict import (
+    SCHEMA_VERSION,
+    TRAINGATE_VERSION,
+    GateRecord,
+    InvariantRecord,
+    Verdict,
+    failures,
+    gate_status,
+    write_verdict,
+)
 from traingate.runtime.violation import InvariantViolation, ViolationRecord
 
 __all__ = ["Guard", "InvariantViolation", "Tracked", "ViolationRecord"]
 
 log = logging.getLogger("traingate")
-
-
-def _dist() -> tuple[Any, int, int]:
-    """(torch.distributed or None, rank, world size) without importing torch needlessly."""
-    import sys
-
-    if "torch" not in sys.modules:
-        return None, 0, 1
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist, dist.get_rank(), dist.get_world_size()
-    return None, 0, 1
 
 
 class Guard:
@@ -85,7 +82,8 @@ class Guard:
         )
         self.summary_every = summary_every
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self._dist, self.rank, self.world = _dist()
+        self.ranks = Ranks.current()
+        self.rank, self.world = self.ranks.rank, self.ranks.world
         writes = self.run_dir is not None and self.rank == 0
         self.evidence = EvidenceLog(self.run_dir) if writes and self.run_dir else None
         self.metrics = MetricsBuffer()
@@ -96,14 +94,16 @@ class Guard:
         self._limits: dict[str, float] = {}  # last limit written to metrics, per invariant
         self.closed = False
         if self.evidence:
-            self.evidence.write("start", **self._identity())
+            self.evidence.write(
+                "start", **self._identity(), invariants=[t.invariant.id for t in self.tracked]
+            )
 
     def _identity(self) -> dict[str, Any]:
+        """What run this is: contracts@version, regime, params, selection, world size."""
         return {
             "contracts": {c.contract: c.version for c in self.contracts},
             "regime": self.regime.model_dump(),
             "params": self.params,
-            "invariants": [t.invariant.id for t in self.tracked],
             "only": self.only,
             "world_size": self.world,
         }
@@ -172,7 +172,9 @@ class Guard:
                 obs[key] = value.detach()
             elif value is not None:
                 obs[key] = scalar(value)
-        obs = self._gather_validation(obs)
+        obs = self.ranks.gather(
+            obs, {f for t in self.by_point["validation"] for f in t.check.gather}
+        )
         flat = {k: v for k, v in obs.items() if isinstance(v, float)}
         flat.update({f"val_component/{k}": v for k, v in obs.get("val_components", {}).items()})
         self.metrics.add("validation", self.last_step, epoch, flat)
@@ -208,7 +210,7 @@ class Guard:
                 continue
             t.check.update(obs)
             decisions.append(t.check.verdict())
-        reduced = self._reduce(decisions)
+        reduced = self.ranks.reduce(decisions)
         first_abort: ViolationRecord | None = None
         for t, (decision, rank) in zip(tracked, reduced, strict=True):
             if decision is None:
@@ -243,54 +245,6 @@ class Guard:
             self.aborted_by = first_abort
             raise InvariantViolation(first_abort)
 
-    def _reduce(self, decisions: list[Decision | None]) -> list[tuple[Decision | None, int]]:
-        """Across ranks: an invariant violated on any rank is violated on all (same decision,
-        attributed to the lowest rank that violated it)."""
-        own = [(d, self.rank) for d in decisions]
-        if self._dist is None or self.world == 1:
-            return own
-        import torch
-
-        dist = self._dist
-        flags = [0.0 if d is None or d.ok else 1.0 for d in decisions]
-        device = (
-            torch.device("cuda", torch.cuda.current_device())
-            if dist.get_backend() == "nccl"
-            else "cpu"
-        )
-        tensor = torch.tensor(flags, dtype=torch.float32, device=device)
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-        if not any(tensor.tolist()):
-            return own
-        gathered: list[list[Decision | None]] = [None] * self.world  # type: ignore[list-item]
-        dist.all_gather_object(gathered, decisions)
-        reduced: list[tuple[Decision | None, int]] = []
-        for i, mine in enumerate(own):
-            failing = [
-                (g[i], r) for r, g in enumerate(gathered) if g[i] is not None and not g[i].ok
-            ]
-            reduced.append(failing[0] if failing else mine)
-        return reduced
-
-    def _gather_validation(self, obs: dict[str, Any]) -> dict[str, Any]:
-        """Concatenate the fields validation checks declare in ``gather`` across ranks."""
-        if self._dist is None or self.world == 1:
-            return obs
-        import torch
-
-        fields = sorted(
-            {f for t in self.by_point["validation"] for f in t.check.gather if f in obs}
-        )
-        if not fields:
-            return obs
-        local = {f: obs[f].cpu() for f in fields}
-        gathered: list[dict[str, Any]] = [None] * self.world  # type: ignore[list-item]
-        self._dist.all_gather_object(gathered, local)
-        out = dict(obs)
-        for f in fields:
-            out[f] = torch.cat([g[f] for g in gathered])
-        return out
-
     # -- results ---------------------------------------------------------------------------
 
     def _tallies(self) -> dict[str, Any]:
@@ -304,75 +258,64 @@ class Guard:
         }
 
     def verdict(self) -> dict[str, Any]:
-        """The run's verdict: every invariant's status, count and worst observation."""
+        """The run's verdict as plain data: :meth:`judge`'s model, dumped."""
+        return self.judge().model_dump()
+
+    def judge(self, crashed: str | None = None) -> Verdict:
+        """The run's verdict: every invariant's status, count and worst observation, the
+        gates, and whether the run may ship (``crashed`` names the error that ended it)."""
         ship_blocking = {
             req for c in self.contracts for g in c.gates if g.ship_blocking for req in g.requires
         }
         invariants = {
-            t.invariant.id: {
-                "status": t.status,
-                "contract": t.contract.ref,
-                "title": t.invariant.title,
-                "check": t.invariant.check,
-                "at": t.invariant.at,
-                "on_violation": t.invariant.on_violation,
-                "ship_blocking": t.invariant.id in ship_blocking,
-                "evaluations": t.evaluations,
-                "violations": t.violations,
-                "worst": t.worst,
-                "last": t.last,
-            }
+            t.invariant.id: InvariantRecord(
+                status=t.status,
+                contract=t.contract.ref,
+                title=t.invariant.title,
+                check=t.invariant.check,
+                at=t.invariant.at,
+                on_violation=t.invariant.on_violation,
+                ship_blocking=t.invariant.id in ship_blocking,
+                evaluations=t.evaluations,
+                violations=t.violations,
+                worst=t.worst,
+                last=t.last,
+            )
             for t in self.tracked
         }
-        gates = {}
-        for c in self.contracts:
-            for g in c.gates:
-                statuses = [invariants[r]["status"] for r in g.requires if r in invariants]
-                status = gate_status(
-                    statuses,
-                    ship_blocking=g.ship_blocking,
-                    required=len(g.requires),
-                    unmatched="not_applicable"
-                    if self._not_applicable(g.requires)
-                    else "not_selected",
-                )
-                gates[g.id] = {
-                    "status": status,
-                    "contract": c.ref,
-                    "requires": g.requires,
-                    "ship_blocking": g.ship_blocking,
-                }
-        evaluated = sum(t.evaluations for t in self.tracked)
-        blocking_bad = [
-            i
-            for i, v in invariants.items()
-            # warn keeps the run going, but a ship-blocking gate still does not ship on it
-            if v["ship_blocking"] and v["status"] in ("fail", "warn", "not_evaluated")
-        ]
-        return {
-            **self._identity(),
-            "ok": evaluated > 0
-            and not blocking_bad
-            and self.aborted_by is None
-            and not self.interrupted,
-            "interrupted": self.interrupted,
-            "evaluations": evaluated,
-            "aborted_by": self.aborted_by.to_dict() if self.aborted_by else None,
-            "last_step": self.last_step,
-            "last_epoch": self.epoch,
-            "invariants": invariants,
-            "gates": gates,
-        }
-
-    def _not_applicable(self, ids: Sequence[str]) -> bool:
-        """True when every id is an invariant that this run's regime excludes."""
-        excluded = {
+        statuses = {inv_id: record.status for inv_id, record in invariants.items()}
+        excluded = [
             inv.id
             for c in self.contracts
             for inv in c.invariants
             if self.regime.kind not in inv.regimes
+        ]
+        gates = {
+            g.id: GateRecord(
+                status=gate_status(g.requires, g.ship_blocking, statuses, excluded),
+                contract=c.ref,
+                requires=g.requires,
+                ship_blocking=g.ship_blocking,
+            )
+            for c in self.contracts
+            for g in c.gates
         }
-        return all(i in excluded for i in ids)
+        verdict = Verdict(
+            schema_version=SCHEMA_VERSION,
+            traingate_version=TRAINGATE_VERSION,
+            **self._identity(),
+            excluded=excluded,
+            interrupted=self.interrupted,
+            crashed=crashed,
+            evaluations=sum(t.evaluations for t in self.tracked),
+            aborted_by=self.aborted_by.to_dict() if self.aborted_by else None,
+            last_step=self.last_step,
+            last_epoch=self.epoch,
+            invariants=invariants,
+            gates=gates,
+        )
+        verdict.ok = not failures(verdict)
+        return verdict
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume the Guard exactly (checkpoint it with the model)."""
@@ -407,23 +350,22 @@ class Guard:
             self.evidence.write("resume", step=self.last_step, epoch=self.epoch)
 
     def close(self, error: BaseException | None = None) -> dict[str, Any]:
-        """Write the verdict and metrics (rank 0) and close the evidence log."""
-        verdict = self.verdict()
+        """Write the verdict and metrics (rank 0), close the evidence log; return the verdict
+        as :meth:`verdict` does."""
+        crashed = None
         if error is not None and not isinstance(error, InvariantViolation):
-            verdict["ok"] = False
-            verdict["crashed"] = f"{type(error).__name__}: {error}"
+            crashed = f"{type(error).__name__}: {error}"
+        verdict = self.judge(crashed)
         if self.closed:
-            return verdict
+            return verdict.model_dump()
         self.closed = True
         if self.evidence and self.run_dir is not None:
-            self.evidence.write(
-                "end", ok=verdict["ok"], crashed=verdict.get("crashed"), **self._tallies()
-            )
+            self.evidence.write("end", ok=verdict.ok, crashed=crashed, **self._tallies())
             self.evidence.close()
             write_verdict(self.run_dir, verdict)
             if len(self.metrics):
                 self.metrics.write(self.run_dir)
-        return verdict
+        return verdict.model_dump()
 
     def __enter__(self) -> Guard:
         return self

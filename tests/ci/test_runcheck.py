@@ -15,59 +15,48 @@ from traingate.ci.render import render_github, render_json, render_junit, render
 from traingate.ci.runcheck import RunDirError, check_run
 from traingate.contract.regime import Finetune, FromScratch
 
-CONTRACT = """\
-contract: C-TEST-RUN
-version: 1.0.0
-title: Run-check test contract
-status: active
-changelog:
-  - {version: 1.0.0, date: 2026-01-01, change: "first"}
-parameters:
-  vocab_size: {type: int, min: 2}
-invariants:
-  - id: INV-TEST-005
-    title: Non-divergence
-    check: non_divergence
-    at: validation
-    params:
-      epoch_zero_cap: {finetune: "10.0", from_scratch: "2 * ln(vocab_size)"}
-      ratio_limit: 2.0
-    on_violation: abort
-  - id: INV-TEST-001
-    title: Finite loss
-    check: finite
-    at: step
-    params: {observations: [loss]}
-    on_violation: abort
-  - id: INV-TEST-006
-    title: Throughput is measured
-    check: expression
-    at: step
-    params: {predicate: "tokens_per_sec >= 0", metrics: [tokens_per_sec]}
-    on_violation: warn
-gates:
-  - {id: GATE-TEST-005, requires: [INV-TEST-005], ship_blocking: true}
-  - {id: GATE-TEST-001, requires: [INV-TEST-001], ship_blocking: true}
-  - {id: GATE-TEST-006, requires: [INV-TEST-006], ship_blocking: false}
-"""
+from .conftest import NON_DIVERGENCE, VOCAB_SIZE, contract_yaml, gate, invariant
 
-WARN_CONTRACT = """\
-contract: C-TEST-WARN
-version: 2.1.0
-title: A warn-only invariant behind a ship-blocking gate
-status: active
-changelog:
-  - {version: 2.1.0, date: 2026-01-01, change: "first"}
-invariants:
-  - id: INV-WARN-001
-    title: Validation loss stays small
-    check: expression
-    at: validation
-    params: {predicate: "val_loss <= 5", metrics: [val_loss]}
-    on_violation: warn
-gates:
-  - {id: GATE-WARN-001, requires: [INV-WARN-001], ship_blocking: true}
-"""
+CONTRACT = contract_yaml(
+    "C-TEST-RUN",
+    "1.0.0",
+    "Run-check test contract",
+    [
+        invariant("INV-TEST-005", "Non-divergence", "non_divergence", "validation", NON_DIVERGENCE),
+        invariant("INV-TEST-001", "Finite loss", "finite", "step", {"observations": ["loss"]}),
+        invariant(
+            "INV-TEST-006",
+            "Throughput is measured",
+            "expression",
+            "step",
+            {"predicate": "tokens_per_sec >= 0", "metrics": ["tokens_per_sec"]},
+            on_violation="warn",
+        ),
+    ],
+    [
+        gate("GATE-TEST-005", ["INV-TEST-005"]),
+        gate("GATE-TEST-001", ["INV-TEST-001"]),
+        gate("GATE-TEST-006", ["INV-TEST-006"], ship_blocking=False),
+    ],
+    parameters=VOCAB_SIZE,
+)
+
+WARN_CONTRACT = contract_yaml(
+    "C-TEST-WARN",
+    "2.1.0",
+    "A warn-only invariant behind a ship-blocking gate",
+    [
+        invariant(
+            "INV-WARN-001",
+            "Validation loss stays small",
+            "expression",
+            "validation",
+            {"predicate": "val_loss <= 5", "metrics": ["val_loss"]},
+            on_violation="warn",
+        )
+    ],
+    [gate("GATE-WARN-001", ["INV-WARN-001"])],
+)
 
 
 @pytest.fixture

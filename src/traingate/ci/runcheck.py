@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,21 +74,8 @@ class InvariantResult:
         return describe_decision(self.worst) if self.worst else "—"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "contract": self.contract,
-            "check": self.check,
-            "at": self.at,
-            "status": self.status,
-            "ship_blocking": self.ship_blocking,
-            "evaluations": self.evaluations,
-            "violations": self.violations,
-            "worst": self.worst,
-            "first_violation": self.first_violation,
-            "outcome": self.outcome,
-            "reason": self.reason,
-        }
+        """Every field, as plain data."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -107,14 +94,8 @@ class GateResult:
     verdict_status: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "contract": self.contract,
-            "requires": list(self.requires),
-            "ship_blocking": self.ship_blocking,
-            "status": self.status,
-            "verdict_status": self.verdict_status,
-        }
+        """Every field, as plain data (``requires`` as a list)."""
+        return {**asdict(self), "requires": list(self.requires)}
 
 
 @dataclass

@@ -151,10 +151,10 @@ def main() -> None:
                 else:
                     with_guard.append(loop.round(args.steps, guard))
                     without.append(loop.round(args.steps, None))
-        verdict = guard.verdict()
+        verdict = guard.judge()
 
-    for inv_id, inv in verdict["invariants"].items():
-        print(f"  {inv_id}: {inv['status']} ({inv['evaluations']} evaluations)")
+    for inv_id, inv in verdict.invariants.items():
+        print(f"  {inv_id}: {inv.status} ({inv.evaluations} evaluations)")
     base = [t for r in without for t in r]
     guarded = [t for r in with_guard for t in r]
     pairs = [

@@ -1,7 +1,8 @@
 """Builders for the small contracts the CI tests write: one place for a contract's boilerplate.
 
-``contract_yaml`` wraps invariants and gates in a valid, active contract; ``invariant`` and
-``gate`` spell one entry each; ``NON_DIVERGENCE`` is the shipped regime-keyed epoch-0 cap.
+``contract_yaml`` wraps invariants and gates in a valid, active contract; ``invariant``,
+``expression`` and ``gate`` spell one entry each; ``NON_DIVERGENCE`` is the shipped
+regime-keyed epoch-0 cap.
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ def invariant(
         "params": dict(params),
         "on_violation": on_violation,
     }
+
+
+def expression(
+    inv_id: str, title: str, at: str, predicate: str, metric: str, on_violation: str = "warn"
+) -> dict[str, Any]:
+    """An ``expression`` invariant: ``predicate`` over the one observed ``metric``."""
+    params = {"predicate": predicate, "metrics": [metric]}
+    return invariant(inv_id, title, "expression", at, params, on_violation)
 
 
 def gate(gate_id: str, requires: Sequence[str], *, ship_blocking: bool = True) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from traingate.ci.render import render_github, render_json, render_junit, render
 from traingate.ci.runcheck import RunDirError, check_run
 from traingate.contract.regime import Finetune, FromScratch
 
-from .conftest import NON_DIVERGENCE, VOCAB_SIZE, contract_yaml, gate, invariant
+from .conftest import NON_DIVERGENCE, VOCAB_SIZE, contract_yaml, expression, gate, invariant
 
 CONTRACT = contract_yaml(
     "C-TEST-RUN",
@@ -24,13 +24,12 @@ CONTRACT = contract_yaml(
     [
         invariant("INV-TEST-005", "Non-divergence", "non_divergence", "validation", NON_DIVERGENCE),
         invariant("INV-TEST-001", "Finite loss", "finite", "step", {"observations": ["loss"]}),
-        invariant(
+        expression(
             "INV-TEST-006",
             "Throughput is measured",
-            "expression",
             "step",
-            {"predicate": "tokens_per_sec >= 0", "metrics": ["tokens_per_sec"]},
-            on_violation="warn",
+            "tokens_per_sec >= 0",
+            "tokens_per_sec",
         ),
     ],
     [
@@ -46,13 +45,8 @@ WARN_CONTRACT = contract_yaml(
     "2.1.0",
     "A warn-only invariant behind a ship-blocking gate",
     [
-        invariant(
-            "INV-WARN-001",
-            "Validation loss stays small",
-            "expression",
-            "validation",
-            {"predicate": "val_loss <= 5", "metrics": ["val_loss"]},
-            on_violation="warn",
+        expression(
+            "INV-WARN-001", "Validation loss stays small", "validation", "val_loss <= 5", "val_loss"
         )
     ],
     [gate("GATE-WARN-001", ["INV-WARN-001"])],

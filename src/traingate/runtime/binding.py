@@ -20,7 +20,11 @@ _EXCESS_SIGN = {"<=": 1.0, "<": 1.0, ">=": -1.0, ">": -1.0}
 
 @dataclass
 class Tracked:
-    """An invariant bound to its check, with the tallies the verdict reports."""
+    """An invariant bound to its check, with the tallies the verdict reports.
+
+    ``needs`` is the check's ``observes()``, fixed by its params, so it is taken once here
+    rather than rebuilt for every invariant at every step.
+    """
 
     invariant: Invariant
     contract: Contract
@@ -30,6 +34,10 @@ class Tracked:
     worst: dict[str, Any] | None = None
     worst_excess: float = -math.inf
     last: dict[str, Any] | None = field(default=None)
+    needs: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.needs = self.check.observes()
 
     def record(self, decision: Decision, step: int | None, epoch: int | None) -> None:
         self.evaluations += 1

@@ -77,9 +77,7 @@ class Guard:
         self.by_point: dict[str, list[Tracked]] = {"step": [], "validation": [], "final": []}
         for t in self.tracked:
             self.by_point[t.invariant.at].append(t)
-        self._needs_grad_norm = any(
-            "grad_norm" in t.check.observes() for t in self.by_point["step"]
-        )
+        self._needs_grad_norm = any("grad_norm" in t.needs for t in self.by_point["step"])
         self.summary_every = summary_every
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.ranks = Ranks.current()
@@ -205,7 +203,7 @@ class Guard:
             return
         decisions: list[Decision | None] = []
         for t in tracked:
-            if not t.check.observes().issubset(obs.keys()):
+            if not t.needs.issubset(obs.keys()):
                 decisions.append(None)
                 continue
             t.check.update(obs)

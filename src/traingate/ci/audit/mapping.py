@@ -97,7 +97,7 @@ def plan(
     unmapped: list[str] = []
     for point in sorted(points):
         for t in guard.by_point[point]:
-            needs, any_of = t.check.observes(), t.check.observes_any()
+            needs, any_of = t.needs, t.check.observes_any()
             lacking = sorted(needs - provided[point])
             if any_of and not any_of & provided[point]:
                 lacking.append(f"one of {'/'.join(sorted(any_of))}")

@@ -115,7 +115,7 @@ def audit(
         vocab = values.get("vocab_size")
         chosen = regime_from_cli(regime, int(vocab) if vocab is not None else None)
         run_dir = out if out is not None else _default_out(metrics)
-        verdict = audit_metrics(
+        audited = audit_metrics(
             metrics,
             list(contract_paths) or None,
             chosen,
@@ -128,7 +128,7 @@ def audit(
         result = check_run(run_dir)
     except (AuditError, ContractError, LoadError, RunDirError, ValueError) as exc:
         fail(f"{PROG} audit", " ".join(str(exc).split("\n")[0].split()))
-    info = verdict["audit"]
+    info = audited.audit
     stop = info["stopped_at"]
     click.echo(  # on stderr unless the output is the text table, so json/junit stay parseable
         f"audited {metrics}: {info['replayed']} of {info['rows']} rows replayed into {run_dir}"

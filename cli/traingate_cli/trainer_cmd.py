@@ -10,22 +10,25 @@ import contextlib
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from traingate_cli.usage import fail
 
+if TYPE_CHECKING:
+    from traingate.runtime.verdict import Verdict
+
 EXIT_ABORTED = 3
 PROG = "trainer"
 
 
-def gate_table(verdict: dict[str, Any], run_dir: Path) -> str:
+def gate_table(verdict: Verdict, run_dir: Path) -> str:
     """The end-of-run table, as ``contracts check`` renders it, and the verdict line."""
     from traingate.ci.render import render_text
     from traingate.ci.runcheck import judge_verdict
 
-    ok = "PASS" if verdict.get("ok") else "FAIL"
+    ok = "PASS" if verdict.ok else "FAIL"
     return f"{render_text(judge_verdict(verdict, run_dir))}\nverdict: {ok}"
 
 
@@ -157,14 +160,15 @@ def pretrain(**opts: Any) -> None:
         )
     if result.interrupted:
         sys.exit(1)
-    sys.exit(0 if result.verdict.get("ok") else EXIT_ABORTED)
+    sys.exit(0 if result.verdict.ok else EXIT_ABORTED)
 
 
 def _print_verdict(run_dir: Path) -> None:
-    from traingate.runtime.evidence import read_verdict
+    from traingate.runtime.evidence import RunDirError
+    from traingate.runtime.verdict import load_verdict
 
-    with contextlib.suppress(OSError, ValueError):
-        click.echo(gate_table(read_verdict(run_dir), run_dir))
+    with contextlib.suppress(RunDirError):
+        click.echo(gate_table(load_verdict(run_dir), run_dir))
 
 
 @cli.command()
@@ -188,9 +192,9 @@ def export(run_dir: Path, onnx_path: Path | None) -> None:
     except InvariantViolation as violation:
         click.echo(f"export failed its contract:\n{violation}", err=True)
         sys.exit(EXIT_ABORTED)
-    status = "PASS" if verdict["ok"] else "FAIL"
+    status = "PASS" if verdict.ok else "FAIL"
     click.echo(f"onnx: {path}  max |logit diff| vs torch = {diff:.2e}  ({status})")
-    sys.exit(0 if verdict["ok"] else EXIT_ABORTED)
+    sys.exit(0 if verdict.ok else EXIT_ABORTED)
 
 
 def main() -> None:

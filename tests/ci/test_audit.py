@@ -15,6 +15,7 @@ from traingate.ci.audit import AuditError, audit_metrics, parse_mapping
 from traingate.ci.runcheck import check_run
 from traingate.contract.regime import Finetune
 from traingate.runtime.evidence import read_evidence
+from traingate.runtime.verdict import load_verdict
 
 LOSS_BALANCE = Path(__file__).resolve().parents[2] / "contracts" / "loss-balance-v1.yaml"
 # Seed 004's validation loss components at epochs 1/10/20/50/100 (its table, verbatim).
@@ -91,14 +92,14 @@ def step_contract(tmp_path: Path) -> Path:
 
 def test_seed_004_is_flagged_on_countdown_at_its_first_row(tmp_path: Path) -> None:
     log = write_csv(tmp_path / "loss_components.csv", SEED_004)
-    verdict = audit_metrics(log, [LOSS_BALANCE], Finetune(), {}, MAPPING, tmp_path / "run")
-    abort = verdict["aborted_by"]
-    assert abort["invariant"] == "INV-BAL-001"
-    assert abort["observed"] == pytest.approx(16.12 / (1.08 + 0.025 + 0.57 + 16.12))
-    assert abort["observed"] == pytest.approx(0.906, abs=5e-4)
-    assert abort["limit"] == 0.9 and "countdown" in abort["detail"]
-    assert verdict["audit"]["stopped_at"]["row"] == 1  # the run would have stopped here
-    assert verdict["audit"]["replayed"] == 1 and verdict["audit"]["rows"] == 5
+    done = audit_metrics(log, [LOSS_BALANCE], Finetune(), {}, MAPPING, tmp_path / "run")
+    abort = done.verdict.aborted_by
+    assert abort.invariant == "INV-BAL-001"
+    assert abort.observed == pytest.approx(16.12 / (1.08 + 0.025 + 0.57 + 16.12))
+    assert abort.observed == pytest.approx(0.906, abs=5e-4)
+    assert abort.limit == 0.9 and "countdown" in abort.detail
+    assert done.audit["stopped_at"]["row"] == 1  # the run would have stopped here
+    assert done.audit["replayed"] == 1 and done.audit["rows"] == 5
     result = check_run(tmp_path / "run")
     assert result.exit_code == 1
     assert {i.id: i.outcome for i in result.invariants} == {
@@ -122,12 +123,12 @@ def test_seed_004_cli_exit_1_and_every_row_dominated_when_warned(
     assert outcome.exit_code == 1, outcome.output
     assert "stopped at row 1 by INV-BAL-001" in outcome.output
     # the same log under a warn-only balance invariant: all five epochs replay, all dominated
-    verdict = audit_metrics(
+    done = audit_metrics(
         log, [step_contract], None, {}, MAPPING, tmp_path / "b", only=["INV-AUD-007"]
     )
-    record = verdict["invariants"]["INV-AUD-007"]
-    assert record["evaluations"] == 5 and record["violations"] == 5
-    assert record["worst"]["epoch"] == 10  # 15.25 / 16.201 ≈ 0.941, the most dominated
+    record = done.verdict.invariants["INV-AUD-007"]
+    assert record.evaluations == 5 and record.violations == 5
+    assert record.worst.epoch == 10  # 15.25 / 16.201 ≈ 0.941, the most dominated
     assert check_run(tmp_path / "b").exit_code == 1  # warn, but its gate is ship-blocking
 
 
@@ -138,9 +139,8 @@ def test_healthy_components_pass(tmp_path: Path) -> None:
         [str(log), "--contracts", str(LOSS_BALANCE), *CLI_MAPS, "--out", str(tmp_path / "run")],
     )
     assert outcome.exit_code == 0, outcome.output
-    verdict = json.loads((tmp_path / "run" / "verdict.json").read_text())
-    assert verdict["invariants"]["INV-BAL-001"]["status"] == "pass"
-    assert verdict["invariants"]["INV-BAL-001"]["evaluations"] == 3
+    record = load_verdict(tmp_path / "run").invariants["INV-BAL-001"]
+    assert record.status == "pass" and record.evaluations == 3
 
 
 def test_unmapped_required_observation_exits_2_naming_it(tmp_path: Path) -> None:
@@ -174,10 +174,10 @@ def test_only_narrows_what_must_be_mapped(tmp_path: Path, step_contract: Path) -
     log = write_csv(tmp_path / "seed.csv", SEED_004)
     with pytest.raises(AuditError, match=r"val_loss \(for INV-AUD-005 at validation\)"):
         audit_metrics(log, [step_contract], None, {}, MAPPING, tmp_path / "x")
-    verdict = audit_metrics(
+    done = audit_metrics(
         log, [step_contract], None, {}, MAPPING, tmp_path / "y", only=["INV-AUD-007"]
     )
-    assert list(verdict["invariants"]) == ["INV-AUD-007"]
+    assert list(done.verdict.invariants) == ["INV-AUD-007"]
 
 
 def test_mapped_column_missing_and_bad_cells_are_usage_errors(tmp_path: Path) -> None:
@@ -205,11 +205,11 @@ def test_parquet_and_jsonl_inputs_give_the_same_verdict(tmp_path: Path) -> None:
     jsonl_map = {"epoch": "epoch"} | {f"loss.{k}": f"val_components.{k}" for k in parts}
     observed = []
     for name, mapping in (("seed.parquet", MAPPING), ("seed.jsonl", jsonl_map)):
-        verdict = audit_metrics(
+        done = audit_metrics(
             tmp_path / name, [LOSS_BALANCE], None, {}, mapping, tmp_path / f"run-{name}"
         )
-        assert verdict["aborted_by"]["invariant"] == "INV-BAL-001"
-        observed.append(verdict["aborted_by"]["observed"])
+        assert done.verdict.aborted_by.invariant == "INV-BAL-001"
+        observed.append(done.verdict.aborted_by.observed)
     assert observed[0] == pytest.approx(observed[1]) == pytest.approx(0.906, abs=5e-4)
 
 
@@ -220,7 +220,7 @@ def test_step_and_validation_rows_in_one_file(tmp_path: Path, step_contract: Pat
     log = tmp_path / "mixed.jsonl"
     log.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     mapping = {"step": "step", "epoch": "epoch", "loss": "loss", "val": "val_loss"}
-    verdict = audit_metrics(
+    done = audit_metrics(
         log,
         [step_contract],
         None,
@@ -229,9 +229,9 @@ def test_step_and_validation_rows_in_one_file(tmp_path: Path, step_contract: Pat
         tmp_path / "run",
         only=["INV-AUD-001", "INV-AUD-005"],
     )
-    assert verdict["invariants"]["INV-AUD-001"]["evaluations"] == 6
-    assert verdict["invariants"]["INV-AUD-005"]["evaluations"] == 2
-    assert verdict["invariants"]["INV-AUD-005"]["last"]["step"] == 5
+    assert done.verdict.invariants["INV-AUD-001"].evaluations == 6
+    assert done.verdict.invariants["INV-AUD-005"].evaluations == 2
+    assert done.verdict.invariants["INV-AUD-005"].last.step == 5
     assert check_run(tmp_path / "run").exit_code == 0
     rows = pq.read_table(tmp_path / "run" / "metrics.parquet").to_pylist()
     assert [(r["point"], r["step"]) for r in rows if r["name"] == "loss"] == [
@@ -248,7 +248,7 @@ def test_abort_on_a_step_row_stops_the_replay_with_its_row_number(
 ) -> None:
     log = tmp_path / "steps.csv"
     log.write_text("step,loss\n0,2.0\n1,1.9\n2,nan\n3,1.8\n4,1.7\n")
-    verdict = audit_metrics(
+    done = audit_metrics(
         log,
         [step_contract],
         None,
@@ -257,7 +257,7 @@ def test_abort_on_a_step_row_stops_the_replay_with_its_row_number(
         tmp_path / "run",
         only=["INV-AUD-001"],
     )
-    assert verdict["audit"]["stopped_at"] == {
+    assert done.audit["stopped_at"] == {
         "row": 3,
         "line": 4,
         "point": "step",
@@ -265,7 +265,7 @@ def test_abort_on_a_step_row_stops_the_replay_with_its_row_number(
         "step": 2,
         "epoch": None,
     }
-    assert verdict["invariants"]["INV-AUD-001"]["evaluations"] == 3  # rows 4 and 5 never ran
+    assert done.verdict.invariants["INV-AUD-001"].evaluations == 3  # rows 4 and 5 never ran
     assert "stopped at row 3" in " ".join(check_run(tmp_path / "run").notes)
 
 
@@ -276,11 +276,11 @@ def test_where_selects_rows_and_train_rows_are_left_out(tmp_path: Path) -> None:
     log.write_text(
         log.read_text() + "".join(f"{r[0]},train,{','.join(map(str, r[1:]))}\n" for r in train)
     )
-    verdict = audit_metrics(
+    done = audit_metrics(
         log, [LOSS_BALANCE], None, {}, MAPPING, tmp_path / "run", where={"phase": "val"}
     )
-    assert verdict["invariants"]["INV-BAL-001"]["status"] == "pass"
-    assert verdict["audit"]["rows"] == 3
+    assert done.verdict.invariants["INV-BAL-001"].status == "pass"
+    assert done.audit["rows"] == 3
     with pytest.raises(AuditError, match="no data rows match --where phase=test"):
         audit_metrics(
             log, [LOSS_BALANCE], None, {}, MAPPING, tmp_path / "x", where={"phase": "test"}

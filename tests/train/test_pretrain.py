@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from traingate.runtime.evidence import read_evidence, read_verdict
+from traingate.runtime.evidence import read_evidence
+from traingate.runtime.verdict import load_verdict
 from traingate.train.config import PretrainConfig, UsageError
 from traingate.train.pretrain import PretrainResult, pretrain
 from traingate.train.tokenizer import load_tokenizer
@@ -73,7 +74,7 @@ def test_parquet_and_txt_of_the_same_documents_train_identically(
     txt = pretrain(config(tmp_path / "txt", corpus["txt"], max_steps=3))
     parquet = pretrain(config(tmp_path / "parquet", corpus["parquet"], max_steps=3))
     assert parquet.train_losses == txt.train_losses
-    assert parquet.verdict["ok"] and txt.verdict["ok"]
+    assert parquet.verdict.ok and txt.verdict.ok
 
 
 @pytest.fixture
@@ -102,13 +103,13 @@ def test_resume_continues_exactly_where_the_uninterrupted_run_went(
     assert resumed.steps == 2 * N
     assert resumed.train_losses == reference.train_losses[N:]
     assert resumed.val_losses == reference.val_losses
-    assert resumed.verdict["ok"]
+    assert resumed.verdict.ok
     events = list(read_evidence(tmp_path / "evidence.jsonl"))
     resume_events = [e for e in events if e["event"] == "resume"]
     assert len(resume_events) == 1
     assert resume_events[0]["step"] == N and resume_events[0]["epoch"] == 0
     assert [e["event"] for e in events].count("end") == 2
-    assert read_verdict(tmp_path)["ok"]
+    assert load_verdict(tmp_path).ok
 
 
 def test_a_truncated_newest_checkpoint_is_skipped_for_the_previous_one(
@@ -131,7 +132,7 @@ def test_a_truncated_newest_checkpoint_is_skipped_for_the_previous_one(
     assert f"step-{N:08d}.pt at step {N}" in caplog.text
     assert resumed.steps == 2 * N
     assert resumed.train_losses == reference.train_losses[N:]
-    assert resumed.verdict["ok"]
+    assert resumed.verdict.ok
     from traingate.train.checkpoint import load_checkpoint
 
     assert load_checkpoint(newest)["step"] == 2 * N  # rewritten whole by the resumed run
@@ -198,7 +199,7 @@ def _assert_initialised_from(
     tokenizer = load_tokenizer(out / "tokenizer")
     assert tokenizer.fingerprint == load_tokenizer(source_tokenizer).fingerprint
     assert json.loads((out / "config.json").read_text())["vocab_size"] == BPE_VOCAB
-    assert tuned.verdict["ok"]
+    assert tuned.verdict.ok
 
 
 def test_init_from_loads_weights_and_the_tokenizer_beside_the_checkpoint(

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from traingate.runtime.evidence import read_verdict
+from traingate.runtime.verdict import load_verdict
 from traingate.train.config import PretrainConfig
 from traingate.train.pretrain import pretrain
 
@@ -68,13 +68,13 @@ def test_two_ranks_under_torchrun_reach_the_single_process_verdicts(
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "Traceback" not in ran.stderr
 
-    verdict = read_verdict(out)
-    assert verdict["ok"] and verdict["world_size"] == 2
+    verdict = load_verdict(out)
+    assert verdict.ok and verdict.world_size == 2
     assert list(out.rglob("verdict.json")) == [out / "verdict.json"]
     for inv in ONLY:
-        assert verdict["invariants"][inv]["status"] == "pass", inv
-    assert verdict["invariants"]["INV-TRAIN-001"]["evaluations"] == STEPS
-    assert verdict["invariants"]["INV-TRAIN-005"]["evaluations"] == STEPS // EVAL_EVERY
+        assert verdict.invariants[inv].status == "pass", inv
+    assert verdict.invariants["INV-TRAIN-001"].evaluations == STEPS
+    assert verdict.invariants["INV-TRAIN-005"].evaluations == STEPS // EVAL_EVERY
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -95,7 +95,7 @@ def test_two_ranks_under_torchrun_reach_the_single_process_verdicts(
         )
     finally:
         torch.set_num_threads(threads)
-    assert single.verdict["ok"]
+    assert single.verdict.ok
     ddp_val = _val_losses(out)
     assert len(ddp_val) == len(single.val_losses) == STEPS // EVAL_EVERY
     # Effective batch 4 vs 2: not the same trajectory, the same neighbourhood.

@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 from traingate_cli.run_cmds import check
 from traingate_cli.trainer_cmd import cli
 
-from traingate.runtime.evidence import read_verdict
+from traingate.runtime.verdict import load_verdict
 from traingate.train.checkpoint import list_step_checkpoints, load_checkpoint
 
 TINY_ARGS = ["--batch-size", "2", "--block-size", "32", "--eval-blocks", "2", "--no-progress"]
@@ -109,7 +109,7 @@ def test_a_short_run_exits_0_with_the_gate_table(tmp_path: Path, corpus: dict[st
     result = pretrain(corpus["parquet"], out, "--max-steps", "2", *only, "--no-export")
     assert result.exit_code == 0, result.output
     assert "INV-TRAIN-005" in result.stdout and "verdict: PASS" in result.stdout
-    assert read_verdict(out)["ok"]
+    assert load_verdict(out).ok
 
 
 def test_a_short_run_with_an_unevaluated_ship_blocking_invariant_exits_3(
@@ -119,10 +119,10 @@ def test_a_short_run_with_an_unevaluated_ship_blocking_invariant_exits_3(
     out = tmp_path / "run"
     result = pretrain(corpus["txt"], out, "--max-steps", "2", "--no-export")
     assert result.exit_code == 3, result.output
-    verdict = read_verdict(out)
-    assert not verdict["ok"] and verdict["aborted_by"] is None
-    assert verdict["invariants"]["INV-TRAIN-003"]["status"] == "not_evaluated"
-    assert verdict["invariants"]["INV-TRAIN-001"]["status"] == "pass"
+    verdict = load_verdict(out)
+    assert not verdict.ok and verdict.aborted_by is None
+    assert verdict.invariants["INV-TRAIN-003"].status == "not_evaluated"
+    assert verdict.invariants["INV-TRAIN-001"].status == "pass"
     assert "verdict: FAIL" in result.stdout
 
 
@@ -149,17 +149,17 @@ def test_seed_003_large_vocab_cold_start_aborts_as_finetune_and_passes_from_scra
     finetune, finetune_s = run("finetune")
     assert finetune.exit_code == 3, finetune.output
     assert "run aborted by INV-TRAIN-005" in finetune.stderr
-    verdict = read_verdict(tmp_path / "finetune")
-    aborted = verdict["aborted_by"]
-    assert aborted["invariant"] == "INV-TRAIN-005" and aborted["epoch"] == 0
-    assert aborted["limit"] == pytest.approx(10.0)
-    assert aborted["observed"] == pytest.approx(math.log(SEED_003_VOCAB), abs=0.3)
+    verdict = load_verdict(tmp_path / "finetune")
+    aborted = verdict.aborted_by
+    assert aborted.invariant == "INV-TRAIN-005" and aborted.epoch == 0
+    assert aborted.limit == pytest.approx(10.0)
+    assert aborted.observed == pytest.approx(math.log(SEED_003_VOCAB), abs=0.3)
     assert not list_step_checkpoints(tmp_path / "finetune" / "checkpoints")  # aborted at step 2
 
     scratch, scratch_s = run("from-scratch")
     assert scratch.exit_code == 0, scratch.output
-    inv = read_verdict(tmp_path / "from-scratch")["invariants"]["INV-TRAIN-005"]
-    assert inv["status"] == "pass" and inv["evaluations"] == 2
+    inv = load_verdict(tmp_path / "from-scratch").invariants["INV-TRAIN-005"]
+    assert inv.status == "pass" and inv.evaluations == 2
     metrics = pq.read_table(tmp_path / "from-scratch" / "metrics.parquet").to_pylist()
     epoch_zero = [m["value"] for m in metrics if m["name"] == "val_loss" and m["epoch"] == 0]
     assert len(epoch_zero) == 1
@@ -186,9 +186,9 @@ def test_full_default_contract_run_passes_check_and_export(
         assert (out / name).is_file(), name
     assert (out / "tokenizer").is_dir()
     assert [step for step, _ in list_step_checkpoints(out / "checkpoints")] == [110, 55]
-    verdict = read_verdict(out)
-    assert verdict["ok"]
-    statuses = {i: v["status"] for i, v in verdict["invariants"].items()}
+    verdict = load_verdict(out)
+    assert verdict.ok
+    statuses = {i: v.status for i, v in verdict.invariants.items()}
     assert statuses["INV-TRAIN-003"] == "pass"  # 110 steps: the spike window filled
     assert statuses["INV-EXPORT-001"] == "pass"
     assert set(statuses.values()) == {"pass"}
@@ -200,10 +200,10 @@ def test_full_default_contract_run_passes_check_and_export(
     exported = trainer("export", out)
     assert exported.exit_code == 0, exported.output
     assert "(PASS)" in exported.stdout
-    export_verdict = read_verdict(out / "export")
-    assert export_verdict["ok"]
-    assert export_verdict["invariants"]["INV-EXPORT-001"]["status"] == "pass"
-    assert read_verdict(out) == verdict  # the training run's verdict is left as it was
+    export_verdict = load_verdict(out / "export")
+    assert export_verdict.ok
+    assert export_verdict.invariants["INV-EXPORT-001"].status == "pass"
+    assert load_verdict(out) == verdict  # the training run's verdict is left as it was
 
 
 # -- SIGINT / SIGTERM: checkpoint, exit 1, resume ---------------------------------------------
@@ -252,7 +252,7 @@ def test_a_signal_checkpoints_exits_1_and_resume_auto_completes(
     checkpoint = out / "checkpoints" / f"step-{stopped_at:08d}.pt"
     assert load_checkpoint(checkpoint)["step"] == stopped_at
     assert "verdict:" in stdout  # the gate table of the steps so far
-    assert read_verdict(out)["invariants"]["INV-TRAIN-001"]["violations"] == 0
+    assert load_verdict(out).invariants["INV-TRAIN-001"].violations == 0
     if signum != signal.SIGTERM:
         return  # the resume path is the same whichever signal stopped the run
 
@@ -266,6 +266,6 @@ def test_a_signal_checkpoints_exits_1_and_resume_auto_completes(
     assert resumed.returncode == 0, resumed.stderr
     assert f"at step {stopped_at}" in resumed.stderr
     assert f"(steps {steps}," in resumed.stdout
-    verdict = read_verdict(out)
-    assert verdict["ok"]
-    assert verdict["invariants"]["INV-TRAIN-001"]["evaluations"] == steps
+    verdict = load_verdict(out)
+    assert verdict.ok
+    assert verdict.invariants["INV-TRAIN-001"].evaluations == steps

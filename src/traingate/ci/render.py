@@ -12,17 +12,17 @@ from traingate.ci.runcheck import (
     describe_decision,
     location_of,
 )
+from traingate.contract.regime import FromScratch
 
 
 def render_text(check: RunCheck) -> str:
     """A table for people: invariant, status, evaluations, worst vs limit, contract@version."""
-    v = check.verdict
-    regime = v.get("regime") or {}
+    regime = check.verdict.regime
     head = f"run {check.run_dir}"
-    if regime:
-        head += f"  regime {regime.get('kind', '?')}"
-        if regime.get("vocab_size"):
-            head += f" (vocab_size={regime['vocab_size']})"
+    if regime is not None:
+        head += f"  regime {regime.kind}"
+        if isinstance(regime, FromScratch):
+            head += f" (vocab_size={regime.vocab_size})"
     rows = [("INVARIANT", "STATUS", "BLOCKING", "EVALS", "WORST OBSERVED vs LIMIT", "CONTRACT")]
     for inv in check.invariants:
         rows.append(
@@ -59,7 +59,7 @@ def render_text(check: RunCheck) -> str:
     passed = sum(1 for inv in check.invariants if inv.outcome == "pass")
     lines.append(
         f"{'FAILED' if check.failures else 'OK'}: {passed}/{len(check.invariants)} invariants "
-        f"passed, {v.get('evaluations', 0)} evaluations"
+        f"passed, {check.verdict.evaluations} evaluations"
     )
     return "\n".join(lines)
 

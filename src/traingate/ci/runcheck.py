@@ -103,7 +103,7 @@ class RunCheck:
     """The CI decision on one run dir: ``exit_code`` 0 (ok) or 1 (failures)."""
 
     run_dir: Path
-    verdict: dict[str, Any]  # as verdict.json holds it: Verdict.to_dict()
+    verdict: Verdict
     events: list[dict[str, Any]]
     invariants: list[InvariantResult]
     gates: list[GateResult]
@@ -128,7 +128,7 @@ class RunCheck:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything the decision used, as plain JSON values."""
-        verdict = self.verdict
+        verdict = self.verdict.to_dict()
         return {
             "run_dir": str(self.run_dir),
             "ok": self.ok,
@@ -254,7 +254,7 @@ def judge_verdict(
             f"the audit replay of {audit.get('source')} stopped at row {stop.get('row')}"
             f" ({stop.get('invariant')} aborted)"
         )
-    check = RunCheck(run_dir, plain, list(events), invariants, gates, problems, notes, audit)
+    check = RunCheck(run_dir, verdict, list(events), invariants, gates, problems, notes, audit)
     if not verdict.ok and check.ok:
         problems.append("verdict.json says ok: false")
     return check

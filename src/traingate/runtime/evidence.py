@@ -77,11 +77,6 @@ def read_evidence(path: Path) -> Iterator[dict[str, Any]]:
             raise ValueError(f"{path}:{number}: corrupt evidence line") from None
 
 
-def read_verdict(run_dir: Path) -> dict[str, Any]:
-    """``verdict.json`` as raw JSON (:func:`traingate.runtime.verdict.load_verdict` validates)."""
-    return json.loads((run_dir / VERDICT).read_text(encoding="utf-8"))
-
-
 class MetricsBuffer:
     """Scalars the Guard saw, in long form (point, step, epoch, name, value)."""
 

@@ -255,9 +255,9 @@ class Guard:
             for t in self.tracked
         }
 
-    def verdict(self) -> dict[str, Any]:
-        """The run's verdict as plain data: :meth:`judge`'s model, dumped."""
-        return self.judge().model_dump()
+    def verdict(self) -> Verdict:
+        """The run's verdict so far (:meth:`judge` without a crash)."""
+        return self.judge()
 
     def judge(self, crashed: str | None = None) -> Verdict:
         """The run's verdict: every invariant's status, count and worst observation, the
@@ -347,15 +347,15 @@ class Guard:
         if self.evidence:
             self.evidence.write("resume", step=self.last_step, epoch=self.epoch)
 
-    def close(self, error: BaseException | None = None) -> dict[str, Any]:
-        """Write the verdict and metrics (rank 0), close the evidence log; return the verdict
-        as :meth:`verdict` does."""
+    def close(self, error: BaseException | None = None) -> Verdict:
+        """Write the verdict and metrics (rank 0), close the evidence log; return the
+        verdict (``error`` is what ended the run, if anything did)."""
         crashed = None
         if error is not None and not isinstance(error, InvariantViolation):
             crashed = f"{type(error).__name__}: {error}"
         verdict = self.judge(crashed)
         if self.closed:
-            return verdict.model_dump()
+            return verdict
         self.closed = True
         if self.evidence and self.run_dir is not None:
             self.evidence.write("end", ok=verdict.ok, crashed=crashed, **self._tallies())
@@ -363,7 +363,7 @@ class Guard:
             write_verdict(self.run_dir, verdict)
             if len(self.metrics):
                 self.metrics.write(self.run_dir)
-        return verdict.model_dump()
+        return verdict
 
     def __enter__(self) -> Guard:
         return self

@@ -15,7 +15,6 @@ import copy
 import json
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -25,6 +24,7 @@ from torch import nn
 from traingate.contract.shipped import shipped_contracts_dir
 from traingate.errors import TraingateError
 from traingate.runtime.guard import Guard
+from traingate.runtime.verdict import Verdict
 from traingate.train.checkpoint import latest_valid_checkpoint
 from traingate.train.corpus import builtin_corpus_path
 from traingate.train.data import DataError, TextSource, validation_set
@@ -114,7 +114,7 @@ def export_with_parity(
 
 def export_run(
     run_dir: Path, onnx_path: Path | None = None, n_heldout: int = HELDOUT_BLOCKS
-) -> tuple[Path, float, dict[str, Any]]:
+) -> tuple[Path, float, Verdict]:
     """Export the newest valid checkpoint of ``run_dir``; returns (path, max diff, verdict)."""
     if not run_dir.is_dir():
         raise ExportError(f"{run_dir}: no such run directory")

@@ -21,6 +21,7 @@ import torch
 
 from traingate.files import atomic_write_text
 from traingate.runtime.guard import Guard
+from traingate.runtime.verdict import Verdict
 from traingate.train.checkpoint import save_step_checkpoint, step_checkpoint_path
 from traingate.train.config import PretrainConfig, RunConfig, resolve
 from traingate.train.data import TokenStream
@@ -52,7 +53,7 @@ class PretrainResult:
     steps: int
     val_losses: list[float]
     train_losses: list[float]
-    verdict: dict[str, Any]
+    verdict: Verdict
     interrupted: bool = False
     onnx_path: Path | None = None
     onnx_max_abs_diff: float | None = None

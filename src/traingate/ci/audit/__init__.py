@@ -7,6 +7,6 @@ what must be mapped), :mod:`.rows` (which rows feed which point) and :mod:`.repl
 
 from traingate.ci.audit.errors import AuditError
 from traingate.ci.audit.mapping import parse_mapping, parse_where
-from traingate.ci.audit.replay import audit_metrics
+from traingate.ci.audit.replay import Audited, audit_metrics
 
-__all__ = ["AuditError", "audit_metrics", "parse_mapping", "parse_where"]
+__all__ = ["AuditError", "Audited", "audit_metrics", "parse_mapping", "parse_where"]

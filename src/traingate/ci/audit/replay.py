@@ -25,6 +25,7 @@ from traingate.contract.regime import Finetune, FromScratch
 from traingate.files import atomic_write_text
 from traingate.runtime.evidence import EVIDENCE, VERDICT, jsonable
 from traingate.runtime.guard import Guard, InvariantViolation
+from traingate.runtime.verdict import Verdict
 
 
 @dataclass
@@ -81,6 +82,15 @@ def replay(guard: Guard, rows: Sequence[Row]) -> Replayed:
     return done
 
 
+@dataclass(frozen=True)
+class Audited:
+    """An audit's outcome: the Guard's verdict and the provenance written to ``audit.json``
+    (``audit["stopped_at"]`` is the row an abort stopped the replay at, or None)."""
+
+    verdict: Verdict
+    audit: dict[str, Any]
+
+
 def _digest(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -99,12 +109,12 @@ def audit_metrics(
     *,
     only: Sequence[str] | None = None,
     where: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+) -> Audited:
     """Replay the metrics log at ``path`` through a Guard writing to ``run_dir``.
 
-    Returns the Guard's verdict with an ``audit`` entry (also written to ``audit.json``).
+    Returns the Guard's verdict and the audit's provenance (also written to ``audit.json``).
     An abort violation stops the replay where the run would have stopped; its row is in
-    ``verdict["audit"]["stopped_at"]``. Raises AuditError for unusable input (nothing is
+    ``audit["stopped_at"]``. Raises AuditError for unusable input (nothing is
     written then), or when a check cannot take a row (the run dir records the crash).
     """
     path, run_dir = Path(path), Path(run_dir)
@@ -132,8 +142,7 @@ def audit_metrics(
         "stopped_at": done.stopped,
     }
     atomic_write_text(run_dir / AUDIT, json.dumps(jsonable(audit), indent=2) + "\n")
-    verdict["audit"] = audit
     if done.error is not None and not isinstance(done.error, InvariantViolation):
         place = done.current.where() if done.current else "final point"
         raise AuditError(f"{path}: {place}: {type(done.error).__name__}: {done.error}") from None
-    return verdict
+    return Audited(verdict, audit)

@@ -6,7 +6,7 @@ gradient norm and the loss-component shares. Limits are drawn where they applied
 violations are marked on the curves; the gate and invariant tables follow.
 
 Modules, in the order a report is made: ``reading`` (metrics rows; every verdict read is
-``reading.read_verdict``), ``charts`` (routing series, limits and violations to charts,
+``reading.verdict_view``), ``charts`` (routing series, limits and violations to charts,
 as each kind's ``Check.drawing`` declares), ``figure`` (ticks, pixel layout,
 decimation), ``svg`` and ``png`` (the two renderers), ``html`` (the page), ``render``.
 """

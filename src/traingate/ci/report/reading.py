@@ -1,6 +1,6 @@
 """What the report reads from a run dir: the metrics rows and the verdict's facts.
 
-Every read of ``verdict.json`` the report makes is in :func:`read_verdict`, so a change of
+Every read of ``verdict.json`` the report makes is in :func:`verdict_view`, so a change of
 the verdict's shape is one edit here.
 """
 
@@ -37,20 +37,20 @@ class VerdictView:
     kept: dict[str, list[Mapping[str, Any]]]
 
 
-def read_verdict(check: RunCheck) -> VerdictView:
+def verdict_view(check: RunCheck) -> VerdictView:
     """The facts and kept evaluations of ``check``'s verdict (the report's one verdict read)."""
-    v = check.verdict
-    contracts = ", ".join(f"{k}@{ver}" for k, ver in (v.get("contracts") or {}).items())
-    regime = v.get("regime") or {}
+    v = check.verdict.to_dict()  # plain values: NaN/inf as the strings the page shows
+    contracts = ", ".join(f"{k}@{ver}" for k, ver in v["contracts"].items())
+    regime = v["regime"] or {}
     facts = {
         "contracts": contracts or "—",
         "regime": ", ".join(f"{k}={val}" for k, val in regime.items()) or "—",
-        "params": ", ".join(f"{k}={val}" for k, val in (v.get("params") or {}).items()) or "—",
-        "evaluations": str(v.get("evaluations")),
-        "last step / epoch": f"{v.get('last_step')} / {v.get('last_epoch')}",
+        "params": ", ".join(f"{k}={val}" for k, val in v["params"].items()) or "—",
+        "evaluations": str(v["evaluations"]),
+        "last step / epoch": f"{v['last_step']} / {v['last_epoch']}",
     }
     kept = {
-        inv_id: [e for e in (record.get("worst"), record.get("last")) if isinstance(e, Mapping)]
+        inv_id: [e for e in (record["worst"], record["last"]) if e is not None]
         for inv_id, record in v["invariants"].items()
     }
     return VerdictView(facts, kept)

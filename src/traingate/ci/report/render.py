@@ -8,7 +8,7 @@ from traingate.ci.report.charts import build_charts
 from traingate.ci.report.figure import layout
 from traingate.ci.report.html import figure_html, page
 from traingate.ci.report.png import to_png
-from traingate.ci.report.reading import read_metrics, read_verdict
+from traingate.ci.report.reading import read_metrics, verdict_view
 from traingate.ci.report.svg import to_svg
 from traingate.ci.runcheck import check_run
 
@@ -20,7 +20,7 @@ def render_report(run_dir: str | Path, out: str | Path) -> Path:
     """
     run_dir, out = Path(run_dir), Path(out)
     check = check_run(run_dir)
-    view = read_verdict(check)
+    view = verdict_view(check)
     rows, metrics_note = read_metrics(run_dir)
     charts, notes = build_charts(check, rows, view.kept)
     notes = ([metrics_note] if metrics_note else []) + notes + check.notes

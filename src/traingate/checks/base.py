@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from functools import cache
 from typing import Any, ClassVar, Generic, TypeVar
@@ -247,15 +247,31 @@ class Check(ABC, Generic[P]):
 
 class LatestCheck(Check[P]):
     """A kind whose state keeps its latest decision's inputs in ``last`` (``None``: the
-    latest update had nothing to decide); :meth:`decide` applies :meth:`decide_on` to them."""
+    latest update had nothing to decide); :meth:`decide` applies :meth:`decide_on` to them.
+
+    By default that is the kind's pure ``decision`` function, called with the fields of
+    ``last`` (a NamedTuple) and ``params=``/``context=``; :meth:`advance` carries the
+    counters named in ``carried`` from the decision's metrics into the state.
+    """
+
+    decision: ClassVar[Callable[..., Decision]]
+    carried: ClassVar[tuple[str, ...]] = ()
 
     def decide(self) -> Decision | None:
         last = self.values.last
         return None if last is None else self.decide_on(last)
 
-    @abstractmethod
     def decide_on(self, last: Any) -> Decision | None:
         """The pure decision applied to the latest inputs."""
+        return type(self).decision(**last._asdict(), params=self.params, context=self.context)
+
+    def advance(self) -> Decision | None:
+        """Decide on the latest inputs and carry the ``carried`` counters into the state."""
+        decision = self.refresh()
+        if decision is not None:
+            for name in self.carried:
+                setattr(self.values, name, int(decision.metrics[name]))
+        return decision
 
 
 class ScalarCheck(LatestCheck[P]):

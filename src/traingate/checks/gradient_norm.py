@@ -120,15 +120,12 @@ class GradientNorm(LatestCheck[GradientNormParams]):
     summary = "min_norm ≤ grad_norm ≤ max_norm, tolerated for patience-1 consecutive steps"
     state = GradientNormState
     drawing = LimitDrawing("grad_norm", constant=True)
+    decision = staticmethod(check_gradient_norm)
+    carried = ("streak",)
     values: GradientNormState
-
-    def decide_on(self, last: NormInputs) -> Decision | None:
-        return check_gradient_norm(**last._asdict(), params=self.params, context=self.context)
 
     def update(self, observation: Observation) -> None:
         s = self.values
         norm = observation.get("grad_norm")
         s.last = None if norm is None else NormInputs(float(norm), s.streak)
-        decision = self.refresh()
-        if decision is not None:
-            s.streak = int(decision.metrics["streak"])
+        self.advance()

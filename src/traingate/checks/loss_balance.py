@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import Field
 
@@ -104,8 +104,7 @@ def check_loss_balance(
     )
 
 
-@dataclass
-class BalanceInputs:
+class BalanceInputs(NamedTuple):
     """What the latest evaluation's decision was made on (see :func:`check_loss_balance`)."""
 
     components: dict[str, float]
@@ -137,14 +136,13 @@ class LossBalance(LatestCheck[LossBalanceParams]):
     summary = "no raw loss component above max_share of the summed raw loss"
     state = LossBalanceState
     drawing = LimitDrawing("component_shares", constant=True)
+    decision = staticmethod(check_loss_balance)
+    carried = ("streak",)
     values: LossBalanceState
 
     def observes(self) -> frozenset[str]:
         """The components named by ``params.source``."""
         return frozenset({self.params.source})
-
-    def decide_on(self, last: BalanceInputs) -> Decision | None:
-        return check_loss_balance(**vars(last), params=self.params, context=self.context)
 
     def update(self, observation: Observation) -> None:
         s = self.values
@@ -160,7 +158,5 @@ class LossBalance(LatestCheck[LossBalanceParams]):
             evaluation=s.evaluations,
             streak=s.streak,
         )
-        decision = self.refresh()
+        self.advance()
         s.evaluations += 1
-        if decision is not None:
-            s.streak = int(decision.metrics["streak"])

@@ -127,19 +127,16 @@ class LossSpike(LatestCheck[LossSpikeParams]):
     summary = "no more than patience consecutive losses ≥ spike_factor × mean(last window)"
     state = LossSpikeState
     drawing = LimitDrawing("loss")
+    decision = staticmethod(check_loss_spike)
+    carried = ("consecutive",)
     values: LossSpikeState
-
-    def decide_on(self, last: SpikeInputs) -> Decision | None:
-        return check_loss_spike(**last._asdict(), params=self.params, context=self.context)
 
     def update(self, observation: Observation) -> None:
         s = self.values
         value = observation.get("loss")
         loss = None if value is None else float(value)
         s.last = None if loss is None else SpikeInputs(loss, s.sum, len(s.window), s.consecutive)
-        decision = self.refresh()
-        if decision is not None:
-            s.consecutive = int(decision.metrics["consecutive"])
+        self.advance()
         if loss is not None and math.isfinite(loss):
             self._push(loss)
 

@@ -25,15 +25,14 @@ from traingate.checks.calibration import (
 )
 from traingate.contract.regime import Finetune
 
+from .conftest import verdict_after
+
 CONTEXT = CheckContext(Finetune())
 KINDS = (WrongConfidence, ConfidentErrors, Ece, ProbabilitySeparation)
 
 
 def run(kind: type, params: object, *observations: dict[str, torch.Tensor]):
-    check = kind(params, CONTEXT)
-    for obs in observations:
-        check.update(obs)
-    return check.verdict()
+    return verdict_after(kind(params, CONTEXT), *observations)
 
 
 def classifier(wrong_confidence: float, n: int = 200, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -15,6 +15,8 @@ from traingate.checks.confusion import (
 )
 from traingate.contract.regime import Finetune
 
+from .conftest import verdict_after
+
 CONTEXT = CheckContext(Finetune())
 LABELS = {"O": 0, "B-city": 1, "I-city": 2, "B-postcode": 3, "I-postcode": 4}
 LOCALES = {"US": 0, "FR": 1, "DE": 2}
@@ -45,12 +47,6 @@ def saint_albans(de_city_to_o: int) -> dict[str, torch.Tensor]:
     return {"predictions": pred, "labels": gold, "groups": locale}
 
 
-def decide(check: ConfusionRate, *observations: dict[str, torch.Tensor]):
-    for obs in observations:
-        check.update(obs)
-    return check.verdict()
-
-
 def test_registered_for_validation() -> None:
     assert REGISTRY["confusion_rate"] is ConfusionRate
     assert ConfusionRate.points == frozenset({"validation"})
@@ -59,8 +55,8 @@ def test_registered_for_validation() -> None:
 
 def test_seed_001_postcode_wire_reads_zero_while_the_o_wire_fires() -> None:
     obs = saint_albans(de_city_to_o=40)
-    postcode = decide(wire(["B-postcode", "I-postcode"]), obs)
-    to_o = decide(wire(["O"]), obs)
+    postcode = verdict_after(wire(["B-postcode", "I-postcode"]), obs)
+    to_o = verdict_after(wire(["O"]), obs)
     assert postcode.ok and postcode.observed == 0.0
     assert not to_o.ok and to_o.observed == 0.4
     assert "in group DE" in to_o.detail and "(40/100)" in to_o.detail
@@ -69,13 +65,13 @@ def test_seed_001_postcode_wire_reads_zero_while_the_o_wire_fires() -> None:
 
 def test_per_group_catches_what_the_overall_rate_dilutes() -> None:
     obs = saint_albans(de_city_to_o=2)  # 2 % in DE, 0.67 % over all locales
-    assert decide(wire(["O"], per_group=False), obs).ok
-    per_locale = decide(wire(["O"]), obs)
+    assert verdict_after(wire(["O"], per_group=False), obs).ok
+    per_locale = verdict_after(wire(["O"]), obs)
     assert not per_locale.ok and per_locale.observed == 0.02
 
 
 def test_boundary_exactly_the_limit_passes() -> None:
-    assert decide(wire(["O"]), saint_albans(de_city_to_o=1)).ok  # 1/100 = 0.01
+    assert verdict_after(wire(["O"]), saint_albans(de_city_to_o=1)).ok  # 1/100 = 0.01
     params = wire(["O"]).params
     assert check_confusion_rate(counts={"DE": (1, 100)}, params=params, context=CONTEXT).ok
     assert not check_confusion_rate(counts={"DE": (101, 10000)}, params=params, context=CONTEXT).ok
@@ -93,7 +89,7 @@ def test_nothing_measured_is_not_a_pass() -> None:
         "labels": torch.zeros(4, dtype=torch.long),
         "groups": torch.zeros(4, dtype=torch.long),
     }
-    assert decide(wire(["O"]), no_cities) is None
+    assert verdict_after(wire(["O"]), no_cities) is None
     with pytest.raises(ValueError):
         check_confusion_rate(counts={"US": (3, 2)}, params=params, context=CONTEXT)
 
@@ -107,7 +103,7 @@ def test_batches_accumulate_and_padding_is_dropped() -> None:
     }
     first = {k: v[:450] for k, v in obs.items()}
     rest = {k: v[450:] for k, v in obs.items()}
-    assert decide(wire(["O"]), first, pad, rest).observed == 0.4
+    assert verdict_after(wire(["O"]), first, pad, rest).observed == 0.4
 
 
 def test_per_group_without_groups_is_a_wiring_error() -> None:
@@ -115,7 +111,7 @@ def test_per_group_without_groups_is_a_wiring_error() -> None:
     del obs["groups"]
     with pytest.raises(KeyError):
         wire(["O"]).update(obs)
-    assert decide(wire(["O"], per_group=False), obs).ok
+    assert verdict_after(wire(["O"], per_group=False), obs).ok
 
 
 def test_label_names_must_resolve() -> None:
@@ -129,4 +125,4 @@ def test_label_names_must_resolve() -> None:
     ids_only = ConfusionRateParams.model_validate(
         {"from_labels": [1], "to_labels": [0], "max_rate": 0.01}
     )
-    assert decide(ConfusionRate(ids_only, CONTEXT), saint_albans(50)).observed == 50 / 300
+    assert verdict_after(ConfusionRate(ids_only, CONTEXT), saint_albans(50)).observed == 50 / 300

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from traingate.checks.base import REGISTRY, Check, CheckContext, LimitDrawing
-from traingate.contract.regime import Finetune
+from traingate.checks.base import REGISTRY, Check, LimitDrawing
+
+from .conftest import FINETUNE, build
 
 LOSS_BALANCE_VAL = {"source": "val_components"}
 OBSERVES: list[tuple[str, dict[str, Any], set[str], set[str]]] = [
@@ -37,8 +38,7 @@ OBSERVES: list[tuple[str, dict[str, Any], set[str], set[str]]] = [
 
 
 def make(kind: str, params: dict[str, Any]) -> Check[Any]:
-    cls = REGISTRY[kind]
-    return cls(cls.params_model.model_validate(params), CheckContext(Finetune()))
+    return build(REGISTRY[kind], FINETUNE, **params)
 
 
 @pytest.mark.parametrize(("kind", "params", "every", "any_of"), OBSERVES)

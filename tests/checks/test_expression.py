@@ -7,11 +7,11 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from traingate.checks.base import REGISTRY, CheckContext, Decision
+from traingate.checks.base import REGISTRY, CheckContext
 from traingate.checks.expression import Expression, ExpressionParams, check_expression
-from traingate.contract.regime import Finetune, FromScratch
+from traingate.contract.regime import FromScratch
 
-FINETUNE = CheckContext(Finetune())
+from .conftest import FINETUNE, build, feed
 
 CONTEXT = CheckContext(FromScratch(256), {"min_tps": 100.0})
 TPS = ExpressionParams.model_validate(
@@ -20,16 +20,7 @@ TPS = ExpressionParams.model_validate(
 
 
 def make(predicate: str = "tokens_per_sec >= 0", metrics: list[str] | None = None) -> Expression:
-    raw = {"predicate": predicate, "metrics": metrics or ["tokens_per_sec"]}
-    return Expression(ExpressionParams.model_validate(raw), CONTEXT)
-
-
-def feed(check: Expression, observations: list[dict[str, object]]) -> list[Decision | None]:
-    out = []
-    for obs in observations:
-        check.update(obs)
-        out.append(check.verdict())
-    return out
+    return build(Expression, CONTEXT, predicate=predicate, metrics=metrics or ["tokens_per_sec"])
 
 
 def test_registered() -> None:

@@ -7,15 +7,12 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from traingate.checks.base import REGISTRY, CheckContext
+from traingate.checks.base import REGISTRY
 from traingate.checks.finite import Finite, FiniteParams, check_finite
-from traingate.contract.regime import FromScratch
 
-CONTEXT = CheckContext(FromScratch(256))
+from .conftest import SCRATCH, maker
 
-
-def make(**params: object) -> Finite:
-    return Finite(FiniteParams.model_validate(params), CONTEXT)
+make = maker(Finite, SCRATCH)
 
 
 def test_registered() -> None:

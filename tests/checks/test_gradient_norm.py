@@ -7,25 +7,13 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from traingate.checks.base import REGISTRY, CheckContext, Decision
+from traingate.checks.base import REGISTRY
 from traingate.checks.gradient_norm import GradientNorm, GradientNormParams, check_gradient_norm
-from traingate.contract.regime import Finetune, FromScratch
 
-FINETUNE = CheckContext(Finetune())
+from .conftest import FINETUNE, SCRATCH, maker, scalar_feed
 
-CONTEXT = CheckContext(FromScratch(256))
-
-
-def make(**params: object) -> GradientNorm:
-    return GradientNorm(GradientNormParams.model_validate(params), CONTEXT)
-
-
-def feed(check: GradientNorm, norms: list[float]) -> list[Decision | None]:
-    out = []
-    for norm in norms:
-        check.update({"grad_norm": norm})
-        out.append(check.verdict())
-    return out
+make = maker(GradientNorm, SCRATCH)
+feed = scalar_feed("grad_norm")
 
 
 def test_registered_with_seed_004_defaults() -> None:
@@ -101,9 +89,7 @@ def test_thresholds_may_be_formulas() -> None:
     params = GradientNormParams.model_validate(
         {"max_norm": {"finetune": "10", "from_scratch": "ln(vocab_size) * 10"}, "patience": 1}
     )
-    scratch = check_gradient_norm(
-        norm=50.0, streak=0, params=params, context=CheckContext(FromScratch(256))
-    )
+    scratch = check_gradient_norm(norm=50.0, streak=0, params=params, context=SCRATCH)
     tuned = check_gradient_norm(norm=50.0, streak=0, params=params, context=FINETUNE)
     assert scratch.ok and not tuned.ok
     assert tuned.formula == "10"

@@ -11,7 +11,7 @@ from traingate.checks.base import REGISTRY, CheckContext
 from traingate.checks.initial_loss import InitialLoss, InitialLossParams, check_initial_loss
 from traingate.contract.regime import Finetune, FromScratch
 
-FINETUNE = CheckContext(Finetune())
+from .conftest import FINETUNE, build
 
 VOCAB = 50257
 LN_V = math.log(VOCAB)
@@ -20,8 +20,7 @@ PARAMS = InitialLossParams.model_validate({"num_classes": "vocab_size"})
 
 
 def make(regime: Finetune | FromScratch = SCRATCH, **params: object) -> InitialLoss:
-    raw = {"num_classes": "vocab_size", **params}
-    return InitialLoss(InitialLossParams.model_validate(raw), CheckContext(regime))
+    return build(InitialLoss, CheckContext(regime), **{"num_classes": "vocab_size", **params})
 
 
 def test_registered_with_default_tolerance() -> None:

@@ -29,6 +29,8 @@ from traingate.checks.liveness import (
 )
 from traingate.contract.regime import Finetune, FromScratch
 
+from .conftest import verdict_after
+
 CONTEXT = CheckContext(Finetune())
 # Seed 002's liveness gate.
 GATE = {
@@ -72,10 +74,7 @@ def healthy_observation(random_features: bool = False) -> dict[str, torch.Tensor
 
 
 def run(kind: type, params: object, *observations: dict[str, torch.Tensor]):
-    check = kind(params, CONTEXT)
-    for obs in observations:
-        check.update(obs)
-    return check.verdict()
+    return verdict_after(kind(params, CONTEXT), *observations)
 
 
 def test_kinds_are_registered_for_validation() -> None:
@@ -113,14 +112,38 @@ def test_healthy_model_passes(kind: type, random_features: bool) -> None:
 # -- exact boundaries of the pure decisions ------------------------------------------------
 
 
-def test_distinct_predictions_boundary_and_gold_cap() -> None:
+def above(x: float) -> float:
+    return math.nextafter(x, math.inf)
+
+
+def below(x: float) -> float:
+    return math.nextafter(x, -math.inf)
+
+
+RANK = {"effective_rank": 2.0}  # reported by the collapse decision, never gated
+# Each pure decision with the value it reads: at the limit it holds, one float past it fires.
+BOUNDARIES = [
+    (check_distinct_predictions, DistinctPredictions, "distinct", 10, 9, {"labels_in_gold": 82}),
+    (check_macro_f1, MacroF1, "f1", 0.10, below(0.10), {}),
+    (check_prediction_share, PredictionShare, "share", 0.5, above(0.5), {"top_label": 3}),
+    (check_embedding_collapse, EmbeddingCollapse, "ratio", 0.01, below(0.01), RANK),
+    (check_embedding_clusters, EmbeddingClusters, "clusters", 3, 2, {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("decide", "kind", "name", "at", "past", "rest"),
+    [pytest.param(*row, id=row[1].kind) for row in BOUNDARIES],
+)
+def test_exact_boundaries_of_the_pure_decisions(
+    decide, kind: type, name: str, at: float, past: float, rest: dict[str, float]
+) -> None:
+    assert decide(**{name: at}, **rest, params=GATE[kind], context=CONTEXT).ok
+    assert not decide(**{name: past}, **rest, params=GATE[kind], context=CONTEXT).ok
+
+
+def test_distinct_floor_is_capped_by_the_gold_labels() -> None:
     params = GATE[DistinctPredictions]
-    assert check_distinct_predictions(
-        distinct=10, labels_in_gold=82, params=params, context=CONTEXT
-    ).ok
-    assert not check_distinct_predictions(
-        distinct=9, labels_in_gold=82, params=params, context=CONTEXT
-    ).ok
     capped = check_distinct_predictions(
         distinct=5, labels_in_gold=5, params=params, context=CONTEXT
     )  # a 5-class validation set
@@ -130,33 +153,8 @@ def test_distinct_predictions_boundary_and_gold_cap() -> None:
     ).ok
 
 
-def test_macro_f1_share_collapse_and_cluster_boundaries() -> None:
-    below = math.nextafter(0.10, 0.0)
-    assert check_macro_f1(f1=0.10, params=GATE[MacroF1], context=CONTEXT).ok
-    assert not check_macro_f1(f1=below, params=GATE[MacroF1], context=CONTEXT).ok
+def test_macro_f1_of_nan_fires() -> None:
     assert not check_macro_f1(f1=math.nan, params=GATE[MacroF1], context=CONTEXT).ok
-    assert check_prediction_share(
-        share=0.5, top_label=3, params=GATE[PredictionShare], context=CONTEXT
-    ).ok
-    assert not check_prediction_share(
-        share=math.nextafter(0.5, 1.0),
-        top_label=3,
-        params=GATE[PredictionShare],
-        context=CONTEXT,
-    ).ok
-    assert check_embedding_collapse(
-        ratio=0.01, effective_rank=2.0, params=GATE[EmbeddingCollapse], context=CONTEXT
-    ).ok
-    assert not check_embedding_collapse(
-        ratio=math.nextafter(0.01, 0.0),
-        effective_rank=2.0,
-        params=GATE[EmbeddingCollapse],
-        context=CONTEXT,
-    ).ok
-    assert check_embedding_clusters(clusters=3, params=GATE[EmbeddingClusters], context=CONTEXT).ok
-    assert not check_embedding_clusters(
-        clusters=2, params=GATE[EmbeddingClusters], context=CONTEXT
-    ).ok
 
 
 def test_thresholds_may_be_formulas_and_regime_keyed() -> None:

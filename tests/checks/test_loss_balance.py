@@ -7,16 +7,16 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from traingate.checks.base import REGISTRY, CheckContext, Decision
+from traingate.checks.base import REGISTRY, Decision
 from traingate.checks.loss_balance import (
     LossBalance,
     LossBalanceParams,
     check_loss_balance,
     component_shares,
 )
-from traingate.contract.regime import Finetune
 
-CONTEXT = CheckContext(Finetune())
+from .conftest import FINETUNE, feed, maker
+
 # Seed 004 validation loss components by epoch (type, pointer, span, countdown).
 SEED_004 = {
     1: {"type": 1.08, "ptr": 0.025, "span": 0.57, "countdown": 16.12},
@@ -26,18 +26,19 @@ SEED_004 = {
 # Seed 004's final uncertainty task weights: countdown weighted down to 4.3 %.
 WEIGHTS = {"type": 0.137, "ptr": 0.561, "span": 0.260, "countdown": 0.043}
 BALANCED = {"type": 0.7, "ptr": 0.4, "span": 0.3, "countdown": 0.5}
+DEFAULTS = LossBalanceParams()
+make = maker(LossBalance, FINETUNE)
 
 
-def make(**params: object) -> LossBalance:
-    return LossBalance(LossBalanceParams.model_validate(params), CONTEXT)
-
-
-def feed(check: LossBalance, observations: list[dict[str, object]]) -> list[Decision | None]:
-    out = []
-    for obs in observations:
-        check.update(obs)
-        out.append(check.verdict())
-    return out
+def first(
+    losses: dict[str, float],
+    weights: dict[str, float] | None = None,
+    params: LossBalanceParams = DEFAULTS,
+) -> Decision | None:
+    """The pure decision on a run's first evaluation of its loss components ``losses``."""
+    return check_loss_balance(
+        components=losses, weights=weights, evaluation=0, streak=0, params=params, context=FINETUNE
+    )
 
 
 def test_registered_with_defaults() -> None:
@@ -59,26 +60,13 @@ def test_seed_004_epoch_1_fires_on_countdown() -> None:
 
 @pytest.mark.parametrize("epoch", sorted(SEED_004))
 def test_seed_004_fires_every_epoch_despite_task_weights(epoch: int) -> None:
-    decision = check_loss_balance(
-        components=SEED_004[epoch],
-        weights=WEIGHTS,
-        evaluation=0,
-        streak=0,
-        params=LossBalanceParams(),
-        context=CONTEXT,
-    )
+    decision = first(SEED_004[epoch], WEIGHTS)
     assert decision is not None and not decision.ok
     assert decision.metrics["weighted_share/countdown"] < decision.metrics["share/countdown"]
 
 
 def test_balanced_components_pass() -> None:
-    decision = check_loss_balance(
-        components=BALANCED,
-        evaluation=0,
-        streak=0,
-        params=LossBalanceParams(),
-        context=CONTEXT,
-    )
+    decision = first(BALANCED)
     assert decision is not None and decision.ok and decision.metrics["streak"] == 0
     assert sum(v for k, v in decision.metrics.items() if k.startswith("share/")) == (
         pytest.approx(1.0)
@@ -86,21 +74,8 @@ def test_balanced_components_pass() -> None:
 
 
 def test_exactly_max_share_passes_and_above_fires() -> None:
-    params = LossBalanceParams()
-    at = check_loss_balance(
-        components={"a": 9.0, "b": 1.0},
-        evaluation=0,
-        streak=0,
-        params=params,
-        context=CONTEXT,
-    )
-    above = check_loss_balance(
-        components={"a": 9.000001, "b": 1.0},
-        evaluation=0,
-        streak=0,
-        params=params,
-        context=CONTEXT,
-    )
+    at = first({"a": 9.0, "b": 1.0})
+    above = first({"a": 9.000001, "b": 1.0})
     assert at is not None and at.ok and at.observed == 0.9
     assert above is not None and not above.ok
 
@@ -121,14 +96,7 @@ def test_fires_after_patience_consecutive_dominated_evaluations() -> None:
 
 def test_weighted_shares_are_reported() -> None:
     weights = {"a": 3.0, "b": 1.0}
-    decision = check_loss_balance(
-        components={"a": 1.0, "b": 3.0},
-        weights=weights,
-        evaluation=0,
-        streak=0,
-        params=LossBalanceParams(),
-        context=CONTEXT,
-    )
+    decision = first({"a": 1.0, "b": 3.0}, weights)
     assert decision is not None
     assert decision.metrics["weighted_share/a"] == 0.5
     assert decision.metrics["share/b"] == 0.75
@@ -136,52 +104,25 @@ def test_weighted_shares_are_reported() -> None:
 
 def test_weights_must_name_the_components() -> None:
     with pytest.raises(ValueError, match="weights"):
-        check_loss_balance(
-            components={"a": 1.0, "b": 1.0},
-            weights={"a": 1.0},
-            evaluation=0,
-            streak=0,
-            params=LossBalanceParams(),
-            context=CONTEXT,
-        )
+        first({"a": 1.0, "b": 1.0}, {"a": 1.0})
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_non_finite_component_fires_at_once(bad: float) -> None:
-    params = LossBalanceParams(patience=5)
-    decision = check_loss_balance(
-        components={"a": 1.0, "b": bad},
-        evaluation=0,
-        streak=0,
-        params=params,
-        context=CONTEXT,
-    )
+    decision = first({"a": 1.0, "b": bad}, params=LossBalanceParams(patience=5))
     assert decision is not None and not decision.ok and "b is not finite" in decision.detail
 
 
 def test_shares_use_magnitudes_and_handle_an_all_zero_loss() -> None:
     assert component_shares({"a": -3.0, "b": 1.0}) == {"a": 0.75, "b": 0.25}
     assert component_shares({"a": 0.0, "b": 0.0}) == {"a": 0.0, "b": 0.0}
-    decision = check_loss_balance(
-        components={"a": 0.0, "b": 0.0},
-        evaluation=0,
-        streak=0,
-        params=LossBalanceParams(),
-        context=CONTEXT,
-    )
+    decision = first({"a": 0.0, "b": 0.0})
     assert decision is not None and decision.ok
 
 
 def test_no_components_is_an_error() -> None:
     with pytest.raises(ValueError, match="at least one"):
-        check_loss_balance(
-            components={},
-            weights=None,
-            evaluation=0,
-            streak=0,
-            params=LossBalanceParams(),
-            context=CONTEXT,
-        )
+        first({})
 
 
 def test_observation_without_its_source_is_not_evaluated() -> None:

@@ -11,23 +11,21 @@ from pydantic import ValidationError
 
 from traingate.checks.base import REGISTRY, CheckContext, Decision
 from traingate.checks.loss_spike import LossSpike, LossSpikeParams, check_loss_spike
-from traingate.contract.regime import Finetune, FromScratch
+from traingate.contract.regime import FromScratch
 
-FINETUNE = CheckContext(Finetune())
+from .conftest import FINETUNE, SCRATCH, maker, scalar_feed
 
-CONTEXT = CheckContext(FromScratch(256))
-
-
-def make(**params: object) -> LossSpike:
-    return LossSpike(LossSpikeParams.model_validate(params), CONTEXT)
+make = maker(LossSpike, SCRATCH)
+feed = scalar_feed("loss")
 
 
-def feed(check: LossSpike, losses: list[float]) -> list[Decision | None]:
-    out = []
-    for loss in losses:
-        check.update({"loss": loss})
-        out.append(check.verdict())
-    return out
+def first_spike(
+    params: LossSpikeParams, loss: float, total: float, n: int, context: CheckContext = FINETUNE
+) -> Decision | None:
+    """The pure decision on ``loss`` after ``n`` losses summing to ``total``, none a spike."""
+    return check_loss_spike(
+        loss=loss, window_sum=total, window_count=n, consecutive=0, params=params, context=context
+    )
 
 
 def test_registered_with_llm_foundry_defaults() -> None:
@@ -50,22 +48,8 @@ def test_steady_losses_pass() -> None:
 
 def test_exactly_factor_times_mean_is_a_spike() -> None:
     params = LossSpikeParams(window=4)
-    at = check_loss_spike(
-        loss=2.0 * 1.5,
-        window_sum=6.0,
-        window_count=4,
-        consecutive=0,
-        params=params,
-        context=FINETUNE,
-    )
-    below = check_loss_spike(
-        loss=math.nextafter(3.0, 0.0),
-        window_sum=6.0,
-        window_count=4,
-        consecutive=0,
-        params=params,
-        context=FINETUNE,
-    )
+    at = first_spike(params, 2.0 * 1.5, 6.0, 4)
+    below = first_spike(params, math.nextafter(3.0, 0.0), 6.0, 4)
     assert at is not None and at.metrics["spike"] == 1.0 and at.metrics["consecutive"] == 1
     assert below is not None and below.metrics["spike"] == 0.0
     assert at.limit == 3.0 and at.evaluated == "2 * 1.5 = 3"
@@ -119,22 +103,8 @@ def test_spike_factor_may_be_regime_keyed() -> None:
     params = LossSpikeParams.model_validate(
         {"spike_factor": {"finetune": "1.5", "from_scratch": "3"}, "window": 1}
     )
-    tuned = check_loss_spike(
-        loss=2.0,
-        window_sum=1.0,
-        window_count=1,
-        consecutive=0,
-        params=params,
-        context=FINETUNE,
-    )
-    scratch = check_loss_spike(
-        loss=2.0,
-        window_sum=1.0,
-        window_count=1,
-        consecutive=0,
-        params=params,
-        context=CheckContext(FromScratch(8)),
-    )
+    tuned = first_spike(params, 2.0, 1.0, 1)
+    scratch = first_spike(params, 2.0, 1.0, 1, CheckContext(FromScratch(8)))
     assert tuned is not None and tuned.metrics["spike"] == 1.0
     assert scratch is not None and scratch.metrics["spike"] == 0.0
 

@@ -19,9 +19,10 @@ from traingate.checks.non_divergence import (
 )
 from traingate.contract.regime import Finetune, FromScratch
 
+from .conftest import FINETUNE
+
 VOCAB = 50257
 SCRATCH = CheckContext(FromScratch(VOCAB))
-FINETUNE = CheckContext(Finetune())
 # seed 003's cap: 10 for a finetune, 2·ln V from scratch (ln 50257 ≈ 10.82)
 PARAMS = NonDivergenceParams.model_validate(
     {"epoch_zero_cap": {"finetune": 10.0, "from_scratch": "2 * ln(vocab_size)"}}

@@ -22,6 +22,8 @@ from traingate.checks.base import REGISTRY, Check, CheckContext, Decision
 from traingate.contract.regime import Finetune, FromScratch
 from traingate.runtime.evidence import jsonable
 
+from .conftest import build, feed
+
 Stream = Sequence[Mapping[str, Any]]
 
 
@@ -134,17 +136,12 @@ CASES: dict[str, Case] = {
 
 def make(kind: str) -> Check[Any]:
     case = CASES[kind]
-    cls = REGISTRY[kind]
-    return cls(cls.params_model.model_validate(case.params), case.context)
+    return build(REGISTRY[kind], case.context, **case.params)
 
 
-def feed(check: Check[Any], stream: Stream) -> list[str]:
+def verdicts(check: Check[Any], stream: Stream) -> list[str]:
     """The repr of each verdict, one update-then-verdict per observation."""
-    out = []
-    for observation in stream:
-        check.update(observation)
-        out.append(repr(check.verdict()))
-    return out
+    return [repr(decision) for decision in feed(check, stream)]
 
 
 def test_every_kind_has_a_case() -> None:
@@ -162,12 +159,12 @@ def test_a_fresh_check_saves_its_declared_state(kind: str) -> None:
 @pytest.mark.parametrize("kind", sorted(REGISTRY))
 def test_state_round_trip_at_every_cut(kind: str) -> None:
     stream = CASES[kind].stream
-    expected = feed(make(kind), stream)
+    expected = verdicts(make(kind), stream)
     assert any("ok=False" in d for d in expected)  # the stream does fire
     stateful = bool(fields(REGISTRY[kind].state))
     for cut in range(len(stream) + 1):
         first = make(kind)
-        feed(first, stream[:cut])
+        verdicts(first, stream[:cut])
         saved = strict_json(first.state_dict())
         resumed = make(kind)
         resumed.load_state_dict(saved)
@@ -175,18 +172,18 @@ def test_state_round_trip_at_every_cut(kind: str) -> None:
         # a kind with state gives the saved verdict back; a tensor kind's buffer is empty
         last = expected[cut - 1] if cut and stateful else repr(None)
         assert repr(resumed.verdict()) == last
-        assert feed(resumed, stream[cut:]) == expected[cut:]
+        assert verdicts(resumed, stream[cut:]) == expected[cut:]
 
 
 @pytest.mark.parametrize("kind", sorted(REGISTRY))
 def test_reset_gives_fresh_state(kind: str) -> None:
     check = make(kind)
-    expected = feed(make(kind), CASES[kind].stream)
-    feed(check, CASES[kind].stream)
+    expected = verdicts(make(kind), CASES[kind].stream)
+    verdicts(check, CASES[kind].stream)
     check.reset()
     assert check.verdict() is None
     assert check.state_dict() == CASES[kind].fresh
-    assert feed(check, CASES[kind].stream) == expected
+    assert verdicts(check, CASES[kind].stream) == expected
 
 
 @pytest.mark.parametrize("kind", sorted(REGISTRY))

@@ -6,6 +6,7 @@ unreadable input (one line on stderr, never a traceback).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from traingate_cli.contracts_cmd import cli
 
@@ -225,36 +227,35 @@ def test_broken():
     assert 1 + 1 == 3
 """
 
-TINY_CONTRACT = """
-contract: C-TINY
-version: 1.0.0
-title: Tiny
-status: draft
-changelog:
-  - {{version: 1.0.0, date: 2026-01-01, change: first}}
-invariants:
-  - id: INV-TINY-001
-    title: Holds
-    check: non_divergence
-    at: validation
-    params: {{epoch_zero_cap: 10.0}}
-    on_violation: abort
-    falsified_by: [falsifiers/test_tiny.py::test_holds]
-  - id: INV-TINY-002
-    title: Broken
-    check: non_divergence
-    at: validation
-    params: {{epoch_zero_cap: 10.0}}
-    on_violation: abort
-    falsified_by: [{second}]
-gates:
-  - id: GATE-TINY-001
-    requires: [INV-TINY-001]
-    ship_blocking: false
-  - id: GATE-TINY-002
-    requires: [INV-TINY-002]
-    ship_blocking: true
-"""
+
+def tiny_contract(second: str) -> str:
+    """C-TINY: INV-TINY-001 falsified by ``test_holds`` behind an advisory gate, INV-TINY-002
+    by ``second`` behind a ship-blocking one."""
+    falsifiers = {1: ("Holds", "falsifiers/test_tiny.py::test_holds"), 2: ("Broken", second)}
+    data = {
+        "contract": "C-TINY",
+        "version": "1.0.0",
+        "title": "Tiny",
+        "status": "draft",
+        "changelog": [{"version": "1.0.0", "date": dt.date(2026, 1, 1), "change": "first"}],
+        "invariants": [
+            {
+                "id": f"INV-TINY-00{n}",
+                "title": title,
+                "check": "non_divergence",
+                "at": "validation",
+                "params": {"epoch_zero_cap": 10.0},
+                "on_violation": "abort",
+                "falsified_by": [test],
+            }
+            for n, (title, test) in falsifiers.items()
+        ],
+        "gates": [
+            {"id": f"GATE-TINY-00{n}", "requires": [f"INV-TINY-00{n}"], "ship_blocking": n == 2}
+            for n in falsifiers
+        ],
+    }
+    return yaml.safe_dump(data, sort_keys=False)
 
 
 def tiny_project(root: Path, second: str) -> Path:
@@ -263,7 +264,7 @@ def tiny_project(root: Path, second: str) -> Path:
     (root / "falsifiers" / "test_tiny.py").write_text(TINY_TESTS)
     (root / "contracts").mkdir()
     contract = root / "contracts" / "tiny.yaml"
-    contract.write_text(TINY_CONTRACT.format(second=second))
+    contract.write_text(tiny_contract(second))
     return contract
 
 

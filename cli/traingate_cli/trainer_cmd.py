@@ -80,6 +80,11 @@ def cli(verbose: bool) -> None:
     help="Checkpoint to load weights (and tokenizer) from.",
 )
 @click.option("--resume", type=click.Choice(["auto", "never"]), default="never", show_default=True)
+@click.option(
+    "--allow-config-change",
+    is_flag=True,
+    help="Let --resume auto change the mode, lr, contracts… (recorded in the evidence).",
+)
 @click.option("--seed", type=int, default=1337, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option(
@@ -127,6 +132,7 @@ def cli(verbose: bool) -> None:
 def pretrain(**opts: Any) -> None:
     """Pretrain (from scratch) or finetune a GPT with every contract enforced."""
     from traingate.contract.shipped import ContractError
+    from traingate.runtime.evidence import RunDirError
     from traingate.runtime.guard import InvariantViolation
     from traingate.train.checkpoint import CheckpointError
     from traingate.train.config import PretrainConfig, UsageError
@@ -148,7 +154,7 @@ def pretrain(**opts: Any) -> None:
         )
         _print_verdict(cfg.out)
         sys.exit(EXIT_ABORTED)
-    except (UsageError, DataError, ContractError, CheckpointError, ValueError) as exc:
+    except (UsageError, DataError, ContractError, CheckpointError, RunDirError, ValueError) as exc:
         fail(PROG, str(exc))
     click.echo(gate_table(result.verdict, cfg.out))
     click.echo(

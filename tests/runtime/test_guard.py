@@ -17,7 +17,7 @@ from pydantic import ValidationError
 import traingate
 from traingate.contract.regime import Finetune, FromScratch
 from traingate.contract.shipped import shipped_contracts
-from traingate.runtime.evidence import read_evidence
+from traingate.runtime.evidence import RunDirError, last_chain, read_evidence
 from traingate.runtime.guard import Guard, InvariantViolation
 from traingate.runtime.verdict import SCHEMA_VERSION, load_verdict
 
@@ -69,7 +69,9 @@ def test_healthy_loop_passes_and_writes_the_run_dir(
         losses = train(guard, loop, epochs=2, steps=4)
 
     verdict = load_verdict(tmp_path / "run")
-    assert verdict.to_dict() == json.loads(as_json(guard.judge()))
+    assert verdict == guard.close()  # closing twice returns the verdict written
+    assert verdict.evidence_head == last_chain(tmp_path / "run" / "evidence.jsonl")
+    assert verdict.model_copy(update={"evidence_head": None}) == guard.judge()
     assert verdict.schema_version == SCHEMA_VERSION
     assert verdict.traingate_version == traingate.__version__
     assert verdict.ok is True
@@ -283,7 +285,10 @@ def test_evidence_is_flushed_per_event_and_append_only(
     first_run = (run / "evidence.jsonl").read_bytes()
     assert [e["event"] for e in events(run)][-1] == "end"
 
-    with Guard([path], regime=FromScratch(CLASSES), run_dir=run) as guard:
+    with pytest.raises(RunDirError, match="already holds a run"):
+        Guard([path], regime=FromScratch(CLASSES), run_dir=run)
+    assert (run / "evidence.jsonl").read_bytes() == first_run  # a refused open writes nothing
+    with Guard([path], regime=FromScratch(CLASSES), run_dir=run, resume=True) as guard:
         guard.validation(0, val_loss=1.0)
     assert (run / "evidence.jsonl").read_bytes().startswith(first_run)
     assert [e["event"] for e in events(run)].count("start") == 2
@@ -307,7 +312,7 @@ def test_torn_last_line_is_skipped_but_a_corrupt_middle_line_is_an_error(
     lines = log.read_text(encoding="utf-8").split("\n")
     lines[1] = lines[1][: len(lines[1]) // 2]
     log.write_text("\n".join(lines), encoding="utf-8")
-    with pytest.raises(ValueError, match=r"evidence.jsonl:2: corrupt evidence line"):
+    with pytest.raises(RunDirError, match=r"evidence.jsonl:2: corrupt evidence line"):
         events(run)
 
 
@@ -322,7 +327,7 @@ def test_corrupt_complete_line_before_a_torn_one_is_an_error(
     start, end, _ = log.read_text(encoding="utf-8").split("\n")
     # "end" was written whole (its newline made it to disk), then damaged; a torn line follows.
     log.write_text(f'{start}\n{end[:20]}\n{{"event": "summ', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"evidence.jsonl:2: corrupt evidence line"):
+    with pytest.raises(RunDirError, match=r"evidence.jsonl:2: corrupt evidence line"):
         events(run)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,13 +74,22 @@ def excess_of(d: Decision) -> float:
     return _EXCESS_SIGN[d.comparison] * (d.observed - d.limit)
 
 
-def load_contracts(paths: Sequence[str | Path] | None) -> list[Contract]:
+def load_contracts(paths: Sequence[str | Path] | None) -> tuple[list[Contract], dict[str, str]]:
+    """The contract files found under ``paths`` (default: the shipped ones), loaded, and
+    each one's sha256 by contract id (the verdict records which text gated the run)."""
     from traingate.contract.validation import discover
 
     files = discover([Path(p) for p in paths] if paths else [shipped_contracts_dir()])
     if not files:
         raise ValueError(f"no contract files found in {', '.join(str(p) for p in paths or [])}")
-    return [load_valid(f) for f in files]
+    contracts = [load_valid(f) for f in files]
+    digests = {c.contract: file_sha256(f) for c, f in zip(contracts, files, strict=True)}
+    return contracts, digests
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, in hex."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def bind(

@@ -1,18 +1,22 @@
 """Run-directory evidence: an append-only event log, the final verdict, the metrics seen.
 
 ``evidence.jsonl`` is flushed per event so a crash loses at most the line being written;
-readers skip a torn last line. ``verdict.json`` (:mod:`traingate.runtime.verdict`) is
+each line is hash-chained to the one before (:class:`EvidenceLog`), and a log reopened
+after a crash has its torn last line cut off. ``verdict.json`` (:mod:`traingate.runtime.verdict`) is
 written atomically at close.
 ``metrics.parquet`` (pyarrow, imported only when written) holds every scalar the Guard saw.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,6 +26,8 @@ from traingate.files import atomic_write
 EVIDENCE = "evidence.jsonl"
 VERDICT = "verdict.json"
 METRICS = "metrics.parquet"
+GENESIS = "0" * 64  # the chain value before a log's first line
+CHAIN = re.compile(r', "chain": "([0-9a-f]{64})"\}$')
 
 
 def jsonable(value: Any) -> Any:
@@ -40,18 +46,34 @@ class RunDirError(TraingateError):
 
 
 class EvidenceLog:
-    """Append-only JSON-lines event log, one flushed line per event."""
+    """Append-only JSON-lines event log, one flushed line per event, hash-chained.
+
+    Each line ends with ``"chain"``: the sha256 of the previous line's chain and this line's
+    text without it (:func:`chain_hash`), so an edited, dropped or reordered line breaks
+    every chain after it; the verdict records the last one. Opening a log that a crash left
+    with a torn (unterminated) last line cuts that line off and writes a ``repaired`` event
+    saying how many bytes went, so the appended events stay readable and chained.
+    """
 
     def __init__(self, run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / EVIDENCE
+        self.head = GENESIS
+        removed = 0
+        if self.path.is_file():
+            removed = cut_torn_tail(self.path)
+            self.head = last_chain(self.path)
         self._fh: TextIO | None = self.path.open("a", encoding="utf-8")
+        if removed:
+            self.write("repaired", bytes_removed=removed, reason="torn last line (a crash)")
 
     def write(self, event: str, **fields: Any) -> None:
+        """Append one event (``time`` and ``chain`` added) and flush it."""
         if self._fh is None:
             return
-        record = {"event": event, "time": round(time.time(), 3), **jsonable(fields)}
-        self._fh.write(json.dumps(record, sort_keys=False) + "\n")
+        body = json.dumps({"event": event, "time": round(time.time(), 3), **jsonable(fields)})
+        self.head = chain_hash(self.head, body)
+        self._fh.write(f'{body[:-1]}, "chain": "{self.head}"}}\n')
         self._fh.flush()
 
     def close(self) -> None:
@@ -62,19 +84,81 @@ class EvidenceLog:
             self._fh = None
 
 
-def read_evidence(path: Path) -> Iterator[dict[str, Any]]:
-    """Events from an evidence log; a torn (partial) last line is skipped, not an error."""
-    with path.open(encoding="utf-8") as fh:
-        lines = fh.read().split("\n")
+def chain_hash(previous: str, body: str) -> str:
+    """The chain value of a line: sha256 of the previous line's chain, a newline, and the
+    line's JSON text without its own ``chain`` field."""
+    return hashlib.sha256(f"{previous}\n{body}".encode()).hexdigest()
+
+
+def cut_torn_tail(path: Path) -> int:
+    """Truncate ``path`` after its last complete line; the number of bytes removed."""
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return 0
+    keep = data.rfind(b"\n") + 1
+    with path.open("rb+") as fh:
+        fh.truncate(keep)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return len(data) - keep
+
+
+def last_chain(path: Path) -> str:
+    """The ``chain`` of the last line of a log (GENESIS for an empty or unchained one)."""
+    with path.open("rb") as fh:
+        fh.seek(max(0, path.stat().st_size - (1 << 16)))
+        lines = fh.read().rstrip(b"\n").rsplit(b"\n", 1)
+    match = CHAIN.search(lines[-1].decode("utf-8", errors="replace"))
+    return match.group(1) if match else GENESIS
+
+
+@dataclass
+class Chained:
+    """An evidence log as read back: its events, the chain's head, and every line whose
+    chain does not verify (``broken``: ``path:line: why``) or that was torn off the end."""
+
+    events: list[dict[str, Any]]
+    head: str
+    broken: list[str]
+    torn: bool
+
+
+def read_chained(path: Path) -> Chained:
+    """Read and verify an evidence log; a corrupt line other than the last raises
+    RunDirError (naming ``path:line``), a torn last line is reported in ``torn``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{path}: unreadable ({exc})") from None
+    lines = text.split("\n")
+    events: list[dict[str, Any]] = []
+    broken: list[str] = []
+    head, torn = GENESIS, False
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            yield json.loads(line)
+            event = json.loads(line)
         except json.JSONDecodeError:
             if number == len(lines):  # only the unterminated tail can be torn by a crash
-                return
-            raise ValueError(f"{path}:{number}: corrupt evidence line") from None
+                torn = True
+                break
+            raise RunDirError(f"{path}:{number}: corrupt evidence line") from None
+        match = CHAIN.search(line)
+        if match is None:
+            broken.append(f"{path}:{number}: no hash chain")
+        else:
+            expected = chain_hash(head, line[: match.start()] + "}")
+            if match.group(1) != expected:
+                broken.append(f"{path}:{number}: hash chain broken (edited, dropped or reordered)")
+            head = match.group(1)
+        events.append(event)
+    return Chained(events, head, broken, torn)
+
+
+def read_evidence(path: Path) -> Iterator[dict[str, Any]]:
+    """Events from an evidence log; a torn (partial) last line is skipped, not an error."""
+    yield from read_chained(path).events
 
 
 class MetricsBuffer:
@@ -99,6 +183,24 @@ class MetricsBuffer:
 
     def __len__(self) -> int:
         return len(self.value)
+
+    @classmethod
+    def read(cls, run_dir: Path, rows: int) -> MetricsBuffer:
+        """The first ``rows`` rows of ``metrics.parquet`` (what a checkpoint recorded);
+        RunDirError when the file is missing or shorter."""
+        import pyarrow.parquet as pq
+
+        path = run_dir / METRICS
+        try:
+            table = pq.read_table(path).slice(0, rows).to_pydict()
+        except (OSError, ValueError) as exc:
+            raise RunDirError(f"{path}: cannot restore a checkpoint's metrics ({exc})") from None
+        if len(table["value"]) < rows:
+            raise RunDirError(f"{path}: holds {len(table['value'])} rows, the checkpoint {rows}")
+        buffer = cls()
+        buffer.point, buffer.step, buffer.epoch = table["point"], table["step"], table["epoch"]
+        buffer.name, buffer.value = table["name"], table["value"]
+        return buffer
 
     def write(self, run_dir: Path) -> Path:
         """Write ``metrics.parquet`` atomically (pyarrow is imported here only)."""

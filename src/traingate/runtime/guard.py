@@ -26,8 +26,9 @@ from traingate.checks import Decision
 from traingate.contract.regime import Finetune, FromScratch
 from traingate.runtime.binding import Tracked, bind, load_contracts
 from traingate.runtime.distributed import Ranks
-from traingate.runtime.evidence import EvidenceLog, MetricsBuffer, jsonable
+from traingate.runtime.evidence import MetricsBuffer, jsonable
 from traingate.runtime.host import is_tensor, scalar, to_host, total_grad_norm
+from traingate.runtime.rundir import open_evidence
 from traingate.runtime.verdict import (
     SCHEMA_VERSION,
     TRAINGATE_VERSION,
@@ -57,6 +58,12 @@ class Guard:
             (rank 0 writes); ``None`` keeps everything in memory.
         only: restrict to these invariant ids (default: every invariant in the contracts).
         summary_every: write a summary event every N steps.
+        config: the loop's own settings that a resume may not change (lr, warm-up, data…),
+            recorded in the start event beside the contracts, regime and params.
+        resume: continue the run ``run_dir`` already holds (then call
+            :meth:`load_state_dict`); without it a run dir holding a run is refused.
+        allow_config_change: let a resume change the contracts, regime, params or
+            selection (recorded as a ``config_change`` event); refused otherwise.
     """
 
     def __init__(
@@ -68,10 +75,14 @@ class Guard:
         run_dir: str | Path | None = None,
         only: Sequence[str] | None = None,
         summary_every: int = 100,
+        config: Mapping[str, Any] | None = None,
+        resume: bool = False,
+        allow_config_change: bool = False,
     ) -> None:
+        self.config = dict(config or {})
         self.regime = regime or Finetune()
         self.params = dict(params or {})
-        self.contracts = load_contracts(contracts)
+        self.contracts, self.contract_sha256 = load_contracts(contracts)
         self.tracked = bind(self.contracts, self.regime, self.params, only)
         self.only = list(only) if only is not None else None
         self.by_point: dict[str, list[Tracked]] = {"step": [], "validation": [], "final": []}
@@ -82,29 +93,79 @@ class Guard:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.ranks = Ranks.current()
         self.rank, self.world = self.ranks.rank, self.ranks.world
-        writes = self.run_dir is not None and self.rank == 0
-        self.evidence = EvidenceLog(self.run_dir) if writes and self.run_dir else None
+        self.evidence = None
+        if self.run_dir is not None and self.rank == 0:
+            self.evidence = open_evidence(
+                self.run_dir,
+                self._identity(),
+                resume=resume,
+                allow_config_change=allow_config_change,
+            )
         self.metrics = MetricsBuffer()
         self.last_step: int | None = None
         self.epoch: int | None = None
         self.aborted_by: ViolationRecord | None = None
         self.interrupted: str | None = None  # set by a loop stopped early (e.g. by a signal)
         self._limits: dict[str, float] = {}  # last limit written to metrics, per invariant
-        self.closed = False
+        self.closed: Verdict | None = None  # the verdict close() wrote
         if self.evidence:
             self.evidence.write(
-                "start", **self._identity(), invariants=[t.invariant.id for t in self.tracked]
+                "start",
+                **self._identity(),
+                invariants=[t.invariant.id for t in self.tracked],
+                definitions=self._definitions(),
+                gates=self._gates(),
+                excluded=self._excluded(),
             )
 
     def _identity(self) -> dict[str, Any]:
         """What run this is: contracts@version, regime, params, selection, world size."""
         return {
             "contracts": {c.contract: c.version for c in self.contracts},
+            "contract_sha256": self.contract_sha256,
             "regime": self.regime.model_dump(),
             "params": self.params,
             "only": self.only,
             "world_size": self.world,
+            "config": self.config,
         }
+
+    def _ship_blocking(self) -> set[str]:
+        return {
+            req for c in self.contracts for g in c.gates if g.ship_blocking for req in g.requires
+        }
+
+    def _definitions(self) -> dict[str, dict[str, Any]]:
+        """What the policy needs of each tracked invariant (recorded in the start event)."""
+        blocking = self._ship_blocking()
+        return {
+            t.invariant.id: {
+                "contract": t.contract.ref,
+                "title": t.invariant.title,
+                "check": t.invariant.check,
+                "at": t.invariant.at,
+                "on_violation": t.invariant.on_violation,
+                "ship_blocking": t.invariant.id in blocking,
+            }
+            for t in self.tracked
+        }
+
+    def _gates(self) -> dict[str, dict[str, Any]]:
+        """Every gate of the contracts: its contract, requirements and whether it blocks."""
+        return {
+            g.id: {"contract": c.ref, "requires": g.requires, "ship_blocking": g.ship_blocking}
+            for c in self.contracts
+            for g in c.gates
+        }
+
+    def _excluded(self) -> list[str]:
+        """The contracts' invariants this run's regime excludes."""
+        return [
+            inv.id
+            for c in self.contracts
+            for inv in c.invariants
+            if self.regime.kind not in inv.regimes
+        ]
 
     # -- observation points ----------------------------------------------------------------
 
@@ -148,7 +209,7 @@ class Guard:
         self.metrics.add("step", step, self.epoch, flat)
         self._evaluate("step", obs, step, self.epoch)
         if self.evidence and self.summary_every and step % self.summary_every == 0:
-            self.evidence.write("summary", step=step, **self._tallies())
+            self.evidence.write("summary", step=step, tallies=self._tallies())
         return obs
 
     def validation(
@@ -245,12 +306,15 @@ class Guard:
 
     # -- results ---------------------------------------------------------------------------
 
-    def _tallies(self) -> dict[str, Any]:
+    def _tallies(self, kept: bool = False) -> dict[str, Any]:
+        """Each invariant's status and counts (``kept``: with its worst and last evaluation,
+        as the end event records them, so the whole verdict can be derived from evidence)."""
         return {
             t.invariant.id: {
                 "status": t.status,
                 "evaluations": t.evaluations,
                 "violations": t.violations,
+                **({"worst": t.worst, "last": t.last} if kept else {}),
             }
             for t in self.tracked
         }
@@ -262,9 +326,7 @@ class Guard:
     def judge(self, crashed: str | None = None) -> Verdict:
         """The run's verdict: every invariant's status, count and worst observation, the
         gates, and whether the run may ship (``crashed`` names the error that ended it)."""
-        ship_blocking = {
-            req for c in self.contracts for g in c.gates if g.ship_blocking for req in g.requires
-        }
+        ship_blocking = self._ship_blocking()
         invariants = {
             t.invariant.id: InvariantRecord(
                 status=t.status,
@@ -282,21 +344,13 @@ class Guard:
             for t in self.tracked
         }
         statuses = {inv_id: record.status for inv_id, record in invariants.items()}
-        excluded = [
-            inv.id
-            for c in self.contracts
-            for inv in c.invariants
-            if self.regime.kind not in inv.regimes
-        ]
+        excluded = self._excluded()
         gates = {
-            g.id: GateRecord(
-                status=gate_status(g.requires, g.ship_blocking, statuses, excluded),
-                contract=c.ref,
-                requires=g.requires,
-                ship_blocking=g.ship_blocking,
+            gate_id: GateRecord(
+                status=gate_status(g["requires"], g["ship_blocking"], statuses, excluded),
+                **g,
             )
-            for c in self.contracts
-            for g in c.gates
+            for gate_id, g in self._gates().items()
         }
         verdict = Verdict(
             schema_version=SCHEMA_VERSION,
@@ -316,10 +370,18 @@ class Guard:
         return verdict
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume the Guard exactly (checkpoint it with the model)."""
+        """Everything needed to resume the Guard exactly (checkpoint it with the model).
+
+        With a run dir it also writes ``metrics.parquet`` (rank 0) and records its length,
+        so a resumed run's metrics keep the history up to this checkpoint and nothing after.
+        """
+        if self.evidence and self.run_dir is not None and len(self.metrics):
+            self.metrics.write(self.run_dir)
         return {
             "last_step": self.last_step,
             "epoch": self.epoch,
+            "metrics_rows": len(self.metrics),
+            "limits": dict(self._limits),
             "checks": {t.invariant.id: t.check.state_dict() for t in self.tracked},
             "tallies": {
                 t.invariant.id: {
@@ -334,8 +396,13 @@ class Guard:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s state; the metrics written up to it are read back."""
         self.last_step = state["last_step"]
         self.epoch = state["epoch"]
+        self._limits = dict(state.get("limits", {}))
+        rows = int(state.get("metrics_rows", 0))
+        if self.evidence and self.run_dir is not None and rows:
+            self.metrics = MetricsBuffer.read(self.run_dir, rows)
         for t in self.tracked:
             if t.invariant.id in state["checks"]:
                 t.check.load_state_dict(state["checks"][t.invariant.id])
@@ -345,21 +412,41 @@ class Guard:
                 t.worst, t.last = tally["worst"], tally["last"]
                 t.worst_excess = float(tally["worst_excess"])
         if self.evidence:
-            self.evidence.write("resume", step=self.last_step, epoch=self.epoch)
+            restored = {
+                t.invariant.id: {"evaluations": t.evaluations, "violations": t.violations}
+                for t in self.tracked
+            }
+            self.evidence.write(
+                "resume",
+                step=self.last_step,
+                epoch=self.epoch,
+                metrics_rows=len(self.metrics),
+                tallies=restored,
+            )
 
     def close(self, error: BaseException | None = None) -> Verdict:
         """Write the verdict and metrics (rank 0), close the evidence log; return the
-        verdict (``error`` is what ended the run, if anything did)."""
+        verdict (``error`` is what ended the run, if anything did). Closing again returns
+        the verdict the first close wrote."""
+        if self.closed is not None:
+            return self.closed
         crashed = None
         if error is not None and not isinstance(error, InvariantViolation):
             crashed = f"{type(error).__name__}: {error}"
-        verdict = self.judge(crashed)
-        if self.closed:
-            return verdict
-        self.closed = True
+        verdict = self.closed = self.judge(crashed)
         if self.evidence and self.run_dir is not None:
-            self.evidence.write("end", ok=verdict.ok, crashed=crashed, **self._tallies())
+            self.evidence.write(
+                "end",
+                ok=verdict.ok,
+                crashed=crashed,
+                interrupted=self.interrupted,
+                aborted_by=self.aborted_by.invariant_id if self.aborted_by else None,
+                last_step=self.last_step,
+                last_epoch=self.epoch,
+                tallies=self._tallies(kept=True),
+            )
             self.evidence.close()
+            verdict.evidence_head = self.evidence.head
             write_verdict(self.run_dir, verdict)
             if len(self.metrics):
                 self.metrics.write(self.run_dir)

@@ -28,7 +28,7 @@ from traingate.contract.regime import TrainingRegime
 from traingate.files import atomic_write_text
 from traingate.runtime.evidence import EVIDENCE, VERDICT, RunDirError, jsonable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 TRAINGATE_VERSION = importlib.metadata.version("traingate")
 
 Status = Literal["pass", "fail", "warn", "not_evaluated"]
@@ -99,9 +99,10 @@ class GateRecord(BaseModel):
 class Verdict(BaseModel):
     """What ``verdict.json`` holds: the run's identity, every invariant's record, the gates.
 
-    ``schema_version`` 2 is written by this model (with ``traingate_version`` and
-    ``excluded``, the contract invariants the run's regime excludes). A file without
-    ``schema_version`` was written before the model and loads as version 1: its
+    ``schema_version`` 3 is written by this model: ``traingate_version``, ``excluded`` (the
+    contract invariants the run's regime excludes), each contract's file ``sha256`` and
+    ``evidence_head``, the hash-chain value of the evidence log's last line (2 had neither).
+    A file without ``schema_version`` was written before the model and loads as version 1: its
     ``excluded`` is taken from the gates it marked ``not_applicable``; fields it lacks take
     the defaults below.
     """
@@ -109,10 +110,12 @@ class Verdict(BaseModel):
     schema_version: int = 1
     traingate_version: str | None = None
     contracts: dict[str, str] = Field(default_factory=dict)
+    contract_sha256: dict[str, str] = Field(default_factory=dict)
     regime: TrainingRegime | None = None
     params: dict[str, Number] = Field(default_factory=dict)
     only: list[str] | None = None
     world_size: int = 1
+    config: dict[str, Any] = Field(default_factory=dict)
     excluded: list[str] = Field(default_factory=list)
     ok: bool = False
     interrupted: str | None = None
@@ -123,6 +126,7 @@ class Verdict(BaseModel):
     last_epoch: int | None = None
     invariants: dict[str, InvariantRecord]
     gates: dict[str, GateRecord] = Field(default_factory=dict)
+    evidence_head: str | None = None  # the chain value of evidence.jsonl's last line
 
     def model_post_init(self, context: Any) -> None:
         """A version-1 file's regime exclusions, recovered from its ``not_applicable`` gates."""

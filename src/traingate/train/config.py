@@ -59,6 +59,7 @@ class PretrainConfig:
     vocab_size: int | None = None
     init_from: Path | None = None
     resume: bool = False
+    allow_config_change: bool = False
     seed: int = 1337
     device: str = "cpu"
     contracts: list[Path] | None = None
@@ -98,6 +99,7 @@ class RunConfig:
     vocab_size: int
     block_size: int
     resume: bool
+    allow_config_change: bool
     seed: int
     device: str
     contracts: tuple[Path, ...]
@@ -148,6 +150,7 @@ def resolve(options: PretrainConfig, *, data: Path, vocab_size: int) -> RunConfi
         vocab_size=vocab_size,
         block_size=_given(options.block_size, PRESETS[options.model].block_size),
         resume=options.resume,
+        allow_config_change=options.allow_config_change,
         seed=options.seed,
         device=options.device,
         contracts=tuple(options.contracts or [shipped_contracts_dir() / n for n in names]),

@@ -212,6 +212,23 @@ def lr_at(step: int, lr_max: float, warmup: int, max_steps: int) -> float:
 # -- the Guard and a resumed run's state -----------------------------------------------------
 
 
+# settings a resumed run must keep (with the contracts, regime and params the Guard records);
+# max_steps may grow (train longer), the rest would make it another run
+RESUME_KEEPS = (
+    "mode",
+    "data",
+    "text_column",
+    "model",
+    "tokenizer",
+    "block_size",
+    "batch_size",
+    "seed",
+    "lr",
+    "warmup",
+    "target_val_loss",
+)
+
+
 def open_guard(cfg: RunConfig) -> Guard:
     """The Guard of ``cfg``'s contracts, in the regime ``--mode`` names, writing to the run dir."""
     regime = FromScratch(cfg.vocab_size) if cfg.mode == "from-scratch" else Finetune()
@@ -222,6 +239,9 @@ def open_guard(cfg: RunConfig) -> Guard:
         params={"vocab_size": cfg.vocab_size},
         run_dir=cfg.out,
         summary_every=cfg.eval_every,
+        config={name: cfg.to_json()[name] for name in RESUME_KEEPS},
+        resume=cfg.resume,
+        allow_config_change=cfg.allow_config_change,
     )
 
 

@@ -77,54 +77,54 @@ def test_parquet_and_txt_of_the_same_documents_train_identically(
     assert parquet.verdict.ok and txt.verdict.ok
 
 
+Finished = tuple[PretrainConfig, PretrainResult]
+
+
 @pytest.fixture
-def finished(tmp_path: Path, corpus: dict[str, Path]) -> tuple[PretrainConfig, PretrainResult]:
-    """A fresh 2N-step run in ``tmp_path``, and its config (to resume it)."""
+def finished(tmp_path: Path, corpus: dict[str, Path]) -> Finished:
+    """A fresh 2N-step run in ``tmp_path`` (its config's ``out``), and its config (to resume it)."""
     cfg = two_intervals(tmp_path, corpus["txt"])
     return cfg, pretrain(cfg)
 
 
+def resume(cfg: PretrainConfig, caplog: pytest.LogCaptureFixture) -> PretrainResult:
+    """``cfg``'s run again with resume on, its INFO logs captured."""
+    cfg.resume = True
+    with caplog.at_level(logging.INFO, logger="traingate.train"):
+        return pretrain(cfg)
+
+
 def test_resume_continues_exactly_where_the_uninterrupted_run_went(
-    tmp_path: Path,
-    finished: tuple[PretrainConfig, PretrainResult],
-    reference: PretrainResult,
-    caplog: pytest.LogCaptureFixture,
+    finished: Finished, reference: PretrainResult, caplog: pytest.LogCaptureFixture
 ) -> None:
     cfg, first = finished
     assert first.train_losses == reference.train_losses  # same seed, fresh dir
-    (tmp_path / "checkpoints" / f"step-{2 * N:08d}.pt").unlink()
-    (tmp_path / "verdict.json").unlink()
+    (cfg.out / "checkpoints" / f"step-{2 * N:08d}.pt").unlink()
+    (cfg.out / "verdict.json").unlink()
 
-    cfg.resume = True
-    with caplog.at_level(logging.INFO, logger="traingate.train"):
-        resumed = pretrain(cfg)
+    resumed = resume(cfg, caplog)
 
     assert f"step-{N:08d}.pt at step {N}" in caplog.text
     assert resumed.steps == 2 * N
     assert resumed.train_losses == reference.train_losses[N:]
     assert resumed.val_losses == reference.val_losses
     assert resumed.verdict.ok
-    events = list(read_evidence(tmp_path / "evidence.jsonl"))
+    events = list(read_evidence(cfg.out / "evidence.jsonl"))
     resume_events = [e for e in events if e["event"] == "resume"]
     assert len(resume_events) == 1
     assert resume_events[0]["step"] == N and resume_events[0]["epoch"] == 0
     assert [e["event"] for e in events].count("end") == 2
-    assert load_verdict(tmp_path).ok
+    assert load_verdict(cfg.out).ok
 
 
 def test_a_truncated_newest_checkpoint_is_skipped_for_the_previous_one(
-    tmp_path: Path,
-    finished: tuple[PretrainConfig, PretrainResult],
-    reference: PretrainResult,
-    caplog: pytest.LogCaptureFixture,
+    finished: Finished, reference: PretrainResult, caplog: pytest.LogCaptureFixture
 ) -> None:
     cfg, _ = finished
-    newest = tmp_path / "checkpoints" / f"step-{2 * N:08d}.pt"
+    newest = cfg.out / "checkpoints" / f"step-{2 * N:08d}.pt"
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
 
-    cfg.resume = True
-    with caplog.at_level(logging.INFO):
-        resumed = pretrain(cfg)
+    resumed = resume(cfg, caplog)
 
     skipped = [r for r in caplog.records if r.levelno == logging.WARNING and "skipping" in r.msg]
     assert len(skipped) == 1 and str(newest) in skipped[0].getMessage()

@@ -25,6 +25,13 @@ def shipped_rule() -> DecisionRule:
 RULE = shipped_rule()
 
 
+def write_sidecar(path: Path, content: object) -> Path:
+    """Write ``content`` to ``path`` (a str as it is, anything else as JSON), folders made."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
 def write_run(
     run: Path,
     resolver: tuple[int, int],
@@ -32,14 +39,10 @@ def write_run(
     calibration: str,
 ) -> Path:
     """Sidecars in the layout DEC-MLM-001 reads (calibration as JSON number text)."""
-    (run / "eval").mkdir(parents=True, exist_ok=True)
-    (run / "eval" / "resolver.json").write_text(
-        json.dumps({"acc_at_1": {"correct": resolver[0], "total": resolver[1]}})
-    )
-    (run / "eval" / "harness.json").write_text(
-        json.dumps({"passed": harness[0], "total": harness[1]})
-    )
-    (run / "eval" / "calibration.json").write_text(f'{{"wrong_confidence_p90": {calibration}}}')
+    resolved = {"acc_at_1": {"correct": resolver[0], "total": resolver[1]}}
+    write_sidecar(run / "eval" / "resolver.json", resolved)
+    write_sidecar(run / "eval" / "harness.json", {"passed": harness[0], "total": harness[1]})
+    write_sidecar(run / "eval" / "calibration.json", f'{{"wrong_confidence_p90": {calibration}}}')
     return run
 
 

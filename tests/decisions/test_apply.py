@@ -15,7 +15,7 @@ from traingate_cli.decide_cmd import decide
 
 from traingate.decisions import DecisionRule, evaluate_rule
 
-from .conftest import RULE, SEED_A, SEED_B, minimal_rule, write_run
+from .conftest import RULE, SEED_A, SEED_B, minimal_rule, write_run, write_sidecar
 
 # --- the seed case -----------------------------------------------------------------------
 
@@ -120,8 +120,7 @@ def test_no_branch_holding_gives_no_verdict_and_exit_1(tmp_path: Path) -> None:
     data = minimal_rule(branches=[{"when": "gap >= 1", "verdict": "UP"}])
     rule = DecisionRule.model_validate(data)
     for run, ok in (("a", 5), ("b", 5)):
-        (tmp_path / run).mkdir()
-        (tmp_path / run / "eval.json").write_text(json.dumps({"ok": ok, "n": 10}))
+        write_sidecar(tmp_path / run / "eval.json", {"ok": ok, "n": 10})
     result = evaluate_rule(rule, tmp_path / "a", tmp_path / "b")
     assert result.verdict is None and result.taken is None
     contract = tmp_path / "c.yaml"

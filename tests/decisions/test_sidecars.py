@@ -9,7 +9,7 @@ import pytest
 
 from traingate.decisions import DecisionError, DecisionRule, evaluate_rule
 
-from .conftest import minimal_rule
+from .conftest import minimal_rule, write_sidecar
 
 # --- reading errors ------------------------------------------------------------------------
 
@@ -45,8 +45,7 @@ def _rule_for(file: str, ok_field: str = "ok", n_field: str = "n") -> DecisionRu
 )
 def test_reading_errors_name_file_and_field(tmp_path: Path, text: str, match: str) -> None:
     for run in ("a", "b"):
-        (tmp_path / run).mkdir()
-        (tmp_path / run / "e.json").write_text(text)
+        write_sidecar(tmp_path / run / "e.json", text)
     with pytest.raises(DecisionError, match=match) as info:
         evaluate_rule(_rule_for("e.json"), tmp_path / "a", tmp_path / "b")
     assert str(tmp_path / "a" / "e.json") in str(info.value)
@@ -56,10 +55,9 @@ def test_reading_errors_name_file_and_field(tmp_path: Path, text: str, match: st
 def test_jsonl_reads_the_last_record_and_list_indices(tmp_path: Path) -> None:
     rule = _rule_for("log.jsonl", "evals[1].ok", "evals[1].n")
     for run, ok in (("a", 60), ("b", 50)):
-        (tmp_path / run).mkdir()
         records = [{"evals": [{"ok": 0, "n": 1}, {"ok": 1, "n": 1}]}]
         records.append({"evals": [{"ok": 0, "n": 1}, {"ok": ok, "n": 100}]})
-        (tmp_path / run / "log.jsonl").write_text("\n".join(map(json.dumps, records)) + "\n\n")
+        write_sidecar(tmp_path / run / "log.jsonl", "\n".join(map(json.dumps, records)) + "\n\n")
     result = evaluate_rule(rule, tmp_path / "a", tmp_path / "b")
     assert result.symbols["gap"] == 10.0 and result.verdict == "UP"
     (tmp_path / "a" / "log.jsonl").write_text('{"evals": [{"ok": 1}]}\n{"evals": [')
@@ -88,6 +86,5 @@ def test_a_verdict_json_can_be_read(tmp_path: Path) -> None:
         )
     )
     for run, n in (("a", 7), ("b", 5)):
-        (tmp_path / run).mkdir()
-        (tmp_path / run / "verdict.json").write_text(json.dumps({"ok": True, "evaluated": n}))
+        write_sidecar(tmp_path / run / "verdict.json", {"ok": True, "evaluated": n})
     assert evaluate_rule(rule, tmp_path / "a", tmp_path / "b").verdict == "A_MORE"

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from traingate.ci.derive import expected_contracts
 from traingate.ci.render import RENDERERS
-from traingate.ci.runcheck import RunCheck, RunDirError, check_run
+from traingate.ci.runcheck import RunCheck, RunDirError, check_against, check_run
+from traingate.contract.loading import LoadError
+from traingate.runtime.verdict import load_verdict
 from traingate_cli.common import (
     PROG,
     contracts_option,
+    default_paths,
     format_option,
     out_file_option,
     param_option,
@@ -45,13 +50,20 @@ def _emit(check: RunCheck, fmt: str, out: Path | None) -> None:
 
 @click.command("check")
 @click.argument("run_dir", type=click.Path(path_type=Path))
+@contracts_option(
+    "Contracts the run must have been gated by, each in the same version and text "
+    "(default: ./contracts or the shipped ones, compared where the run used them)."
+)
 @format_option(*FORMATS)
 @out_file_option("--out", "Write the report to FILE (e.g. junit.xml) and print a one-line summary.")
-def check(run_dir: Path, fmt: str, out: Path | None) -> None:
-    """Gate a run dir in CI: exit 1 unless every ship-blocking invariant passed."""
+def check(run_dir: Path, contract_paths: tuple[Path, ...], fmt: str, out: Path | None) -> None:
+    """Gate a run dir in CI: re-derive its verdict from the hash-chained evidence and exit 1
+    unless it is consistent and every ship-blocking invariant passed."""
     try:
-        result = check_run(run_dir)
-    except RunDirError as exc:
+        claimed = load_verdict(run_dir)
+        expected = expected_contracts(default_paths(list(contract_paths)))
+        result = check_against(run_dir, claimed, expected, require_all=bool(contract_paths))
+    except (RunDirError, LoadError) as exc:
         fail(f"{PROG} check", str(exc))
     _emit(result, fmt, out)
 
@@ -128,14 +140,40 @@ def audit(
         result = check_run(run_dir)
     except (AuditError, ContractError, LoadError, RunDirError, ValueError) as exc:
         fail(f"{PROG} audit", " ".join(str(exc).split("\n")[0].split()))
-    info = audited.audit
-    stop = info["stopped_at"]
     click.echo(  # on stderr unless the output is the text table, so json/junit stay parseable
-        f"audited {metrics}: {info['replayed']} of {info['rows']} rows replayed into {run_dir}"
-        + (f"; stopped at row {stop['row']} by {stop['invariant']}" if stop else ""),
-        err=fmt != "text" and report_out is None,
+        _audit_summary(metrics, run_dir, audited.audit), err=fmt != "text" and report_out is None
     )
     _emit(result, fmt, report_out)
+
+
+SHOWN_SKIPS = 10
+
+
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
+def _audit_summary(metrics: Path, run_dir: Path, info: dict[str, Any]) -> str:
+    """What the replay did: rows replayed, excluded by --where, skipped (each, with why)."""
+    stop, skipped, excluded = info["stopped_at"], info["skipped_rows"], info["excluded"]
+    where = " ".join(f"{c}={v}" for c, v in info["where"].items())
+    lines = [
+        f"audited {metrics}: {info['replayed']} of {info['rows']} rows replayed into {run_dir}"
+        + (f"; {_rows(excluded)} excluded by --where {where}" if excluded else "")
+        + (f"; {_rows(len(skipped))} skipped" if skipped else "")
+        + (f"; stopped at row {stop['row']} by {stop['invariant']}" if stop else "")
+    ]
+    for s in skipped[:SHOWN_SKIPS]:
+        lines.append(
+            f"  skipped row {s['row']}"
+            + (f" (line {s['line']})" if s["line"] else "")
+            + f": {s['why']}"
+        )
+    if len(skipped) > SHOWN_SKIPS:
+        lines.append(
+            f"  … and {len(skipped) - SHOWN_SKIPS} more, listed in {run_dir / 'audit.json'}"
+        )
+    return "\n".join(lines)
 
 
 def _default_out(metrics: Path) -> Path:

@@ -231,14 +231,17 @@ def test_json_round_trips(contract: Path, tmp_path: Path) -> None:
     assert inv["worst"]["observed"] == 10.8 and inv["worst"]["limit"] == 10.0
 
 
-def test_torn_last_evidence_line_is_tolerated(contract: Path, tmp_path: Path) -> None:
+def test_a_closed_run_whose_end_event_was_torn_off_fails(contract: Path, tmp_path: Path) -> None:
     run_dir = run_passing(contract, tmp_path / "run")
     evidence = run_dir / "evidence.jsonl"
     text = evidence.read_text()
     evidence.write_text(text[: len(text) - 25])  # the end event, torn mid-line
     result = check_run(run_dir)
-    assert result.exit_code == 0
-    assert any("no end event" in note for note in result.notes)
+    assert result.exit_code == 1
+    assert any(
+        "last line is torn although verdict.json says it closed" in p for p in result.problems
+    )
+    assert any("does not end with an end event" in p for p in result.problems)
 
 
 def test_corrupt_evidence_in_the_middle_is_unreadable(contract: Path, tmp_path: Path) -> None:

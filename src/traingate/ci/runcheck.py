@@ -5,9 +5,9 @@ every ship-blocking invariant was evaluated and never violated. ``not_evaluated`
 a pass, and a ``warn`` violation of a ship-blocking invariant fails too: ``on_violation``
 decides whether the run stops, the gate decides whether the model ships.
 
-The decision is recomputed from the per-invariant records with the verdict's own policy
-(:mod:`traingate.runtime.verdict`), not copied from its ``ok`` (a verdict that says
-``ok: false`` for a reason not found here still fails).
+Nothing ``verdict.json`` says is taken on trust: the verdict is re-derived from the
+hash-chained evidence (:mod:`traingate.ci.derive`) and judged with the one policy
+(:mod:`traingate.runtime.verdict`); each disagreement is a failure that names it.
 The renderers (text, JSON, GitHub annotations, JUnit XML) are in :mod:`traingate.ci.render`.
 """
 
@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from traingate.runtime.evidence import EVIDENCE, RunDirError, read_evidence
+from traingate.ci.derive import ExpectedContract, derive, expected_contracts
+from traingate.runtime.evidence import RunDirError
 from traingate.runtime.verdict import (
     Verdict,
     gate_status,
@@ -36,11 +37,11 @@ __all__ = [
     "InvariantResult",
     "RunCheck",
     "RunDirError",
+    "check_against",
     "check_run",
     "describe_decision",
     "fmt_number",
     "judge_verdict",
-    "load_events",
     "location_of",
 ]
 
@@ -167,30 +168,31 @@ def fmt_number(value: Any) -> str:
     return str(value)
 
 
-def load_events(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Evidence events (a torn last line is skipped) and notes about what is missing."""
-    path = run_dir / EVIDENCE
-    if not path.is_file():
-        return [], [f"{path} is missing: violations come from verdict.json alone"]
-    try:
-        events = list(read_evidence(path))
-    except ValueError as exc:
-        raise RunDirError(str(exc)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path}: unreadable ({exc})") from None
-    notes = []
-    if not any(e.get("event") == "end" for e in events):
-        notes.append(f"{path} has no end event (its last line is missing or torn)")
-    return events, notes
-
-
-def check_run(run_dir: str | Path) -> RunCheck:
-    """Decide whether the run in ``run_dir`` may ship. Raises RunDirError when unreadable."""
+def check_run(run_dir: str | Path, contracts: Sequence[Path] = ()) -> RunCheck:
+    """Decide whether the run in ``run_dir`` may ship, on the verdict re-derived from its
+    evidence (:mod:`traingate.ci.derive`): every way ``verdict.json`` disagrees with it is a
+    failure. With ``contracts`` (files or folders), the run must have been gated by each of
+    them, in the same version and text. Raises RunDirError when the run dir is unreadable."""
     run_dir = Path(run_dir)
-    verdict = load_verdict(run_dir)
-    events, notes = load_events(run_dir)
+    claimed = load_verdict(run_dir)
+    expected = expected_contracts(contracts) if contracts else []
+    return check_against(run_dir, claimed, expected, require_all=bool(contracts))
+
+
+def check_against(
+    run_dir: Path,
+    claimed: Verdict,
+    expected: Sequence[ExpectedContract],
+    *,
+    require_all: bool = False,
+) -> RunCheck:
+    """:func:`check_run` with the verdict loaded and the expected contracts read."""
+    derived = derive(run_dir, claimed, expected, require_all=require_all)
+    notes = list(derived.notes)
     audit = _load_audit(run_dir, notes)
-    return judge_verdict(verdict, run_dir, events, notes, audit)
+    check = judge_verdict(derived.verdict or claimed, run_dir, derived.events, notes, audit)
+    check.problems.extend(derived.problems)
+    return check
 
 
 def judge_verdict(

@@ -4,7 +4,8 @@ A row feeding both points is replayed step first, then validation (a loop's orde
 After the last row (unless an abort stopped the replay) final-point invariants see the
 last value of every mapped scalar, as a loop's ``guard.final()`` would. The run dir gets
 the Guard's ``evidence.jsonl``/``verdict.json``/``metrics.parquet``, plus ``audit.json``
-(source file, digest, mapping, rows replayed, where an abort stopped the replay).
+(source file, digest, mapping, rows replayed, where an abort stopped the replay, and every
+row skipped, with why; rows ``--where`` left out are counted as ``excluded``).
 """
 
 from __future__ import annotations
@@ -30,11 +31,10 @@ from traingate.runtime.verdict import Verdict
 
 @dataclass
 class Replayed:
-    """How a replay went: rows replayed and skipped, where an abort stopped it, and the
-    error that ended it (``current`` is the row being fed then; None at the final point)."""
+    """How a replay went: rows replayed, where an abort stopped it, and the error that
+    ended it (``current`` is the row being fed then; None at the final point)."""
 
     replayed: int = 0
-    skipped: int = 0
     stopped: dict[str, Any] | None = None
     error: BaseException | None = None
     current: Row | None = None
@@ -51,9 +51,6 @@ def replay(guard: Guard, rows: Sequence[Row]) -> Replayed:
     try:
         for row in rows:
             done.current = row
-            if not row.step_obs and not row.val_obs:
-                done.skipped += 1
-                continue
             if row.step_obs:
                 guard.step(row.step, **row.step_obs)  # type: ignore[arg-type]
             if row.val_obs:
@@ -85,7 +82,8 @@ def replay(guard: Guard, rows: Sequence[Row]) -> Replayed:
 @dataclass(frozen=True)
 class Audited:
     """An audit's outcome: the Guard's verdict and the provenance written to ``audit.json``
-    (``audit["stopped_at"]`` is the row an abort stopped the replay at, or None)."""
+    (``audit["stopped_at"]`` is the row an abort stopped the replay at, or None;
+    ``audit["skipped_rows"]`` lists each row left out: ``{"row", "line", "why"}``)."""
 
     verdict: Verdict
     audit: dict[str, Any]
@@ -126,7 +124,7 @@ def audit_metrics(
     points = plan(planner, mapping, table.columns, path)
     rows = build_rows(table, mapping, where or {})
     guard = Guard(contracts, regime=regime, params=params, run_dir=run_dir, only=selected)
-    done = replay(guard, rows)
+    done = replay(guard, rows.replay)
     verdict = guard.close(done.error)
     audit = {
         "source": str(path),
@@ -136,9 +134,11 @@ def audit_metrics(
         "where": dict(where or {}),
         "only": selected,
         "points": sorted(points),
-        "rows": len(rows),
+        "rows": rows.selected,
+        "excluded": rows.excluded,
         "replayed": done.replayed,
-        "skipped": done.skipped,
+        "skipped": len(rows.skipped),
+        "skipped_rows": [s.to_dict() for s in rows.skipped],
         "stopped_at": done.stopped,
     }
     atomic_write_text(run_dir / AUDIT, json.dumps(jsonable(audit), indent=2) + "\n")

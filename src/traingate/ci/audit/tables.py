@@ -1,7 +1,8 @@
 """Read a metrics log (CSV/TSV, JSON lines or parquet) into a :class:`Table` of raw cells.
 
 JSON and parquet records are flattened: a nested ``{"components": {"a": 1}}`` becomes the
-column ``components.a``.
+column ``components.a``. Cells stay raw: an empty CSV cell is ``""``, a JSON/parquet null
+``None`` (both NaN to :mod:`.rows`); a key a JSON line leaves out is absent from its row.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def _read_csv(path: Path, text: str, fmt: str) -> Table:
             raise AuditError(
                 f"{path}:{reader.line_num}: {len(cells)} cells but {len(header)} columns"
             )
-        rows.append(dict(zip(header, cells, strict=False)))
+        # a missing trailing cell is an empty one, as pandas reads it
+        rows.append(dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=True)))
         lines.append(reader.line_num)
     return Table(path, fmt, header, rows, lines)
 

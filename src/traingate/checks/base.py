@@ -45,12 +45,14 @@ __all__ = [
     "NoState",
     "Observation",
     "ScalarCheck",
+    "own_params",
     "present_scalars",
     "register",
 ]
 
 
 P = TypeVar("P", bound=CheckParams)
+PM = TypeVar("PM", bound=CheckParams)
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,14 @@ def present_scalars(observation: Mapping[str, Any], names: Iterable[str]) -> dic
     return {n: float(v) for n in names if (v := observation.get(n)) is not None}
 
 
+def own_params(params: CheckParams, model: type[PM]) -> PM:
+    """``params`` as a kind's own params ``model`` (a kind's classmethods take any params);
+    another kind's params are a TypeError."""
+    if not isinstance(params, model):
+        raise TypeError(f"expected {model.__name__}, got {type(params).__name__}")
+    return params
+
+
 @cache
 def _adapter(state: type[Any]) -> TypeAdapter[Any]:
     return TypeAdapter(state)
@@ -194,6 +204,21 @@ class Check(ABC, Generic[P]):
         """The report's legend for this kind's limit at ``x`` (a step or an epoch)."""
         del x
         return "limit"
+
+    @classmethod
+    def first_decision(cls, params: CheckParams) -> int:
+        """How many observations at its point (``at:``) this kind, given ``params``, takes
+        to decide: the first decision comes with that observation, never before (default 1,
+        the first one). A run planning fewer leaves the invariant unevaluated."""
+        del params
+        return 1
+
+    @classmethod
+    def first_step(cls, params: CheckParams) -> int:
+        """The loop step before which this kind, given ``params``, decides nothing whatever
+        it observes (default 0: no such bound)."""
+        del params
+        return 0
 
     def observes(self) -> frozenset[str]:
         """Observations this invariant needs, given its params (default: ``requires``).

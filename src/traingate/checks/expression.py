@@ -28,6 +28,7 @@ from traingate.checks.base import (
     CheckParams,
     Decision,
     ScalarCheck,
+    own_params,
     present_scalars,
     register,
 )
@@ -133,9 +134,7 @@ class Expression(ScalarCheck[ExpressionParams]):
     @classmethod
     def metric_symbols(cls, params: CheckParams) -> frozenset[str]:
         """The symbols ``params.metrics`` lists: read from observations, not parameters."""
-        if not isinstance(params, ExpressionParams):
-            raise TypeError(f"expected ExpressionParams, got {type(params).__name__}")
-        return frozenset(params.metrics)
+        return frozenset(own_params(params, ExpressionParams).metrics)
 
     def observes(self) -> frozenset[str]:
         """The predicate's metric symbols: all of them must be observed."""

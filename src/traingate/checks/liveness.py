@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import Field
 
-from traingate.checks.base import Check, CheckContext, CheckParams, Decision, Observation, register
+from traingate.checks.base import (
+    Check,
+    CheckContext,
+    CheckParams,
+    Decision,
+    Observation,
+    own_params,
+    register,
+)
 from traingate.contract.thresholds import Resolved, Threshold
 
 if TYPE_CHECKING:
@@ -73,6 +81,18 @@ class TensorCheck(Check[VP]):
     """
 
     points = frozenset({"validation"})
+
+    @classmethod
+    def first_decision(cls, params: CheckParams) -> int:
+        """``from_epoch`` + 1: validations of epochs before ``from_epoch`` are not judged
+        (:func:`is_judged`), and a loop numbers its validations 0, 1, … (the Guard's epochs),
+        so the first judged one is validation number ``from_epoch`` + 1."""
+        return own_params(params, ValidationParams).from_epoch + 1
+
+    @classmethod
+    def first_step(cls, params: CheckParams) -> int:
+        """``from_step``: a validation at an earlier step is not judged (:func:`is_judged`)."""
+        return own_params(params, ValidationParams).from_step
 
     def update(self, observation: Observation) -> None:
         if self._decided:

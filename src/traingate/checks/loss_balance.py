@@ -26,6 +26,7 @@ from traingate.checks.base import (
     LatestCheck,
     LimitDrawing,
     Observation,
+    own_params,
     register,
 )
 from traingate.contract.thresholds import Threshold
@@ -139,6 +140,13 @@ class LossBalance(LatestCheck[LossBalanceParams]):
     decision = staticmethod(check_loss_balance)
     carried = ("streak",)
     values: LossBalanceState
+
+    @classmethod
+    def first_decision(cls, params: CheckParams) -> int:
+        """``warmup`` + 1: the first ``warmup`` evaluations (observations carrying
+        ``source``) are not judged (:func:`check_loss_balance` is ``None``), so the first
+        decision is on the one after them."""
+        return own_params(params, LossBalanceParams).warmup + 1
 
     def observes(self) -> frozenset[str]:
         """The components named by ``params.source``."""

@@ -27,6 +27,7 @@ from traingate.checks.base import (
     LatestCheck,
     LimitDrawing,
     Observation,
+    own_params,
     register,
 )
 from traingate.contract.thresholds import Resolved, Threshold
@@ -130,6 +131,13 @@ class LossSpike(LatestCheck[LossSpikeParams]):
     decision = staticmethod(check_loss_spike)
     carried = ("consecutive",)
     values: LossSpikeState
+
+    @classmethod
+    def first_decision(cls, params: CheckParams) -> int:
+        """``window`` + 1: a step is judged against the mean of the ``window`` finite losses
+        before it (:func:`check_loss_spike` is ``None`` while fewer precede it), so the
+        first decision is on the step after a full window."""
+        return own_params(params, LossSpikeParams).window + 1
 
     def update(self, observation: Observation) -> None:
         s = self.values

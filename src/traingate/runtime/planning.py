@@ -1,0 +1,96 @@
+"""Up-front honesty: which bound invariants a planned run is too short to evaluate.
+
+A healthy 60-step run used to exit 3 because INV-TRAIN-003 (``loss_spike``, a 100-loss
+window) was never evaluated, and nothing said so until the verdict. Each kind declares how
+many observations at its point it takes to decide (:meth:`Check.first_decision`) and the
+loop step before which it decides nothing (:meth:`Check.first_step`); :func:`unevaluable`
+holds those against the plan (``max_steps`` steps, ``max_validations`` validations, one
+final point) before the first step. Pure: it reads the bound checks and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from traingate.runtime.binding import Tracked
+
+# What a plan gives each point: the final point is evaluated once, whatever the plan.
+FINAL_EVALUATIONS = 1
+
+
+@dataclass(frozen=True)
+class Unevaluable:
+    """An invariant the plan cannot evaluate, and why.
+
+    ``needed`` is how many observations at its point ``at`` it takes to decide (its first
+    decision comes with the ``needed``-th), or, when ``from_step`` is set, the loop step
+    from which its validations are judged; ``planned`` is what the run plans of the same.
+    """
+
+    invariant_id: str
+    kind: str
+    at: str
+    needed: int
+    planned: int
+    from_step: bool = False
+
+    @property
+    def message(self) -> str:
+        """One readable line naming the invariant, what it needs and what the run plans."""
+        who = f"{self.invariant_id} ({self.kind})"
+        if self.from_step:
+            return (
+                f"{who} judges validations from step {self.needed} on; "
+                f"the run plans {_count(self.planned, 'step')}"
+            )
+        if self.at == "final":
+            return (
+                f"{who} needs {_count(self.needed, 'evaluation')} for its first decision; "
+                "the final point is evaluated once"
+            )
+        if self.needed == 1:
+            return f"{who} needs a {self.at} to decide; the run plans none"
+        return (
+            f"{who} needs {_count(self.needed - 1, self.at)} before its first decision; "
+            f"the run plans {self.planned}"
+        )
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def unevaluable(
+    tracked: Sequence[Tracked],
+    *,
+    max_steps: int | None = None,
+    max_validations: int | None = None,
+) -> list[Unevaluable]:
+    """The invariants of ``tracked`` that a run of ``max_steps`` steps and
+    ``max_validations`` validations cannot evaluate, in ``tracked``'s order.
+
+    ``None`` means the plan does not say: nothing is flagged for that point. A final-point
+    invariant gets one evaluation, so only a kind needing more is flagged there. A
+    validation carries the loop's step (at most ``max_steps``), so an invariant judged
+    from a later step is flagged too.
+    """
+    for name, value in (("max_steps", max_steps), ("max_validations", max_validations)):
+        if value is not None and value < 0:
+            raise ValueError(f"{name} must be at least 0, got {value}")
+    planned = {"step": max_steps, "validation": max_validations, "final": FINAL_EVALUATIONS}
+    found: list[Unevaluable] = []
+    for t in tracked:
+        inv, kind = t.invariant, type(t.check)
+        point = planned[inv.at]
+        needed = kind.first_decision(t.check.params)
+        if point is not None and needed > point:
+            found.append(Unevaluable(inv.id, inv.check, inv.at, needed, point))
+            continue
+        first_step = kind.first_step(t.check.params)
+        if max_steps is not None and first_step > max_steps:
+            found.append(Unevaluable(inv.id, inv.check, inv.at, first_step, max_steps, True))
+    return found

@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 from traingate_cli.run_cmds import check
 from traingate_cli.trainer_cmd import cli
 
+from traingate.runtime.evidence import read_evidence
 from traingate.runtime.verdict import load_verdict
 from traingate.train.checkpoint import list_step_checkpoints, load_checkpoint
 
@@ -269,3 +270,24 @@ def test_a_signal_checkpoints_exits_1_and_resume_auto_completes(
     verdict = load_verdict(out)
     assert verdict.ok
     assert verdict.invariants["INV-TRAIN-001"].evaluations == steps
+
+
+def test_resume_with_another_mode_or_lr_is_refused_unless_allowed(
+    tmp_path: Path, corpus: dict[str, Path]
+) -> None:
+    out = tmp_path / "run"
+    first = pretrain(
+        corpus["txt"], out, "--max-steps", "2", "--only", "INV-TRAIN-001", "--no-export"
+    )
+    assert first.exit_code == 0, first.output
+    more = ("--max-steps", "4", "--only", "INV-TRAIN-001", "--no-export", "--resume", "auto")
+    refused = pretrain(corpus["txt"], out, *more, mode="finetune")
+    assert_one_line_error(
+        refused, "would change the run's", "regime", "config", "--allow-config-change"
+    )
+    refused = pretrain(corpus["txt"], out, *more, "--lr", "0.01")
+    assert_one_line_error(refused, "config", "'lr': 0.0003", "'lr': 0.01")
+    allowed = pretrain(corpus["txt"], out, *more, "--lr", "0.01", "--allow-config-change")
+    assert allowed.exit_code == 0, allowed.output
+    events = [e["event"] for e in read_evidence(out / "evidence.jsonl")]
+    assert events.count("config_change") == 1 and events[-1] == "end"

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from traingate.checks.base import CheckContext
+from traingate.checks.decision import CheckContext
 from traingate.checks.expression import check_expression
 from traingate.contract.regime import Finetune
 from traingate.contract.shipped import invariant

@@ -12,7 +12,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from traingate.checks.base import CheckContext, Decision
+from traingate.checks.decision import CheckContext, Decision
 from traingate.checks.loss_balance import check_loss_balance
 from traingate.contract.regime import Finetune, FromScratch
 from traingate.contract.shipped import invariant

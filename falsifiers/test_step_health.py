@@ -12,7 +12,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from traingate.checks.base import CheckContext, Decision
+from traingate.checks.decision import CheckContext, Decision
 from traingate.checks.expression import check_expression
 from traingate.checks.finite import check_finite
 from traingate.checks.gradient_norm import check_gradient_norm

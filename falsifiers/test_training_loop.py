@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from traingate.checks.base import CheckContext
+from traingate.checks.decision import CheckContext
 from traingate.checks.non_divergence import check_non_divergence
 from traingate.contract.regime import Finetune, FromScratch
 from traingate.contract.shipped import invariant

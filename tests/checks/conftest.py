@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from traingate.checks.base import Check, CheckContext, Decision
+from traingate.checks.base import Check
+from traingate.checks.decision import CheckContext, Decision
 from traingate.contract.regime import Finetune, FromScratch
 
 FINETUNE = CheckContext(Finetune())

@@ -8,7 +8,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from traingate.checks.base import REGISTRY, CheckContext
+from traingate.checks.base import REGISTRY
 from traingate.checks.calibration import (
     ConfidentErrors,
     ConfidentErrorsParams,
@@ -23,6 +23,7 @@ from traingate.checks.calibration import (
     check_probability_separation,
     check_wrong_confidence,
 )
+from traingate.checks.decision import CheckContext
 from traingate.contract.regime import Finetune
 
 from .conftest import verdict_after

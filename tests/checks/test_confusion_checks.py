@@ -6,13 +6,14 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from traingate.checks.base import REGISTRY, CheckContext
+from traingate.checks.base import REGISTRY
 from traingate.checks.confusion import (
     ConfusionRate,
     ConfusionRateParams,
     check_confusion_rate,
     label_ids,
 )
+from traingate.checks.decision import CheckContext
 from traingate.contract.regime import Finetune
 
 from .conftest import verdict_after

@@ -7,7 +7,8 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from traingate.checks.base import REGISTRY, CheckContext
+from traingate.checks.base import REGISTRY
+from traingate.checks.decision import CheckContext
 from traingate.checks.expression import Expression, ExpressionParams, check_expression
 from traingate.contract.regime import FromScratch
 

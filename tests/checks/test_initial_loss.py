@@ -7,7 +7,8 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from traingate.checks.base import REGISTRY, CheckContext
+from traingate.checks.base import REGISTRY
+from traingate.checks.decision import CheckContext
 from traingate.checks.initial_loss import InitialLoss, InitialLossParams, check_initial_loss
 from traingate.contract.regime import Finetune, FromScratch
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from traingate.checks.base import REGISTRY, CheckContext
+from traingate.checks.base import REGISTRY
+from traingate.checks.decision import CheckContext
 from traingate.checks.liveness import (
     DistinctPredictions,
     DistinctPredictionsParams,

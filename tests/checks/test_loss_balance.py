@@ -7,7 +7,8 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from traingate.checks.base import REGISTRY, Decision
+from traingate.checks.base import REGISTRY
+from traingate.checks.decision import Decision
 from traingate.checks.loss_balance import (
     LossBalance,
     LossBalanceParams,

@@ -9,7 +9,8 @@ import statistics
 import pytest
 from pydantic import ValidationError
 
-from traingate.checks.base import REGISTRY, CheckContext, Decision
+from traingate.checks.base import REGISTRY
+from traingate.checks.decision import CheckContext, Decision
 from traingate.checks.loss_spike import LossSpike, LossSpikeParams, check_loss_spike
 from traingate.contract.regime import FromScratch
 

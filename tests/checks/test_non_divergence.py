@@ -11,7 +11,8 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from traingate.checks.base import REGISTRY, CheckContext, Decision, LimitDrawing
+from traingate.checks.base import REGISTRY, LimitDrawing
+from traingate.checks.decision import CheckContext, Decision
 from traingate.checks.non_divergence import (
     NonDivergence,
     NonDivergenceParams,

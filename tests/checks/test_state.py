@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import torch
 
-from traingate.checks.base import REGISTRY, Check, CheckContext, Decision
+from traingate.checks.base import REGISTRY, Check
+from traingate.checks.decision import CheckContext, Decision
 from traingate.contract.regime import Finetune, FromScratch
 from traingate.runtime.evidence import jsonable
 

@@ -79,6 +79,34 @@ def test_module_comparison_mutant_is_generated_and_installed() -> None:
         sys.modules.pop(name, None)
 
 
+COMPARE_MODULE = """
+from traingate.checks.base import Decision
+from traingate.contract.thresholds import Resolved
+
+
+def decide(value: float, cap: float) -> Decision:
+    return Decision.compare(value, "<=", Resolved(cap, "cap", "cap"), detail="value vs cap")
+"""
+
+
+def test_a_decision_compare_relation_is_mutated_like_an_operator() -> None:
+    mutants = list(module_mutants(COMPARE_MODULE))
+    assert [(func, what) for _, _, func, what in mutants] == [
+        ("decide", "value <= Resolved(cap, 'cap', 'cap')  →  value < Resolved(cap, 'cap', 'cap')")
+    ]
+    source, line, _, _ = mutants[0]
+    assert line == 7
+    name = "traingate_test_compare_mutant_module"
+    try:
+        original = install_module(name, COMPARE_MODULE, "<original>")
+        assert original.decide(1.0, 1.0).ok and not original.decide(1.1, 1.0).ok
+        mutated = install_module(name, source, "<mutant>")
+        decision = mutated.decide(1.0, 1.0)
+        assert not decision.ok and decision.comparison == "<"  # the boundary now fails
+    finally:
+        sys.modules.pop(name, None)
+
+
 CONTRACT = """\
 contract: C-MUT-TEST
 version: 1.0.0

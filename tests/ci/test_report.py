@@ -206,7 +206,7 @@ def test_exact_limit_series_is_drawn_when_recorded(contract: Path, tmp_path: Pat
 
 def test_canvas_png_round_trips_pixels() -> None:
     canvas = Canvas(7, 5)
-    canvas.line(0, 2, 6, 2, (255, 0, 0))
+    canvas.line((0, 2), (6, 2), (255, 0, 0))
     rows = png_pixels(canvas.png())
     assert rows[2] == b"\xff\x00\x00" * 7
     assert rows[0] == b"\xff" * 21

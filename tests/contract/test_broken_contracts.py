@@ -1,19 +1,22 @@
 """Every broken fixture yields exactly its finding, at the exact line, column and field.
 
-One table drives the Python API (``validate_paths``) and the ``contracts validate`` CLI in
-its three output formats; a fixture without a row (or a row without a fixture) fails.
+One table, ``tests/fixtures/broken_expected.yaml``, drives the Python API
+(``validate_paths``) and the ``contracts validate`` CLI in its three output formats; a
+fixture without a row (or a row without a fixture) fails.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from traingate_cli.contracts_cmd import cli
 
@@ -39,114 +42,26 @@ class Expected:
     severity: str = "error"
 
 
-E = Expected
-CASES: dict[str, list[Expected]] = {
-    "duplicate_key.yaml": [E("TG103", 6, 1, "title", "duplicate key `title`")],
-    "near_miss_gate_block.yaml": [
-        E("TG101", 18, 1, "gate", "unknown key `gate` (did you mean `gates`?)")
-    ],
-    "near_miss_parameters_block.yaml": [
-        E("TG101", 8, 1, "paramters", "did you mean `parameters`?")
-    ],
-    "unknown_check_kind.yaml": [
-        E("TG120", 11, 12, "invariants[0].check", "did you mean `non_divergence`?")
-    ],
-    "params_wrong_type.yaml": [
-        E("TG121", 15, 20, "invariants[0].params.ratio_limit", "not a boolean")
-    ],
-    "params_unknown_key.yaml": [
-        E("TG121", 15, 7, "invariants[0].params.ratio_limt", "did you mean `ratio_limit`?")
-    ],
-    "params_missing_required.yaml": [
-        E("TG121", 14, 7, "invariants[0].params.epoch_zero_cap", "`epoch_zero_cap` is missing")
-    ],
-    "formula_import_attack.yaml": [
-        E("TG130", 14, 24, "invariants[0].params.epoch_zero_cap", "only calls of the built-in")
-    ],
-    "formula_attribute_access.yaml": [
-        E("TG130", 14, 27, "invariants[0].params.epoch_zero_cap", "attribute access")
-    ],
-    "formula_syntax.yaml": [
-        E("TG130", 15, 21, "invariants[0].params.ratio_limit", "was never closed")
-    ],
-    "formula_unknown_function.yaml": [
-        E("TG132", 14, 28, "invariants[0].params.epoch_zero_cap", "unknown function 'lnn'")
-    ],
-    "formula_undeclared_symbol.yaml": [
-        E(
-            "TG131",
-            16,
-            76,
-            "invariants[0].params.epoch_zero_cap.from_scratch",
-            "names `vocab`, which is not a declared parameter",
-        )
-    ],
-    "parameter_unused.yaml": [
-        E("TG133", 9, 3, "parameters.vocab_size", "`vocab_size` is declared", "warning")
-    ],
-    "invariant_not_gated.yaml": [
-        E(
-            "TG152",
-            18,
-            9,
-            "invariants[1].id",
-            "INV-FIX-UNGATED-002 is required by no gate",
-            "warning",
-        )
-    ],
-    "regime_missing_from_scratch.yaml": [
-        E("TG134", 14, 23, "invariants[0].params.epoch_zero_cap", "missing `from_scratch`")
-    ],
-    "regime_unknown_key.yaml": [
-        E("TG134", 17, 9, "invariants[0].params.epoch_zero_cap.pretrain", "unknown regime")
-    ],
-    "version_not_semver.yaml": [
-        E("TG110", 3, 10, "version", "version `1.2` is not semver"),
-        E("TG110", 7, 15, "changelog[0].version", "changelog version `1.2` is not semver"),
-    ],
-    "version_is_number.yaml": [E("TG100", 3, 10, "version", "valid string (got 1.2)")],
-    "changelog_mismatch.yaml": [
-        E("TG111", 7, 15, "changelog[0].version", "is 1.0.0 but version is 1.1.0")
-    ],
-    "changelog_bad_date.yaml": [E("TG100", 7, 28, "changelog[0].date", "date")],
-    "gate_requires_unknown.yaml": [
-        E("TG141", 20, 37, "gates[0].requires[1]", "requires unknown invariant INV-FIX-GATEREQ-002")
-    ],
-    "gate_evidence_missing.yaml": [
-        E("TG150", 24, 9, "gates[0].evidence[1]", "`TestNoSuchClass::test_x` is not a test")
-    ],
-    "falsifier_missing_test.yaml": [
-        E("TG150", 18, 9, "invariants[0].falsified_by[1]", "`test_cap_was_never_written` is not")
-    ],
-    "falsifier_missing_file.yaml": [
-        E(
-            "TG150",
-            16,
-            20,
-            "invariants[0].falsified_by[0]",
-            "`falsifiers/test_no_such_file.py` does not exist",
-        )
-    ],
-    "falsifier_name_too_long.yaml": [
-        E("TG150", 17, 9, "invariants[0].falsified_by[0]", "cannot be read (File name too long)")
-    ],
-    "no_falsifier.yaml": [E("TG151", 9, 5, "invariants[0]", "names no falsifier")],
-    "test_id_pattern.yaml": [
-        E("TG100", 17, 9, "invariants[0].falsified_by[0]", "should match pattern")
-    ],
-    "bad_status_enum.yaml": [E("TG100", 5, 9, "status", "(got 'released')")],
-    "bad_at_point.yaml": [E("TG100", 12, 9, "invariants[0].at", "(got 'epoch')")],
-    "at_point_unsupported.yaml": [
-        E("TG122", 12, 9, "invariants[0].at", "runs at validation, not `step`")
-    ],
-    "missing_required_field.yaml": [
-        E("TG102", 9, 5, "invariants[0].on_violation", "required field `on_violation` is missing")
-    ],
-    "invariant_id_pattern.yaml": [E("TG100", 9, 9, "invariants[0].id", "(got 'INV-FIX-IDPAT-1')")],
-    "duplicate_invariant_id.yaml": [
-        E("TG140", 18, 9, "invariants[1].id", "invariant id INV-FIX-DUPID-001 is also defined")
-    ],
-}
+EXPECTED = re.compile(r"(TG\d+) (\d+):(\d+) (\S+): (.*?)( \(warning\))?")
+
+
+def read_expected(path: Path) -> dict[str, list[Expected]]:
+    """The table in ``broken_expected.yaml``: fixture name → its findings, each written
+    ``CODE LINE:COLUMN FIELD: message piece`` (`` (warning)`` at the end for a warning)."""
+    table = yaml.safe_load(path.read_text(encoding="utf-8"))
+    cases: dict[str, list[Expected]] = {}
+    for name, rows in table.items():
+        for row in rows:
+            match = EXPECTED.fullmatch(row)
+            assert match, f"{path.name}: {name}: cannot read {row!r}"
+            code, line, column, field, message, warning = match.groups()
+            severity = "warning" if warning else "error"
+            expected = Expected(code, int(line), int(column), field, message, severity)
+            cases.setdefault(name, []).append(expected)
+    return cases
+
+
+CASES = read_expected(FIXTURES / "broken_expected.yaml")
 
 
 def _params() -> list:
@@ -256,15 +171,8 @@ def test_import_attack_is_located_and_never_executed(tmp_path: Path, monkeypatch
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "cli")])}
     cmd = [sys.executable, "-m", "traingate_cli.contracts_cmd", "validate", "--root", str(REPO)]
-    proc = subprocess.run(
-        [*cmd, str(hostile)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    cmd.append(str(hostile))
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stderr
     assert f"{hostile}:14:24: error TG130" in proc.stdout
     assert not marker.exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import pickle
@@ -27,7 +26,6 @@ from .conftest import (
     FROM_SCRATCH_CAP,
     Loop,
     WriteContract,
-    as_json,
     cold_start_cap,
     divergence,
     finite_step,

@@ -15,7 +15,8 @@ from traingate.checks import (
     loss_spike,
     non_divergence,
 )
-from traingate.checks.base import REGISTRY, Check, CheckContext, CheckParams, Decision, register
+from traingate.checks.base import REGISTRY, Check, CheckParams, register
+from traingate.checks.decision import CheckContext, Decision
 
 __all__ = [
     "REGISTRY",

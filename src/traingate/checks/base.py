@@ -22,23 +22,20 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from functools import cache
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import TypeAdapter
 
+from traingate.checks.decision import CheckContext, Decision
 from traingate.contract.kinds import KINDS, At, CheckParams
-from traingate.contract.regime import Finetune, FromScratch
-from traingate.contract.thresholds import Resolved, resolve
 
 Observation = Mapping[str, Any]
 __all__ = [
     "At",
     "Check",
-    "CheckContext",
     "CheckParams",
-    "Decision",
     "LatestCheck",
     "LatestScalars",
     "LimitDrawing",
@@ -53,66 +50,6 @@ __all__ = [
 
 P = TypeVar("P", bound=CheckParams)
 PM = TypeVar("PM", bound=CheckParams)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One evaluation's conclusion, with everything a violation message needs.
-
-    ``observed`` is the value compared against ``limit`` with ``comparison`` (the relation
-    that must hold, e.g. ``"<="``); ``formula``/``evaluated`` describe where the limit came
-    from; ``metrics`` carries reported-but-not-gated numbers (e.g. effective rank).
-    """
-
-    ok: bool
-    observed: float
-    limit: float | None
-    comparison: str
-    detail: str
-    hint: str = ""
-    formula: str | None = None
-    evaluated: str | None = None
-    metrics: Mapping[str, float] = field(default_factory=dict)
-
-    @classmethod
-    def against(
-        cls,
-        ok: bool,
-        observed: float,
-        limit: Resolved,
-        comparison: str,
-        detail: str,
-        hint: str = "",
-        metrics: Mapping[str, float] | None = None,
-    ) -> Decision:
-        """A decision against a resolved threshold (keeps its formula and evaluated form)."""
-        return cls(
-            ok=ok,
-            observed=observed,
-            limit=limit.value,
-            comparison=comparison,
-            detail=detail,
-            hint=hint,
-            formula=limit.formula,
-            evaluated=limit.evaluated,
-            metrics=dict(metrics or {}),
-        )
-
-
-@dataclass(frozen=True)
-class CheckContext:
-    """What a check knows about the run: the regime and the run parameter values."""
-
-    regime: Finetune | FromScratch
-    values: Mapping[str, float] = field(default_factory=dict)
-
-    def resolve(self, threshold: Any) -> Resolved:
-        """Evaluate a threshold field of the params for this run (the one way checks do)."""
-        return resolve(threshold, self.regime, self.values)
-
-    def symbols(self) -> dict[str, float]:
-        """Every symbol a formula may name: the run values, then the regime's own (which win)."""
-        return {**self.values, **self.regime.symbols()}
 
 
 @dataclass(frozen=True)
@@ -204,6 +141,12 @@ class Check(ABC, Generic[P]):
         """The report's legend for this kind's limit at ``x`` (a step or an epoch)."""
         del x
         return "limit"
+
+    @classmethod
+    def own(cls, params: CheckParams) -> P:
+        """``params`` as this kind's ``params_model`` (a kind's classmethods take any params);
+        another kind's params are a TypeError."""
+        return own_params(params, cls.params_model)  # type: ignore[return-value]
 
     @classmethod
     def first_decision(cls, params: CheckParams) -> int:

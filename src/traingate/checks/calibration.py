@@ -20,30 +20,26 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, model_validator
 
-from traingate.checks.base import CheckContext, Decision, register
+from traingate.checks.base import register
 from traingate.checks.confusion import label_ids, unknown_label_names
+from traingate.checks.decision import CheckContext, Decision
 from traingate.checks.liveness import VP, TensorCheck, ValidationParams
 from traingate.contract.thresholds import Threshold
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-CALIBRATION_FIELDS = frozenset({"predictions", "labels", "probabilities"})
-
 
 class WrongPredictionsCheck(TensorCheck[VP]):
     """A kind about one validation's wrong predictions: :meth:`measure` them, then
     :meth:`judge` the measure with the count of wrong predictions."""
 
-    requires = CALIBRATION_FIELDS
     gather = ("predictions", "labels", "probabilities")
 
     def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
         from traingate.metrics.calibration import error_count
 
         predictions, labels = data["predictions"], data["labels"]
-        if predictions.numel() == 0:
-            return None
         measured = self.measure(data["probabilities"], predictions, labels)
         return self.judge(measured, error_count(predictions, labels))
 
@@ -83,16 +79,15 @@ def check_wrong_confidence(
         return Decision.against(
             True, 0.0, limit, "<=", f"no wrong predictions: {q} confidence is vacuous", ""
         )
-    return Decision.against(
-        confidence <= limit.value,
+    return Decision.compare(
         confidence,
-        limit,
         "<=",
-        f"{q} confidence of {wrong} wrong prediction(s) is {confidence:.4f}; "
+        limit,
+        detail=f"{q} confidence of {wrong} wrong prediction(s) is {confidence:.4f}; "
         f"limit {limit.value:.4g}",
-        "the model is confidently wrong (seed 000: p90 0.949); use label smoothing or "
+        hint="the model is confidently wrong (seed 000: p90 0.949); use label smoothing or "
         "temperature scaling, and check for label noise",
-        {"wrong": float(wrong)},
+        metrics={"wrong": float(wrong)},
     )
 
 
@@ -134,16 +129,15 @@ def check_confident_errors(
     limit = context.resolve(params.max_share)
     if wrong == 0 or share is None:
         return Decision.against(True, 0.0, limit, "<=", "no wrong predictions", "")
-    return Decision.against(
-        share <= limit.value,
+    return Decision.compare(
         share,
-        limit,
         "<=",
-        f"{share:.1%} of {wrong} wrong prediction(s) have confidence ≥ {params.confidence:g}; "
-        f"limit {limit.value:.1%}",
-        "errors are made with high confidence (seed 000's original pathology: ~81 % of wrong "
+        limit,
+        detail=f"{share:.1%} of {wrong} wrong prediction(s) have confidence ≥ "
+        f"{params.confidence:g}; limit {limit.value:.1%}",
+        hint="errors are made with high confidence (seed 000's original pathology: ~81 % of wrong "
         "predictions at ≥ 0.9); calibrate (label smoothing, temperature) before trusting scores",
-        {"wrong": float(wrong)},
+        metrics={"wrong": float(wrong)},
     )
 
 
@@ -179,13 +173,12 @@ class EceParams(ValidationParams):
 def check_ece(*, ece: float, params: EceParams, context: CheckContext) -> Decision:
     """Passes when ``ece`` ≤ max_ece (equality passes; NaN fails)."""
     limit = context.resolve(params.max_ece)
-    return Decision.against(
-        ece <= limit.value,
+    return Decision.compare(
         ece,
-        limit,
         "<=",
-        f"ECE ({params.n_bins} bins) {ece:.4f}; limit {limit.value:.4g}",
-        "confidence and accuracy disagree: the scores are not probabilities; calibrate "
+        limit,
+        detail=f"ECE ({params.n_bins} bins) {ece:.4f}; limit {limit.value:.4g}",
+        hint="confidence and accuracy disagree: the scores are not probabilities; calibrate "
         "(temperature scaling) or check label smoothing",
     )
 
@@ -196,15 +189,12 @@ class Ece(TensorCheck[EceParams]):
 
     kind = "ece"
     params_model = EceParams
-    requires = CALIBRATION_FIELDS
     gather = ("predictions", "labels", "probabilities")
     summary = "binned expected calibration error ≤ max_ece"
 
     def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
         from traingate.metrics.calibration import expected_calibration_error
 
-        if data["predictions"].numel() == 0:
-            return None
         ece = expected_calibration_error(
             data["probabilities"], data["predictions"], data["labels"], self.params.n_bins
         )
@@ -235,14 +225,13 @@ def check_probability_separation(
 ) -> Decision:
     """Passes when ``separation`` ≥ min_separation (equality passes; NaN fails)."""
     limit = context.resolve(params.min_separation)
-    return Decision.against(
-        separation >= limit.value,
+    return Decision.compare(
         separation,
-        limit,
         ">=",
-        f"probability separation {separation:.4f} (positives minus negatives); "
+        limit,
+        detail=f"probability separation {separation:.4f} (positives minus negatives); "
         f"minimum {limit.value:.4g}",
-        "the positive-class probability is the same on positives and negatives: it carries no "
+        hint="the positive-class probability is the same on positives and negatives: it carries no "
         "signal (seed 004: 0.065 vs 0.061); look for a loss term or class imbalance drowning it",
     )
 
@@ -259,7 +248,6 @@ class ProbabilitySeparation(TensorCheck[ProbabilitySeparationParams]):
 
     kind = "probability_separation"
     params_model = ProbabilitySeparationParams
-    requires = frozenset({"labels", "probabilities"})
     gather = ("labels", "probabilities")
     summary = "mean P(positive) on positives − on negatives ≥ min_separation"
 

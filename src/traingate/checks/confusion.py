@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
 
-from traingate.checks.base import CheckContext, Decision, register
+from traingate.checks.base import register
+from traingate.checks.decision import CheckContext, Decision
 from traingate.checks.liveness import TensorCheck, ValidationParams
 from traingate.contract.thresholds import Threshold
 
@@ -89,16 +90,15 @@ def check_confusion_rate(
         metrics.update({f"rate/{name}": rates[name], f"hits/{name}": float(h)})
         metrics[f"total/{name}"] = float(t)
     where = f" in group {worst}" if params.per_group else ""
-    return Decision.against(
-        rates[worst] <= limit.value,
+    return Decision.compare(
         rates[worst],
-        limit,
         "<=",
-        f"{_describe(params.from_labels)} → {_describe(params.to_labels)}: {rates[worst]:.2%} "
-        f"({hits}/{total}){where}; limit {limit.value:.2%}",
-        "gold tokens of the first set are predicted as the second: a cross-tag collapse "
+        limit,
+        detail=f"{_describe(params.from_labels)} → {_describe(params.to_labels)}: "
+        f"{rates[worst]:.2%} ({hits}/{total}){where}; limit {limit.value:.2%}",
+        hint="gold tokens of the first set are predicted as the second: a cross-tag collapse "
         "(seed 001: a city's lead token bleeding into another span or into O)",
-        metrics,
+        metrics=metrics,
     )
 
 
@@ -112,8 +112,8 @@ class ConfusionRate(TensorCheck[ConfusionRateParams]):
 
     kind = "confusion_rate"
     params_model = ConfusionRateParams
-    requires = frozenset({"predictions", "labels"})
     gather = ("predictions", "labels", "groups")
+    optional = frozenset({"groups"})
     summary = "rate of gold-in-A predicted-in-B ≤ max_rate (worst group when per_group)"
 
     def observes(self) -> frozenset[str]:

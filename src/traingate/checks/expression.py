@@ -23,15 +23,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from traingate.checks.base import (
-    CheckContext,
-    CheckParams,
-    Decision,
-    ScalarCheck,
-    own_params,
-    present_scalars,
-    register,
-)
+from traingate.checks.base import CheckParams, ScalarCheck, present_scalars, register
+from traingate.checks.decision import CheckContext, Decision
 from traingate.contract.formula import COMPARISONS, Formula, FormulaError, unparse
 from traingate.contract.thresholds import located_formula_error
 
@@ -134,7 +127,7 @@ class Expression(ScalarCheck[ExpressionParams]):
     @classmethod
     def metric_symbols(cls, params: CheckParams) -> frozenset[str]:
         """The symbols ``params.metrics`` lists: read from observations, not parameters."""
-        return frozenset(own_params(params, ExpressionParams).metrics)
+        return frozenset(cls.own(params).metrics)
 
     def observes(self) -> frozenset[str]:
         """The predicate's metric symbols: all of them must be observed."""

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 
 from pydantic import Field, field_validator
 
-from traingate.checks.base import CheckParams, Decision, ScalarCheck, present_scalars, register
+from traingate.checks.base import CheckParams, ScalarCheck, present_scalars, register
+from traingate.checks.decision import Decision
 
 
 class FiniteParams(CheckParams):

@@ -14,15 +14,8 @@ from typing import NamedTuple
 
 from pydantic import Field
 
-from traingate.checks.base import (
-    CheckContext,
-    CheckParams,
-    Decision,
-    LatestCheck,
-    LimitDrawing,
-    Observation,
-    register,
-)
+from traingate.checks.base import CheckParams, LatestCheck, LimitDrawing, Observation, register
+from traingate.checks.decision import CheckContext, Decision
 from traingate.contract.thresholds import Threshold
 
 

@@ -22,15 +22,8 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
-from traingate.checks.base import (
-    Check,
-    CheckContext,
-    CheckParams,
-    Decision,
-    LimitDrawing,
-    Observation,
-    register,
-)
+from traingate.checks.base import Check, CheckParams, LimitDrawing, Observation, register
+from traingate.checks.decision import CheckContext, Decision
 from traingate.contract.thresholds import Resolved, Threshold
 
 

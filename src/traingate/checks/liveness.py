@@ -15,19 +15,12 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import Field
 
-from traingate.checks.base import (
-    Check,
-    CheckContext,
-    CheckParams,
-    Decision,
-    Observation,
-    own_params,
-    register,
-)
+from traingate.checks.base import Check, CheckParams, Observation, register
+from traingate.checks.decision import CheckContext, Decision
 from traingate.contract.thresholds import Resolved, Threshold
 
 if TYPE_CHECKING:
@@ -75,24 +68,36 @@ class TensorCheck(Check[VP]):
     update-then-verdict once per validation, and a loop that feeds many batches before one
     verdict, both work.
 
+    A kind declares the fields it ``gather``s; all are required except those in
+    ``optional`` (gathered when a loop hands them). A validation with fewer than
+    ``min_rows`` rows of the first gathered field has nothing to measure: the verdict is
+    ``None`` (not evaluated), not a pass.
+
     The state is empty (:class:`~traingate.checks.base.NoState`): the only state is the
     current validation's buffer, and a checkpoint is never taken between a validation's
     updates and its verdict.
     """
 
     points = frozenset({"validation"})
+    gather: ClassVar[tuple[str, ...]] = ()
+    optional: ClassVar[frozenset[str]] = frozenset()
+    min_rows: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.requires = frozenset(cls.gather) - cls.optional
 
     @classmethod
     def first_decision(cls, params: CheckParams) -> int:
         """``from_epoch`` + 1: validations of epochs before ``from_epoch`` are not judged
         (:func:`is_judged`), and a loop numbers its validations 0, 1, … (the Guard's epochs),
         so the first judged one is validation number ``from_epoch`` + 1."""
-        return own_params(params, ValidationParams).from_epoch + 1
+        return cls.own(params).from_epoch + 1
 
     @classmethod
     def first_step(cls, params: CheckParams) -> int:
         """``from_step``: a validation at an earlier step is not judged (:func:`is_judged`)."""
-        return own_params(params, ValidationParams).from_step
+        return cls.own(params).from_step
 
     def update(self, observation: Observation) -> None:
         if self._decided:
@@ -109,8 +114,12 @@ class TensorCheck(Check[VP]):
                 self._parts.setdefault(name, []).append(value.detach())
 
     def decide(self) -> Decision | None:
-        judged = self._updates > 0 and is_judged(self.params, self._step, self._epoch)
-        return self.decide_on(self._collect()) if judged else None
+        if not (self._updates > 0 and is_judged(self.params, self._step, self._epoch)):
+            return None
+        data = self._collect()
+        if data[self.gather[0]].shape[0] < self.min_rows:
+            return None
+        return self.decide_on(data)
 
     def verdict(self) -> Decision | None:
         if not self._decided:
@@ -179,16 +188,15 @@ def check_distinct_predictions(
         f"min({asked.formula}, labels_in_gold)",
         f"min({asked.value:.6g}, {labels_in_gold}) = {limit:.6g}",
     )
-    return Decision.against(
-        distinct >= limit,
+    return Decision.compare(
         float(distinct),
-        bound,
         ">=",
-        f"{distinct} distinct predicted label(s); {labels_in_gold} label(s) occur in gold; "
+        bound,
+        detail=f"{distinct} distinct predicted label(s); {labels_in_gold} label(s) occur in gold; "
         f"limit {limit:.6g}",
-        "the model predicts too few labels: mode-class collapse (seed 002 predicted one label "
+        hint="the model predicts too few labels: mode-class collapse (seed 002 predicted one label "
         "for 100 % of inputs); check lr/warmup, the head's init and that it receives gradient",
-        {"labels_in_gold": float(labels_in_gold)},
+        metrics={"labels_in_gold": float(labels_in_gold)},
     )
 
 
@@ -198,15 +206,12 @@ class DistinctPredictions(TensorCheck[DistinctPredictionsParams]):
 
     kind = "distinct_predictions"
     params_model = DistinctPredictionsParams
-    requires = frozenset({"predictions", "labels"})
     gather = ("predictions", "labels")
     summary = "distinct predicted labels ≥ min(min_distinct, labels present in gold)"
 
     def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
         from traingate.metrics.liveness import distinct_labels
 
-        if data["predictions"].numel() == 0:
-            return None
         return check_distinct_predictions(
             distinct=distinct_labels(data["predictions"]),
             labels_in_gold=distinct_labels(data["labels"]),
@@ -227,13 +232,12 @@ class MacroF1Params(ValidationParams):
 def check_macro_f1(*, f1: float, params: MacroF1Params, context: CheckContext) -> Decision:
     """Passes when ``f1`` ≥ min_f1 (equality passes; NaN fails)."""
     limit = context.resolve(params.min_f1)
-    return Decision.against(
-        f1 >= limit.value,
+    return Decision.compare(
         f1,
-        limit,
         ">=",
-        f"macro F1 {f1:.4f} vs minimum {limit.value:.4g}",
-        "the predictions barely track the labels: a collapsed or untrained head (seed 002's "
+        limit,
+        detail=f"macro F1 {f1:.4f} vs minimum {limit.value:.4g}",
+        hint="the predictions barely track the labels: a collapsed or untrained head (seed 002's "
         "liveness floor is 0.10)",
     )
 
@@ -244,15 +248,12 @@ class MacroF1(TensorCheck[MacroF1Params]):
 
     kind = "macro_f1"
     params_model = MacroF1Params
-    requires = frozenset({"predictions", "labels"})
     gather = ("predictions", "labels")
     summary = "macro F1 over the labels present ≥ min_f1"
 
     def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
         from traingate.metrics.liveness import macro_f1
 
-        if data["predictions"].numel() == 0:
-            return None
         f1 = macro_f1(data["predictions"], data["labels"])
         return check_macro_f1(f1=f1, params=self.params, context=self.context)
 
@@ -271,15 +272,14 @@ def check_prediction_share(
 ) -> Decision:
     """Passes when the top-1 ``share`` (of label ``top_label``) ≤ max_share (equality passes)."""
     limit = context.resolve(params.max_share)
-    return Decision.against(
-        share <= limit.value,
+    return Decision.compare(
         share,
-        limit,
         "<=",
-        f"label {top_label} is {share:.1%} of the predictions; limit {limit.value:.1%}",
-        "one label dominates the predictions: the model is close to a constant function "
+        limit,
+        detail=f"label {top_label} is {share:.1%} of the predictions; limit {limit.value:.1%}",
+        hint="one label dominates the predictions: the model is close to a constant function "
         "(seed 002: one label on 100 % of samples)",
-        {"top_label": float(top_label)},
+        metrics={"top_label": float(top_label)},
     )
 
 
@@ -292,15 +292,13 @@ class PredictionShare(TensorCheck[PredictionShareParams]):
 
     kind = "prediction_share"
     params_model = PredictionShareParams
-    requires = frozenset({"predictions"})
     gather = ("predictions", "labels")
+    optional = frozenset({"labels"})
     summary = "top-1 predicted label's share ≤ max_share"
 
     def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
         from traingate.metrics.liveness import top1
 
-        if data["predictions"].numel() == 0:
-            return None
         label, share = top1(data["predictions"])
         return check_prediction_share(
             share=share, top_label=label, params=self.params, context=self.context
@@ -336,16 +334,15 @@ def check_embedding_collapse(
     if diameter is not None and scale is not None:
         metrics.update({"max_pairwise_distance": diameter, "mean_norm": scale})
         parts = f" (max pairwise L2 {diameter:.4g} / mean norm {scale:.4g})"
-    return Decision.against(
-        ratio >= limit.value,
+    return Decision.compare(
         ratio,
-        limit,
         ">=",
-        f"embedding spread ratio {ratio:.4g}{parts}, effective rank {effective_rank:.3g}; "
+        limit,
+        detail=f"embedding spread ratio {ratio:.4g}{parts}, effective rank {effective_rank:.3g}; "
         f"minimum {limit.value:.4g}",
-        "every input maps to nearly the same embedding: representation collapse (seed 002: "
+        hint="every input maps to nearly the same embedding: representation collapse (seed 002: "
         "0.020 / 6.98); a from-random head on sparse labels, lr too high, or a dead pooling",
-        metrics,
+        metrics=metrics,
     )
 
 
@@ -358,16 +355,14 @@ class EmbeddingCollapse(TensorCheck[EmbeddingCollapseParams]):
 
     kind = "embedding_collapse"
     params_model = EmbeddingCollapseParams
-    requires = frozenset({"embeddings"})
     gather = ("embeddings",)
+    min_rows = 2
     summary = "max pairwise L2 / mean L2 norm of embeddings ≥ min_ratio"
 
     def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
         from traingate.metrics.liveness import effective_rank, spread
 
         embeddings = data["embeddings"]
-        if embeddings.shape[0] < 2:
-            return None
         measured = spread(embeddings)
         return check_embedding_collapse(
             ratio=measured.ratio,
@@ -402,16 +397,15 @@ def check_embedding_clusters(
     """Passes when ``clusters`` ≥ min_clusters (equality passes)."""
     limit = context.resolve(params.min_clusters)
     sampled = f" of {points} embeddings" if points is not None else ""
-    return Decision.against(
-        clusters >= limit.value,
+    return Decision.compare(
         float(clusters),
-        limit,
         ">=",
-        f"{clusters} MCL cluster(s){sampled} at inflation {params.inflation:g} (k = {params.k}); "
-        f"minimum {limit.value:.6g}",
-        "the embedding space has (almost) no structure: all inputs fall in one group "
+        limit,
+        detail=f"{clusters} MCL cluster(s){sampled} at inflation {params.inflation:g} "
+        f"(k = {params.k}); minimum {limit.value:.6g}",
+        hint="the embedding space has (almost) no structure: all inputs fall in one group "
         "(seed 002's collapse gave one cluster at every inflation)",
-        {} if points is None else {"points": float(points)},
+        metrics={} if points is None else {"points": float(points)},
     )
 
 
@@ -421,18 +415,14 @@ class EmbeddingClusters(TensorCheck[EmbeddingClustersParams]):
 
     kind = "embedding_clusters"
     params_model = EmbeddingClustersParams
-    requires = frozenset({"embeddings"})
     gather = ("embeddings",)
     summary = "MCL clusters of embeddings (k-NN cosine graph) at inflation ≥ min_clusters"
 
     def decide_on(self, data: Mapping[str, Tensor]) -> Decision | None:
         from traingate.metrics.liveness import mcl_clusters
 
-        embeddings = data["embeddings"]
-        if embeddings.shape[0] == 0:
-            return None
         clusters, points, _ = mcl_clusters(
-            embeddings, self.params.inflation, self.params.k, self.params.max_points
+            data["embeddings"], self.params.inflation, self.params.k, self.params.max_points
         )
         return check_embedding_clusters(
             clusters=clusters, params=self.params, context=self.context, points=points

@@ -19,16 +19,8 @@ from typing import Literal, NamedTuple
 
 from pydantic import Field
 
-from traingate.checks.base import (
-    CheckContext,
-    CheckParams,
-    Decision,
-    LatestCheck,
-    LimitDrawing,
-    Observation,
-    own_params,
-    register,
-)
+from traingate.checks.base import CheckParams, LatestCheck, LimitDrawing, Observation, register
+from traingate.checks.decision import CheckContext, Decision
 from traingate.contract.thresholds import Threshold
 from traingate.metrics.balance import component_shares
 
@@ -146,7 +138,7 @@ class LossBalance(LatestCheck[LossBalanceParams]):
         """``warmup`` + 1: the first ``warmup`` evaluations (observations carrying
         ``source``) are not judged (:func:`check_loss_balance` is ``None``), so the first
         decision is on the one after them."""
-        return own_params(params, LossBalanceParams).warmup + 1
+        return cls.own(params).warmup + 1
 
     def observes(self) -> frozenset[str]:
         """The components named by ``params.source``."""

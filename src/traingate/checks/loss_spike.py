@@ -20,16 +20,8 @@ from typing import Any, NamedTuple
 
 from pydantic import Field
 
-from traingate.checks.base import (
-    CheckContext,
-    CheckParams,
-    Decision,
-    LatestCheck,
-    LimitDrawing,
-    Observation,
-    own_params,
-    register,
-)
+from traingate.checks.base import CheckParams, LatestCheck, LimitDrawing, Observation, register
+from traingate.checks.decision import CheckContext, Decision
 from traingate.contract.thresholds import Resolved, Threshold
 
 
@@ -137,7 +129,7 @@ class LossSpike(LatestCheck[LossSpikeParams]):
         """``window`` + 1: a step is judged against the mean of the ``window`` finite losses
         before it (:func:`check_loss_spike` is ``None`` while fewer precede it), so the
         first decision is on the step after a full window."""
-        return own_params(params, LossSpikeParams).window + 1
+        return cls.own(params).window + 1
 
     def update(self, observation: Observation) -> None:
         s = self.values

@@ -12,15 +12,8 @@ from dataclasses import dataclass, field
 
 from pydantic import Field
 
-from traingate.checks.base import (
-    Check,
-    CheckContext,
-    CheckParams,
-    Decision,
-    LimitDrawing,
-    Observation,
-    register,
-)
+from traingate.checks.base import Check, CheckParams, LimitDrawing, Observation, register
+from traingate.checks.decision import CheckContext, Decision
 from traingate.contract.thresholds import Threshold
 
 
@@ -57,13 +50,12 @@ def check_non_divergence(
                 f"epoch-0 val loss is {current}",
                 "the loss went non-finite before the first validation: check lr and init",
             )
-        return Decision.against(
-            current <= cap.value,
+        return Decision.compare(
             current,
-            cap,
             "<=",
-            f"epoch-0 val loss {current:.4g} vs cap {cap.value:.4g} ({context.regime.kind})",
-            "a cold start sits near ln(vocab); above the cap the run diverged or the regime "
+            cap,
+            detail=f"epoch-0 val loss {current:.4g} vs cap {cap.value:.4g} ({context.regime.kind})",
+            hint="a cold start sits near ln(vocab); above the cap the run diverged or the regime "
             "is wrong (random weights run as finetune?)",
         )
     ratio = context.resolve(params.ratio_limit)
@@ -83,13 +75,12 @@ def check_non_divergence(
             f"epoch-{epoch} val loss is {current}",
             "the loss went non-finite: lower the lr or check for bad batches",
         )
-    return Decision.against(
-        current <= limit,
+    return Decision.compare(
         current,
-        bound,
         "<=",
-        f"epoch-{epoch} val loss {current:.4g} vs {ratio.value:.4g} × {previous:.4g}",
-        "the val loss more than doubled since the previous epoch: the run is diverging",
+        bound,
+        detail=f"epoch-{epoch} val loss {current:.4g} vs {ratio.value:.4g} × {previous:.4g}",
+        hint="the val loss more than doubled since the previous epoch: the run is diverging",
     )
 
 

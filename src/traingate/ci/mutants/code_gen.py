@@ -1,7 +1,9 @@
 """Mutants of the decision code a contract's invariants run: comparisons swapped.
 
 Only the check module's top-level functions (the pure decision functions and their helpers)
-are mutated; methods are left alone.
+are mutated; methods are left alone. A comparison is either an operator (``x <= cap``) or
+the relation a ``Decision.compare(x, "<=", limit, ...)`` call tests, which is swapped the
+same way (``"<="`` ↔ ``"<"``), so moving a comparison into ``Decision`` keeps its mutant.
 """
 
 from __future__ import annotations
@@ -26,13 +28,30 @@ AST_COMPARE_SWAPS: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.NotEq: ast.Eq,
 }
 
+RELATION_SWAPS = {"<=": "<", "<": "<=", ">=": ">", ">": ">="}
 
-def module_mutants(source: str) -> Iterator[tuple[str, int, str, str]]:
-    """(mutated source, line, function name, description) for every swappable comparison in
-    the module's top-level functions (the pure decision functions and their helpers)."""
-    tree = ast.parse(source)
-    sites: list[tuple[str, int, int]] = []  # function, compare ordinal, op index
-    compares = [n for n in ast.walk(tree) if isinstance(n, ast.Compare)]
+
+def relation_argument(node: ast.AST) -> ast.Constant | None:
+    """The relation string of a ``Decision.compare(observed, "<=", limit, ...)`` call."""
+    if not (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "compare"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "Decision"
+        and len(node.args) >= 3
+    ):
+        return None
+    relation = node.args[1]
+    if isinstance(relation, ast.Constant) and relation.value in RELATION_SWAPS:
+        return relation
+    return None
+
+
+def comparison_sites(tree: ast.Module) -> Iterator[tuple[str, int, int]]:
+    """(function, ordinal among the module's walked nodes, operator index; -1 for a
+    ``Decision.compare`` relation) of every swappable comparison in top-level functions."""
+    ordinals = {id(node): i for i, node in enumerate(ast.walk(tree))}
     for func in tree.body:
         if not isinstance(func, ast.FunctionDef):
             continue
@@ -40,13 +59,34 @@ def module_mutants(source: str) -> Iterator[tuple[str, int, str, str]]:
             if isinstance(node, ast.Compare):
                 for j, op in enumerate(node.ops):
                     if type(op) in AST_COMPARE_SWAPS:
-                        sites.append((func.name, compares.index(node), j))
-    for func_name, ordinal, j in sites:
-        mutated = ast.parse(source)
-        node = [n for n in ast.walk(mutated) if isinstance(n, ast.Compare)][ordinal]
+                        yield func.name, ordinals[id(node)], j
+            elif relation_argument(node) is not None:
+                yield func.name, ordinals[id(node)], -1
+
+
+def swap(node: ast.AST, j: int) -> str:
+    """Swap one comparison in place; the description 'before  →  after'."""
+    if isinstance(node, ast.Compare):
         before = ast.unparse(node)
         node.ops[j] = AST_COMPARE_SWAPS[type(node.ops[j])]()
-        yield ast.unparse(mutated), node.lineno, func_name, f"{before}  →  {ast.unparse(node)}"
+        return f"{before}  →  {ast.unparse(node)}"
+    assert isinstance(node, ast.Call)
+    relation = relation_argument(node)
+    assert relation is not None
+    observed, limit = ast.unparse(node.args[0]), ast.unparse(node.args[2])
+    before = f"{observed} {relation.value} {limit}"
+    relation.value = RELATION_SWAPS[relation.value]
+    return f"{before}  →  {observed} {relation.value} {limit}"
+
+
+def module_mutants(source: str) -> Iterator[tuple[str, int, str, str]]:
+    """(mutated source, line, function name, description) for every swappable comparison in
+    the module's top-level functions (the pure decision functions and their helpers)."""
+    for func_name, ordinal, j in list(comparison_sites(ast.parse(source))):
+        mutated = ast.parse(source)
+        node = next(n for i, n in enumerate(ast.walk(mutated)) if i == ordinal)
+        what = swap(node, j)
+        yield ast.unparse(mutated), getattr(node, "lineno", 0), func_name, what
 
 
 def code_mutants(contract: Contract, root: Path) -> list[Mutant]:

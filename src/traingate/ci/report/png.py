@@ -10,8 +10,12 @@ from itertools import pairwise
 
 from traingate.ci.report.figure import Figure
 
+Point = tuple[float, float]
+RGB = tuple[int, int, int]
+Dash = tuple[float, float] | None
 
-def _rgb(color: str) -> tuple[int, int, int]:
+
+def _rgb(color: str) -> RGB:
     value = color.lstrip("#")
     return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
 
@@ -23,7 +27,7 @@ class Canvas:
         self.width, self.height = width, height
         self.pixels = bytearray(b"\xff" * (width * height * 3))
 
-    def dot(self, x: float, y: float, rgb: tuple[int, int, int], size: float = 1) -> None:
+    def dot(self, x: float, y: float, rgb: RGB, size: float = 1) -> None:
         """Fill a ``size``-pixel square centred on (x, y), clipped to the canvas."""
         r = max(size / 2, 0.5)
         for yy in range(math.floor(y - r + 0.5), math.floor(y + r + 0.5)):
@@ -32,17 +36,10 @@ class Canvas:
                     i = (yy * self.width + xx) * 3
                     self.pixels[i : i + 3] = bytes(rgb)
 
-    def line(
-        self,
-        x0: float,
-        y0: float,
-        x1: float,
-        y1: float,
-        rgb: tuple[int, int, int],
-        width: float = 1,
-        dash: tuple[float, float] | None = None,
-    ) -> None:
-        """A line of ``width``-pixel dots; ``dash`` is (on, off) lengths in pixels."""
+    def line(self, a: Point, b: Point, rgb: RGB, width: float = 1, dash: Dash = None) -> None:
+        """A line from ``a`` to ``b`` of ``width``-pixel dots; ``dash`` is (on, off) lengths
+        in pixels."""
+        (x0, y0), (x1, y1) = a, b
         length = math.hypot(x1 - x0, y1 - y0)
         steps = max(int(length * 2), 1)
         for i in range(steps + 1):
@@ -78,11 +75,11 @@ def to_png(fig: Figure) -> bytes:
         if kind == "line":
             _, x0, y0, x1, y1, color, width, dash = item
             pattern = tuple(float(v) for v in dash.split()) if dash else None
-            canvas.line(x0, y0, x1, y1, _rgb(color), width, pattern)  # type: ignore[arg-type]
+            canvas.line((x0, y0), (x1, y1), _rgb(color), width, pattern)  # type: ignore[arg-type]
         elif kind == "polyline":
             _, points, color, width = item
-            for (ax, ay), (bx, by) in pairwise(points):
-                canvas.line(ax, ay, bx, by, _rgb(color), width)
+            for a, b in pairwise(points):
+                canvas.line(a, b, _rgb(color), width)
             if len(points) <= 60:
                 for x, y in points:
                     canvas.dot(x, y, _rgb(color), 5)
@@ -90,10 +87,10 @@ def to_png(fig: Figure) -> bytes:
             _, x, y, color, shape, _label = item
             rgb = _rgb(color)
             if shape == "x":
-                canvas.line(x - 6, y - 6, x + 6, y + 6, rgb, 3)
-                canvas.line(x - 6, y + 6, x + 6, y - 6, rgb, 3)
+                canvas.line((x - 6, y - 6), (x + 6, y + 6), rgb, 3)
+                canvas.line((x - 6, y + 6), (x + 6, y - 6), rgb, 3)
             else:
                 for row in range(13):
                     half = 7 * (1 - row / 12)
-                    canvas.line(x - half, y - 6 + row, x + half, y - 6 + row, rgb, 1)
+                    canvas.line((x - half, y - 6 + row), (x + half, y - 6 + row), rgb, 1)
     return canvas.png()

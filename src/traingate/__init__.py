@@ -11,6 +11,7 @@ from traingate.contract.regime import Finetune, FromScratch, TrainingRegime
 from traingate.contract.schema import Contract, Gate, Invariant
 from traingate.contract.validation import validate_paths
 from traingate.runtime.guard import Guard, InvariantViolation
+from traingate.runtime.planning import UnevaluableWarning
 
 __all__ = [
     "Contract",
@@ -24,6 +25,7 @@ __all__ = [
     "InvariantViolation",
     "LoadError",
     "TrainingRegime",
+    "UnevaluableWarning",
     "load_contract",
     "validate_paths",
 ]

@@ -127,6 +127,24 @@ def test_a_short_run_with_an_unevaluated_ship_blocking_invariant_exits_3(
     assert "verdict: FAIL" in result.stdout
 
 
+def test_a_run_too_short_for_an_invariant_says_so_before_its_first_step(
+    tmp_path: Path,
+    corpus: dict[str, Path],
+    trainer_env: dict[str, str],
+    pretrain_argv: Callable[..., list[str]],
+) -> None:
+    """Not only at the verdict: the start names INV-TRAIN-003 and the 100 steps it needs."""
+    argv = pretrain_argv(corpus["txt"], tmp_path / "run", 2, "--no-export", *TINY_ARGS)
+    proc = subprocess.run(
+        [sys.executable, *argv], env=trainer_env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 3, proc.stderr
+    notes = proc.stderr.splitlines()
+    spike = "warning: INV-TRAIN-003 (loss_spike) needs 100 steps before its first decision; "
+    (at,) = [i for i, line in enumerate(notes) if line == spike + "the run plans 2"]
+    assert at < min(i for i, line in enumerate(notes) if line.startswith("epoch 0"))
+
+
 # -- seed 003: the regime-dependent epoch-zero cap --------------------------------------------
 
 SEED_003_VOCAB = 50257  # GPT-2's: ln V = 10.82 > the finetune cap of 10.0
@@ -253,7 +271,14 @@ def test_a_signal_checkpoints_exits_1_and_resume_auto_completes(
     checkpoint = out / "checkpoints" / f"step-{stopped_at:08d}.pt"
     assert load_checkpoint(checkpoint)["step"] == stopped_at
     assert "verdict:" in stdout  # the gate table of the steps so far
-    assert load_verdict(out).invariants["INV-TRAIN-001"].violations == 0
+    verdict = load_verdict(out)
+    assert verdict.invariants["INV-TRAIN-001"].violations == 0
+    how = f"interrupted by signal {int(signum)} ({signum.name}) at step {stopped_at}"
+    assert verdict.interrupted == how
+    checked = CliRunner().invoke(check, [str(out)])
+    assert checked.exit_code == 1
+    assert f"the run was {how}" in checked.output  # not just "verdict.json says ok: false"
+    assert "verdict.json says ok" not in checked.output
     if signum != signal.SIGTERM:
         return  # the resume path is the same whichever signal stopped the run
 

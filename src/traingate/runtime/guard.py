@@ -28,6 +28,7 @@ from traingate.runtime.binding import Tracked, bind, load_contracts
 from traingate.runtime.distributed import Ranks
 from traingate.runtime.evidence import MetricsBuffer, jsonable
 from traingate.runtime.host import is_tensor, scalar, to_host, total_grad_norm
+from traingate.runtime.planning import Unevaluable, announce, unevaluable
 from traingate.runtime.rundir import open_evidence
 from traingate.runtime.verdict import (
     SCHEMA_VERSION,
@@ -64,6 +65,11 @@ class Guard:
             :meth:`load_state_dict`); without it a run dir holding a run is refused.
         allow_config_change: let a resume change the contracts, regime, params or
             selection (recorded as a ``config_change`` event); refused otherwise.
+        max_steps, max_validations: the run's plan, when the loop knows it. An invariant
+            the plan cannot evaluate (a 100-loss window in a 60-step run) is named at start
+            in an :class:`UnevaluableWarning` and an ``unevaluable`` evidence event, and
+            listed in :attr:`unevaluable`, instead of surfacing as "never evaluated" at the
+            verdict.
     """
 
     def __init__(
@@ -78,6 +84,8 @@ class Guard:
         config: Mapping[str, Any] | None = None,
         resume: bool = False,
         allow_config_change: bool = False,
+        max_steps: int | None = None,
+        max_validations: int | None = None,
     ) -> None:
         self.config = dict(config or {})
         self.regime = regime or Finetune()
@@ -117,6 +125,11 @@ class Guard:
                 gates=self._gates(),
                 excluded=self._excluded(),
             )
+        self.unevaluable: list[Unevaluable] = unevaluable(
+            self.tracked, max_steps=max_steps, max_validations=max_validations
+        )
+        if self.rank == 0:
+            announce(self.unevaluable, self.evidence, max_steps, max_validations)
 
     def _identity(self) -> dict[str, Any]:
         """What run this is: contracts@version, regime, params, selection, world size."""

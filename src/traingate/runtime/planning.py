@@ -10,10 +10,17 @@ final point) before the first step. Pure: it reads the bound checks and changes 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from traingate.runtime.binding import Tracked
+from traingate.runtime.evidence import EvidenceLog
+
+
+class UnevaluableWarning(UserWarning):
+    """A bound invariant the run's plan cannot evaluate (see :func:`unevaluable`)."""
+
 
 # What a plan gives each point: the final point is evaluated once, whatever the plan.
 FINAL_EVALUATIONS = 1
@@ -94,3 +101,30 @@ def unevaluable(
         if max_steps is not None and first_step > max_steps:
             found.append(Unevaluable(inv.id, inv.check, inv.at, first_step, max_steps, True))
     return found
+
+
+def announce(
+    items: Sequence[Unevaluable],
+    evidence: EvidenceLog | None,
+    max_steps: int | None,
+    max_validations: int | None,
+) -> None:
+    """Say at start what the plan cannot evaluate: one :class:`UnevaluableWarning` each, and
+    one ``unevaluable`` evidence event listing them (nothing when the plan covers all)."""
+    for item in items:
+        warnings.warn(item.message, UnevaluableWarning, stacklevel=3)
+    if items and evidence is not None:
+        evidence.write(
+            "unevaluable",
+            max_steps=max_steps,
+            max_validations=max_validations,
+            invariants=[
+                {
+                    "invariant": u.invariant_id,
+                    "needed": u.needed,
+                    "planned": u.planned,
+                    "message": u.message,
+                }
+                for u in items
+            ],
+        )

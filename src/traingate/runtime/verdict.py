@@ -206,8 +206,13 @@ def run_problems(verdict: Verdict) -> list[str]:
     if verdict.aborted_by is not None:
         a = verdict.aborted_by
         problems.append(f"the run was aborted by {a.invariant}{where(a.step, a.epoch)}: {a.detail}")
-    if verdict.interrupted:
-        problems.append(f"the run was interrupted: {verdict.interrupted}")
+    if verdict.interrupted:  # the trainer writes "interrupted by signal N (NAME) at step S"
+        how = verdict.interrupted
+        problems.append(
+            f"the run was {how}"
+            if how.startswith("interrupted")
+            else f"the run was interrupted: {how}"
+        )
     return problems
 
 

@@ -80,6 +80,8 @@ def pretrain(options: PretrainConfig) -> PretrainResult:
         step, epoch, result.val_losses = restore(start, raw_model, optimizer, stream, guard)
         write_config(cfg, start, guard, rank)
         progress, stop = Progress(cfg.max_steps, cfg.progress, rank), StopFlag()
+        for item in guard.unevaluable:  # said now, not discovered at the verdict
+            progress.note(f"warning: {item.message}")
         with stop_on_signals(stop):
             while step < cfg.max_steps:
                 # The learning rate of this step: linear warm-up, then cosine decay.
@@ -134,7 +136,7 @@ def pretrain(options: PretrainConfig) -> PretrainResult:
                     result.checkpoints.append(path)
                 if stop.signum:
                     result.interrupted = True
-                    guard.interrupted = f"signal {stop.signum} at step {step}"
+                    guard.interrupted = stop.reason(step)
                     progress.note(
                         f"stopped by signal {stop.signum} at step {step}; checkpoint saved, "
                         "continue with --resume auto"

@@ -72,6 +72,11 @@ class StopFlag:
     def __call__(self, signum: int, frame: Any) -> None:
         self.signum = signum
 
+    def reason(self, step: int) -> str:
+        """What the verdict records: ``interrupted by signal 15 (SIGTERM) at step 12``."""
+        name = signal.Signals(self.signum).name if self.signum else "?"
+        return f"interrupted by signal {self.signum} ({name}) at step {step}"
+
 
 @contextlib.contextmanager
 def stop_on_signals(flag: StopFlag) -> Iterator[None]:

@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from torch import nn
 
 from traingate.contract.regime import Finetune, FromScratch
 from traingate.runtime.guard import Guard
+from traingate.runtime.planning import UnevaluableWarning
 from traingate.train.checkpoint import latest_valid_checkpoint, load_checkpoint
 from traingate.train.config import PretrainConfig, RunConfig, UsageError
 from traingate.train.corpus import builtin_corpus_path
@@ -232,17 +234,21 @@ RESUME_KEEPS = (
 def open_guard(cfg: RunConfig) -> Guard:
     """The Guard of ``cfg``'s contracts, in the regime ``--mode`` names, writing to the run dir."""
     regime = FromScratch(cfg.vocab_size) if cfg.mode == "from-scratch" else Finetune()
-    return Guard(
-        list(cfg.contracts),
-        only=list(cfg.only) or None,
-        regime=regime,
-        params={"vocab_size": cfg.vocab_size},
-        run_dir=cfg.out,
-        summary_every=cfg.eval_every,
-        config={name: cfg.to_json()[name] for name in RESUME_KEEPS},
-        resume=cfg.resume,
-        allow_config_change=cfg.allow_config_change,
-    )
+    with warnings.catch_warnings():  # the loop prints guard.unevaluable as notes instead
+        warnings.simplefilter("ignore", UnevaluableWarning)
+        return Guard(
+            list(cfg.contracts),
+            only=list(cfg.only) or None,
+            regime=regime,
+            params={"vocab_size": cfg.vocab_size},
+            run_dir=cfg.out,
+            summary_every=cfg.eval_every,
+            config={name: cfg.to_json()[name] for name in RESUME_KEEPS},
+            resume=cfg.resume,
+            allow_config_change=cfg.allow_config_change,
+            max_steps=cfg.max_steps,
+            max_validations=math.ceil(cfg.max_steps / cfg.eval_every),  # each eval_every, the last
+        )
 
 
 def restore(

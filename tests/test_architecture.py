@@ -2,7 +2,7 @@
 imports across modules, no file over 500 lines, and the torch-free paths stay torch-free.
 
 Layers, in order (see the README's layout section):
-  errors, files → contract → metrics → checks → runtime → ci | decisions → train → cli
+  errors, files → contract → metrics → checks → runtime → ci | decisions | integrations → train → cli
 ``traingate/__init__.py`` is the public façade and may import any layer; no layer inside the
 package imports it (the command line, above every layer, may).
 """
@@ -32,6 +32,7 @@ RANK = {
     "runtime": 4,
     "ci": 5,
     "decisions": 5,
+    "integrations": 5,
     "train": 6,
     "cli": 7,
 }

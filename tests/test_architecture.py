@@ -2,7 +2,8 @@
 imports across modules, no file over 500 lines, and the torch-free paths stay torch-free.
 
 Layers, in order (see the README's layout section):
-  errors, files → contract → metrics → checks → runtime → ci | decisions | integrations → train → cli
+  errors, files → contract → metrics → checks → runtime → ci | decisions | integrations
+  → train → cli
 ``traingate/__init__.py`` is the public façade and may import any layer; no layer inside the
 package imports it (the command line, above every layer, may).
 """

@@ -24,8 +24,10 @@ from typing import Any
 
 from traingate.checks import Decision
 from traingate.contract.regime import Finetune, FromScratch
+from traingate.runtime import described
 from traingate.runtime.binding import Tracked, bind, load_contracts
 from traingate.runtime.distributed import Ranks
+from traingate.runtime.events import EventStream, GuardEvent, Listener
 from traingate.runtime.evidence import MetricsBuffer, jsonable
 from traingate.runtime.host import is_tensor, scalar, to_host, total_grad_norm
 from traingate.runtime.planning import Unevaluable, announce, unevaluable
@@ -42,7 +44,7 @@ from traingate.runtime.verdict import (
 )
 from traingate.runtime.violation import InvariantViolation, ViolationRecord
 
-__all__ = ["Guard", "InvariantViolation", "Tracked", "ViolationRecord"]
+__all__ = ["Guard", "GuardEvent", "InvariantViolation", "Listener", "Tracked", "ViolationRecord"]
 
 log = logging.getLogger("traingate")
 
@@ -86,6 +88,7 @@ class Guard:
         allow_config_change: bool = False,
         max_steps: int | None = None,
         max_validations: int | None = None,
+        listeners: Sequence[Listener] = (),
     ) -> None:
         self.config = dict(config or {})
         self.regime = regime or Finetune()
@@ -116,20 +119,20 @@ class Guard:
         self.interrupted: str | None = None  # set by a loop stopped early (e.g. by a signal)
         self._limits: dict[str, float] = {}  # last limit written to metrics, per invariant
         self.closed: Verdict | None = None  # the verdict close() wrote
-        if self.evidence:
-            self.evidence.write(
-                "start",
-                **self._identity(),
-                invariants=[t.invariant.id for t in self.tracked],
-                definitions=self._definitions(),
-                gates=self._gates(),
-                excluded=self._excluded(),
-            )
+        self.events = EventStream(self.evidence, listeners, active=self.rank == 0)
+        self.events.write(
+            "start",
+            **self._identity(),
+            invariants=[t.invariant.id for t in self.tracked],
+            definitions=described.definitions(self.contracts, self.tracked),
+            gates=described.gates(self.contracts),
+            excluded=described.excluded(self.contracts, self.regime),
+        )
         self.unevaluable: list[Unevaluable] = unevaluable(
             self.tracked, max_steps=max_steps, max_validations=max_validations
         )
         if self.rank == 0:
-            announce(self.unevaluable, self.evidence, max_steps, max_validations)
+            announce(self.unevaluable, self.events, max_steps, max_validations)
 
     def _identity(self) -> dict[str, Any]:
         """What run this is: contracts@version, regime, params, selection, world size."""
@@ -143,42 +146,18 @@ class Guard:
             "config": self.config,
         }
 
-    def _ship_blocking(self) -> set[str]:
-        return {
-            req for c in self.contracts for g in c.gates if g.ship_blocking for req in g.requires
-        }
+    def on_event(self, listener: Listener) -> Listener:
+        """Hand every later :class:`GuardEvent` to ``listener`` (rank 0); usable as a
+        decorator. Events from the constructor go to ``Guard(listeners=[...])``."""
+        self.events.add(listener)
+        return listener
 
-    def _definitions(self) -> dict[str, dict[str, Any]]:
-        """What the policy needs of each tracked invariant (recorded in the start event)."""
-        blocking = self._ship_blocking()
-        return {
-            t.invariant.id: {
-                "contract": t.contract.ref,
-                "title": t.invariant.title,
-                "check": t.invariant.check,
-                "at": t.invariant.at,
-                "on_violation": t.invariant.on_violation,
-                "ship_blocking": t.invariant.id in blocking,
-            }
-            for t in self.tracked
-        }
-
-    def _gates(self) -> dict[str, dict[str, Any]]:
-        """Every gate of the contracts: its contract, requirements and whether it blocks."""
-        return {
-            g.id: {"contract": c.ref, "requires": g.requires, "ship_blocking": g.ship_blocking}
-            for c in self.contracts
-            for g in c.gates
-        }
-
-    def _excluded(self) -> list[str]:
-        """The contracts' invariants this run's regime excludes."""
-        return [
-            inv.id
-            for c in self.contracts
-            for inv in c.invariants
-            if self.regime.kind not in inv.regimes
-        ]
+    def _record(
+        self, point: str, step: int | None, epoch: int | None, values: Mapping[str, float]
+    ) -> None:
+        """Keep values for ``metrics.parquet`` and tell the listeners."""
+        self.metrics.add(point, step, epoch, values)
+        self.events.metrics(point, step, epoch, values)
 
     # -- observation points ----------------------------------------------------------------
 
@@ -219,10 +198,10 @@ class Guard:
         self.last_step = step
         flat = {k: v for k, v in obs.items() if isinstance(v, float)}
         flat.update({f"component/{k}": v for k, v in obs.get("components", {}).items()})
-        self.metrics.add("step", step, self.epoch, flat)
+        self._record("step", step, self.epoch, flat)
         self._evaluate("step", obs, step, self.epoch)
-        if self.evidence and self.summary_every and step % self.summary_every == 0:
-            self.evidence.write("summary", step=step, tallies=self._tallies())
+        if self.summary_every and step % self.summary_every == 0:
+            self.events.write("summary", step=step, tallies=self._tallies())
         return obs
 
     def validation(
@@ -249,7 +228,7 @@ class Guard:
         )
         flat = {k: v for k, v in obs.items() if isinstance(v, float)}
         flat.update({f"val_component/{k}": v for k, v in obs.get("val_components", {}).items()})
-        self.metrics.add("validation", self.last_step, epoch, flat)
+        self._record("validation", self.last_step, epoch, flat)
         self._evaluate("validation", obs, self.last_step, epoch)
 
     def final(self, **metrics: Any) -> None:
@@ -259,7 +238,7 @@ class Guard:
             "epoch": self.epoch,
             **{k: scalar(v) for k, v in metrics.items()},
         }
-        self.metrics.add(
+        self._record(
             "final",
             self.last_step,
             self.epoch,
@@ -291,7 +270,7 @@ class Guard:
             if decision.limit is not None and self._limits.get(t.invariant.id) != decision.limit:
                 # record a limit when it changes, so a report can draw it where it applied
                 self._limits[t.invariant.id] = decision.limit
-                self.metrics.add(point, step, epoch, {f"limit/{t.invariant.id}": decision.limit})
+                self._record(point, step, epoch, {f"limit/{t.invariant.id}": decision.limit})
             if decision.ok:
                 continue
             record = ViolationRecord(
@@ -305,10 +284,9 @@ class Guard:
                 epoch,
                 rank,
             )
-            if self.evidence:
-                self.evidence.write(
-                    "violation" if record.on_violation == "abort" else "warning", **record.to_dict()
-                )
+            self.events.write(
+                "violation" if record.on_violation == "abort" else "warning", **record.to_dict()
+            )
             if record.on_violation == "warn":
                 log.warning("traingate: %s", record.message())
             elif first_abort is None:
@@ -339,7 +317,7 @@ class Guard:
     def judge(self, crashed: str | None = None) -> Verdict:
         """The run's verdict: every invariant's status, count and worst observation, the
         gates, and whether the run may ship (``crashed`` names the error that ended it)."""
-        ship_blocking = self._ship_blocking()
+        ship_blocking = described.ship_blocking(self.contracts)
         invariants = {
             t.invariant.id: InvariantRecord(
                 status=t.status,
@@ -357,13 +335,13 @@ class Guard:
             for t in self.tracked
         }
         statuses = {inv_id: record.status for inv_id, record in invariants.items()}
-        excluded = self._excluded()
+        excluded = described.excluded(self.contracts, self.regime)
         gates = {
             gate_id: GateRecord(
                 status=gate_status(g["requires"], g["ship_blocking"], statuses, excluded),
                 **g,
             )
-            for gate_id, g in self._gates().items()
+            for gate_id, g in described.gates(self.contracts).items()
         }
         verdict = Verdict(
             schema_version=SCHEMA_VERSION,
@@ -424,18 +402,17 @@ class Guard:
                 t.evaluations, t.violations = tally["evaluations"], tally["violations"]
                 t.worst, t.last = tally["worst"], tally["last"]
                 t.worst_excess = float(tally["worst_excess"])
-        if self.evidence:
-            restored = {
-                t.invariant.id: {"evaluations": t.evaluations, "violations": t.violations}
-                for t in self.tracked
-            }
-            self.evidence.write(
-                "resume",
-                step=self.last_step,
-                epoch=self.epoch,
-                metrics_rows=len(self.metrics),
-                tallies=restored,
-            )
+        restored = {
+            t.invariant.id: {"evaluations": t.evaluations, "violations": t.violations}
+            for t in self.tracked
+        }
+        self.events.write(
+            "resume",
+            step=self.last_step,
+            epoch=self.epoch,
+            metrics_rows=len(self.metrics),
+            tallies=restored,
+        )
 
     def close(self, error: BaseException | None = None) -> Verdict:
         """Write the verdict and metrics (rank 0), close the evidence log; return the
@@ -447,17 +424,17 @@ class Guard:
         if error is not None and not isinstance(error, InvariantViolation):
             crashed = f"{type(error).__name__}: {error}"
         verdict = self.closed = self.judge(crashed)
+        self.events.write(
+            "end",
+            ok=verdict.ok,
+            crashed=crashed,
+            interrupted=self.interrupted,
+            aborted_by=self.aborted_by.invariant_id if self.aborted_by else None,
+            last_step=self.last_step,
+            last_epoch=self.epoch,
+            tallies=self._tallies(kept=True),
+        )
         if self.evidence and self.run_dir is not None:
-            self.evidence.write(
-                "end",
-                ok=verdict.ok,
-                crashed=crashed,
-                interrupted=self.interrupted,
-                aborted_by=self.aborted_by.invariant_id if self.aborted_by else None,
-                last_step=self.last_step,
-                last_epoch=self.epoch,
-                tallies=self._tallies(kept=True),
-            )
             self.evidence.close()
             verdict.evidence_head = self.evidence.head
             write_verdict(self.run_dir, verdict)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from traingate.runtime.binding import Tracked
-from traingate.runtime.evidence import EvidenceLog
+from traingate.runtime.events import EventStream
 
 
 class UnevaluableWarning(UserWarning):
@@ -105,7 +105,7 @@ def unevaluable(
 
 def announce(
     items: Sequence[Unevaluable],
-    evidence: EvidenceLog | None,
+    events: EventStream,
     max_steps: int | None,
     max_validations: int | None,
 ) -> None:
@@ -113,8 +113,8 @@ def announce(
     one ``unevaluable`` evidence event listing them (nothing when the plan covers all)."""
     for item in items:
         warnings.warn(item.message, UnevaluableWarning, stacklevel=3)
-    if items and evidence is not None:
-        evidence.write(
+    if items:
+        events.write(
             "unevaluable",
             max_steps=max_steps,
             max_validations=max_validations,

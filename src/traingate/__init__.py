@@ -7,6 +7,7 @@ Importing it registers every built-in check kind, so a loaded contract's params 
 import traingate.checks  # noqa: F401  (registers the built-in kinds with traingate.contract)
 from traingate.contract.formula import Formula, FormulaError
 from traingate.contract.loading import LoadError, load_contract
+from traingate.contract.presets import shipped
 from traingate.contract.regime import Finetune, FromScratch, TrainingRegime
 from traingate.contract.schema import Contract, Gate, Invariant
 from traingate.contract.validation import validate_paths
@@ -27,6 +28,7 @@ __all__ = [
     "TrainingRegime",
     "UnevaluableWarning",
     "load_contract",
+    "shipped",
     "validate_paths",
 ]
 __version__ = "0.1.0"

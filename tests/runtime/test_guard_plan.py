@@ -30,7 +30,9 @@ def test_a_60_step_plan_warns_records_and_lists_the_spike_window(tmp_path: Path)
     for step in range(3):
         guard.step(step, loss=5.5, grad_norm=1.0)
     guard.close()
-    (event,) = [e for e in read_evidence(tmp_path / "evidence.jsonl") if e["event"] == "unevaluable"]
+    (event,) = [
+        e for e in read_evidence(tmp_path / "evidence.jsonl") if e["event"] == "unevaluable"
+    ]
     assert event["max_steps"] == 60 and event["max_validations"] is None
     assert event["invariants"] == [
         {"invariant": "INV-TRAIN-003", "needed": 101, "planned": 60, "message": SPIKE}
@@ -46,7 +48,9 @@ def test_a_plan_the_contracts_fit_says_nothing(tmp_path: Path) -> None:
         )
     assert guard.unevaluable == []
     guard.close()
-    assert not [e for e in read_evidence(tmp_path / "evidence.jsonl") if e["event"] == "unevaluable"]
+    assert not [
+        e for e in read_evidence(tmp_path / "evidence.jsonl") if e["event"] == "unevaluable"
+    ]
 
 
 def test_no_plan_no_warning(tmp_path: Path) -> None:
@@ -62,3 +66,29 @@ def test_a_plan_without_validations_names_the_validation_invariants() -> None:
     assert "INV-TRAIN-005" in names  # non_divergence decides at validations
     assert all(u.at == "validation" for u in guard.unevaluable)
     assert len(w) == len(guard.unevaluable)
+
+
+def test_an_integration_that_never_supplies_predictions_is_told_which_invariants_starve() -> None:
+    liveness = shipped_contracts_dir() / "liveness-v1.yaml"
+    with pytest.warns(UnevaluableWarning) as w:
+        guard = Guard(
+            [PRETRAIN, liveness],
+            regime=FromScratch(256),
+            supplies={"loss", "grad_norm", "val_loss"},  # what a Trainer callback feeds
+        )
+    starved = {u.invariant_id: u.message for u in guard.unevaluable}
+    assert "INV-TRAIN-001" not in starved and "INV-TRAIN-005" not in starved
+    assert starved["INV-LIVE-001"] == (
+        "INV-LIVE-001 (distinct_predictions) needs labels, predictions, which this loop "
+        "never supplies: it will not be evaluated"
+    )
+    assert starved["INV-TRAIN-006"].startswith("INV-TRAIN-006 (expression) needs tokens_per_sec")
+    assert {str(r.message) for r in w} == set(starved.values())
+
+
+def test_finite_needs_one_of_its_observations() -> None:
+    with pytest.warns(UnevaluableWarning, match=r"INV-TRAIN-001 \(finite\) needs grad_norm or"):
+        Guard([PRETRAIN], regime=FromScratch(256), only=["INV-TRAIN-001"], supplies={"val_loss"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnevaluableWarning)
+        Guard([PRETRAIN], regime=FromScratch(256), only=["INV-TRAIN-001"], supplies={"loss"})

@@ -12,7 +12,7 @@ from typing import Any
 from traingate.checks import REGISTRY, Check, CheckContext, Decision
 from traingate.contract.regime import REGIME_NAMES, Finetune, FromScratch
 from traingate.contract.schema import Contract, Invariant
-from traingate.contract.shipped import load_valid, shipped_contracts_dir
+from traingate.contract.shipped import load_valid
 from traingate.contract.thresholds import iter_formulas
 from traingate.runtime.verdict import Status, invariant_status
 
@@ -74,17 +74,27 @@ def excess_of(d: Decision) -> float:
     return _EXCESS_SIGN[d.comparison] * (d.observed - d.limit)
 
 
-def load_contracts(paths: Sequence[str | Path] | None) -> tuple[list[Contract], dict[str, str]]:
-    """The contract files found under ``paths`` (default: the shipped ones), loaded, and
-    each one's sha256 by contract id (the verdict records which text gated the run)."""
+def load_contracts(
+    paths: Sequence[str | Path] | None, only: Sequence[str] | None = None
+) -> tuple[list[Contract], dict[str, str]]:
+    """The contract files found under ``paths``, loaded, and each one's sha256 by contract
+    id (the verdict records which text gated the run). Without ``paths``: the shipped
+    contracts that define ``only``'s ids, or else the ``pretrain`` preset."""
     from traingate.contract.validation import discover
 
-    files = discover([Path(p) for p in paths] if paths else [shipped_contracts_dir()])
+    files = discover([Path(p) for p in paths]) if paths else default_files(only)
     if not files:
         raise ValueError(f"no contract files found in {', '.join(str(p) for p in paths or [])}")
     contracts = [load_valid(f) for f in files]
     digests = {c.contract: file_sha256(f) for c, f in zip(contracts, files, strict=True)}
     return contracts, digests
+
+
+def default_files(only: Sequence[str] | None) -> list[Path]:
+    """No contracts given: the shipped ones defining ``only``'s ids, else the pretrain preset."""
+    from traingate.contract.presets import defining, shipped
+
+    return defining(only) if only else shipped()
 
 
 def file_sha256(path: Path) -> str:

@@ -18,7 +18,7 @@ torch.distributed each evaluation point all-reduces one violation flag per invar
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from traingate.runtime.distributed import Ranks
 from traingate.runtime.events import EventStream, GuardEvent, Listener
 from traingate.runtime.evidence import MetricsBuffer, jsonable
 from traingate.runtime.host import is_tensor, scalar, to_host, total_grad_norm
-from traingate.runtime.planning import Unevaluable, announce, unevaluable
+from traingate.runtime.planning import Unevaluable, Unsupplied, announce, unevaluable, unsupplied
 from traingate.runtime.rundir import open_evidence
 from traingate.runtime.verdict import (
     SCHEMA_VERSION,
@@ -53,7 +53,8 @@ class Guard:
     """Enforces contracts inside a training loop and records the evidence.
 
     Args:
-        contracts: contract files or folders (default: the shipped contracts).
+        contracts: contract files or folders (``traingate.shipped("pretrain")``, the
+            default; with ``only`` and no contracts, the shipped contracts defining those ids).
         regime: ``Finetune()`` or ``FromScratch(vocab_size)``; regime-keyed thresholds use it.
         params: run parameters that formulas name (checked against the contracts'
             declared types and bounds).
@@ -72,6 +73,8 @@ class Guard:
             in an :class:`UnevaluableWarning` and an ``unevaluable`` evidence event, and
             listed in :attr:`unevaluable`, instead of surfacing as "never evaluated" at the
             verdict.
+        supplies: the observations this loop (or integration) ever hands the Guard; an
+            invariant needing another is named at start the same way.
     """
 
     def __init__(
@@ -89,11 +92,12 @@ class Guard:
         max_steps: int | None = None,
         max_validations: int | None = None,
         listeners: Sequence[Listener] = (),
+        supplies: Collection[str] | None = None,
     ) -> None:
         self.config = dict(config or {})
         self.regime = regime or Finetune()
         self.params = dict(params or {})
-        self.contracts, self.contract_sha256 = load_contracts(contracts)
+        self.contracts, self.contract_sha256 = load_contracts(contracts, only)
         self.tracked = bind(self.contracts, self.regime, self.params, only)
         self.only = list(only) if only is not None else None
         self.by_point: dict[str, list[Tracked]] = {"step": [], "validation": [], "final": []}
@@ -128,9 +132,10 @@ class Guard:
             gates=described.gates(self.contracts),
             excluded=described.excluded(self.contracts, self.regime),
         )
-        self.unevaluable: list[Unevaluable] = unevaluable(
-            self.tracked, max_steps=max_steps, max_validations=max_validations
-        )
+        self.unevaluable: list[Unevaluable | Unsupplied] = [
+            *unevaluable(self.tracked, max_steps=max_steps, max_validations=max_validations),
+            *(unsupplied(self.tracked, supplies) if supplies is not None else []),
+        ]
         if self.rank == 0:
             announce(self.unevaluable, self.events, max_steps, max_validations)
 

@@ -11,7 +11,7 @@ final point) before the first step. Pure: it reads the bound checks and changes 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from traingate.runtime.binding import Tracked
@@ -67,6 +67,43 @@ class Unevaluable:
         return self.message
 
 
+@dataclass(frozen=True)
+class Unsupplied:
+    """An invariant needing observations the loop (or integration) says it never supplies."""
+
+    invariant_id: str
+    kind: str
+    missing: tuple[str, ...]
+    any_of: bool = False  # the kind needs one of ``missing``, and none is supplied
+
+    @property
+    def message(self) -> str:
+        """One readable line naming the invariant and what it would need."""
+        names = (" or " if self.any_of else ", ").join(self.missing)
+        return (
+            f"{self.invariant_id} ({self.kind}) needs {names}, which this loop never "
+            "supplies: it will not be evaluated"
+        )
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def unsupplied(tracked: Sequence[Tracked], supplies: Collection[str]) -> list[Unsupplied]:
+    """The invariants of ``tracked`` that need an observation outside ``supplies`` (what an
+    integration feeds the Guard: e.g. loss, grad_norm and val_loss, but no predictions)."""
+    given = set(supplies) | {"step", "epoch"}
+    found: list[Unsupplied] = []
+    for t in tracked:
+        missing = tuple(sorted(t.needs - given))
+        either = t.check.observes_any()
+        if missing:
+            found.append(Unsupplied(t.invariant.id, t.invariant.check, missing))
+        elif either and not either & given:
+            found.append(Unsupplied(t.invariant.id, t.invariant.check, tuple(sorted(either)), True))
+    return found
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
@@ -104,7 +141,7 @@ def unevaluable(
 
 
 def announce(
-    items: Sequence[Unevaluable],
+    items: Sequence[Unevaluable | Unsupplied],
     events: EventStream,
     max_steps: int | None,
     max_validations: int | None,
@@ -121,8 +158,11 @@ def announce(
             invariants=[
                 {
                     "invariant": u.invariant_id,
-                    "needed": u.needed,
-                    "planned": u.planned,
+                    **(
+                        {"needed": u.needed, "planned": u.planned}
+                        if isinstance(u, Unevaluable)
+                        else {"missing": list(u.missing)}
+                    ),
                     "message": u.message,
                 }
                 for u in items

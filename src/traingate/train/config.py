@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from traingate.contract.shipped import shipped_contracts_dir
+from traingate.contract.presets import shipped
 from traingate.errors import TraingateError
 from traingate.train.model import PRESETS
 
@@ -36,9 +36,9 @@ MODE_DEFAULTS: dict[str, ModeDefaults] = {
     "from-scratch": ModeDefaults(lr=3e-4, warmup=1000, target_val_loss=3.0),
     "finetune": ModeDefaults(lr=5e-5, warmup=100, target_val_loss=2.2),
 }
-# Shipped contracts that apply to language-model pretraining (liveness, calibration and
-# confusion need a classifier's predictions: pass them with --contracts when a loop has them).
-PRETRAIN_CONTRACTS = ("training-loop-pretrain-v1.yaml", "export-onnx-v1.yaml")
+# The shipped presets a pretraining run enforces (liveness, calibration and confusion need a
+# classifier's predictions: pass them with --contracts when a loop has them).
+PRETRAIN_PRESETS = ("pretrain", "export")
 
 
 class UsageError(TraingateError):
@@ -138,7 +138,7 @@ def resolve(options: PretrainConfig, *, data: Path, vocab_size: int) -> RunConfi
         )
     mode = MODE_DEFAULTS[options.mode]
     eval_every = options.eval_every or max(1, options.max_steps // 4)
-    names = PRETRAIN_CONTRACTS if options.export_onnx else PRETRAIN_CONTRACTS[:1]
+    presets = PRETRAIN_PRESETS if options.export_onnx else PRETRAIN_PRESETS[:1]
     return RunConfig(
         mode=options.mode,
         out=options.out,
@@ -153,7 +153,7 @@ def resolve(options: PretrainConfig, *, data: Path, vocab_size: int) -> RunConfi
         allow_config_change=options.allow_config_change,
         seed=options.seed,
         device=options.device,
-        contracts=tuple(options.contracts or [shipped_contracts_dir() / n for n in names]),
+        contracts=tuple(options.contracts or shipped(*presets)),
         only=tuple(options.only or ()),
         batch_size=options.batch_size,
         lr=_given(options.lr, mode.lr),

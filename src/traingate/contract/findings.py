@@ -28,6 +28,8 @@ CODES: dict[str, str] = {
     "TG132": "formula calls an unknown function",
     "TG133": "parameter declared but never used",
     "TG134": "regime-keyed threshold is missing a regime or names an unknown one",
+    "TG135": "threshold or constant is not finite (inf, NaN, or beyond a float)",
+    "TG136": "constant sub-expression overflows or cannot be evaluated",
     "TG140": "duplicate invariant or gate id",
     "TG141": "gate requires an unknown invariant",
     "TG150": "test id does not exist",

@@ -4,19 +4,24 @@ Text is parsed once into a small immutable tree (never ``eval``): numbers, named
 ``+ - * / **``, unary minus, parentheses and a fixed set of math functions. A predicate
 (used by the ``expression`` check) may add one top-level comparison. Anything else, such as
 attribute access, subscripts, strings or other calls, is rejected with its column.
+Columns count characters of the text (``ast`` counts UTF-8 bytes; they are converted).
+A literal beyond a float's range (``1e309``) is refused; :mod:`traingate.contract.constants`
+folds the parts that name no symbol, so ``ln(0)`` is refused when a contract loads.
 """
 
 from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from traingate.errors import TraingateError
 
 MAX_LENGTH = 500
 MAX_DEPTH = 40
+MAX_EXPONENT = 1024  # |b| in a ** b beyond this overflows (or underflows) a float
 
 
 class FormulaError(TraingateError, ValueError):
@@ -78,6 +83,7 @@ _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "**": 4}
 @dataclass(frozen=True)
 class Num:
     value: float
+    column: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class Sym:
 @dataclass(frozen=True)
 class Neg:
     operand: Node
+    column: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,7 @@ class Bin:
     op: str
     left: Node
     right: Node
+    column: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -151,30 +159,62 @@ def unparse(node: Node, values: Mapping[str, float] | None = None) -> str:
     return go(node)
 
 
-def _convert(node: ast.AST, depth: int, allow_compare: bool, offset: int = 0) -> Node:
-    col = getattr(node, "col_offset", 0) + offset
+_NEWLINE = re.compile(r"\r\n|\r|\n")  # what Python's tokenizer takes for a line end
+
+
+def _line_start(text: str, lineno: int) -> int:
+    """Character offset in ``text`` at which its 1-based line ``lineno`` starts."""
+    starts = [0, *(m.end() for m in _NEWLINE.finditer(text))]
+    return starts[min(max(lineno, 1), len(starts)) - 1]
+
+
+def char_column(text: str, node: ast.AST) -> int:
+    """Character offset in ``text`` of an ``ast`` node parsed from it (ast counts UTF-8
+    bytes within a line; a column reported to a person must count characters)."""
+    start = _line_start(text, getattr(node, "lineno", 1))
+    head = text[start:].encode("utf-8")[: getattr(node, "col_offset", 0)]
+    return start + len(head.decode("utf-8", "ignore"))
+
+
+def _number(node: ast.Constant, body: str, col: int) -> Num:
+    """A numeric literal; one beyond a float's range (``1e309`` reads as inf) is refused."""
+    try:
+        number = float(node.value)
+    except OverflowError:  # an integer with more digits than a float holds: TG130, as before
+        raise FormulaError("number is too large for a float", col) from None
+    if not math.isfinite(number):
+        segment = ast.get_source_segment(body, node) or str(node.value)
+        shown = segment if len(segment) <= 24 else segment[:20] + "…"
+        raise FormulaError(
+            f"number `{shown}` is beyond a float's range (it would read as inf): "
+            "a threshold must be a finite number",
+            col,
+            "formula-not-finite",
+        )
+    return Num(number, col)
+
+
+def _convert(node: ast.AST, depth: int, allow_compare: bool, body: str, lead: int = 0) -> Node:
+    col = lead + char_column(body, node)
     if depth > MAX_DEPTH:
         raise FormulaError("formula is nested too deeply", col)
+
+    def sub(child: ast.AST) -> Node:
+        return _convert(child, depth + 1, False, body, lead)
+
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, int | float):
             raise FormulaError(f"only numbers are allowed, not {type(node.value).__name__}", col)
-        try:
-            return Num(float(node.value))
-        except OverflowError:
-            raise FormulaError("number is too large for a float", col) from None
+        return _number(node, body, col)
     if isinstance(node, ast.Name):
         if node.id in FUNCTIONS:
             raise FormulaError(f"function {node.id!r} must be called, e.g. {node.id}(x)", col)
         return Sym(node.id, col)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        operand = _convert(node.operand, depth + 1, False, offset)
-        return Neg(operand) if isinstance(node.op, ast.USub) else operand
+        operand = sub(node.operand)
+        return Neg(operand, col) if isinstance(node.op, ast.USub) else operand
     if isinstance(node, ast.BinOp) and type(node.op) in _AST_BINOPS:
-        return Bin(
-            _AST_BINOPS[type(node.op)],
-            _convert(node.left, depth + 1, False, offset),
-            _convert(node.right, depth + 1, False, offset),
-        )
+        return Bin(_AST_BINOPS[type(node.op)], sub(node.left), sub(node.right), col)
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name):
             raise FormulaError("only calls of the built-in math functions are allowed", col)
@@ -193,7 +233,7 @@ def _convert(node: ast.AST, depth: int, allow_compare: bool, offset: int = 0) ->
             raise FormulaError(f"{name}() takes {want} arguments, got {n_args}", col)
         if any(isinstance(a, ast.Starred) for a in node.args):
             raise FormulaError(f"{name}() does not accept *arguments", col)
-        return Call(name, tuple(_convert(a, depth + 1, False, offset) for a in node.args), col)
+        return Call(name, tuple(sub(a) for a in node.args), col)
     if isinstance(node, ast.Compare):
         if not allow_compare:
             raise FormulaError("a comparison is only allowed at the top of a predicate", col)
@@ -201,11 +241,7 @@ def _convert(node: ast.AST, depth: int, allow_compare: bool, offset: int = 0) ->
             raise FormulaError(
                 "a predicate takes exactly one comparison (<, <=, >, >=, ==, !=)", col
             )
-        return Compare(
-            _AST_CMPOPS[type(node.ops[0])],
-            _convert(node.left, depth + 1, False, offset),
-            _convert(node.comparators[0], depth + 1, False, offset),
-        )
+        return Compare(_AST_CMPOPS[type(node.ops[0])], sub(node.left), sub(node.comparators[0]))
     what = {
         ast.Attribute: "attribute access",
         ast.Subscript: "subscripts",
@@ -233,7 +269,8 @@ def parse_source(text: object, what: str, max_length: int) -> tuple[ast.expr, st
     try:
         return ast.parse(body, mode="eval").body, body, lead
     except SyntaxError as exc:
-        col = lead + max((exc.offset or 1) - 1, 0)
+        # offset is 1-based and in characters (CPython converts it) within line `lineno`
+        col = lead + _line_start(body, exc.lineno or 1) + max((exc.offset or 1) - 1, 0)
         raise FormulaError(f"syntax error: {exc.msg}", col) from None
     except (RecursionError, MemoryError, ValueError):
         raise FormulaError(f"{what} cannot be parsed (too deep or malformed)", lead) from None
@@ -263,8 +300,8 @@ class Formula:
     @classmethod
     def parse(cls, text: str, *, predicate: bool = False) -> Formula:
         """Parse ``text``; ``predicate=True`` requires one top-level comparison."""
-        expr, _, offset = parse_source(text, "formula", MAX_LENGTH)
-        tree = _convert(expr, 0, predicate, offset)
+        expr, body, offset = parse_source(text, "formula", MAX_LENGTH)
+        tree = _convert(expr, 0, predicate, body, offset)
         if predicate and not isinstance(tree, Compare):
             raise FormulaError("a predicate needs a comparison, e.g. `tokens_per_sec >= 0`", offset)
         return cls(text, tree)
@@ -333,18 +370,37 @@ def _eval_node(node: Node, values: Mapping[str, float]) -> float:
                 f"no value for symbol {node.name!r}", node.column, "formula-unknown-symbol"
             )
         return float(values[node.name])
+    return apply_op(node, [_eval_node(child, values) for child in children(node)])
+
+
+def children(node: Node) -> tuple[Node, ...]:
+    """The operands of an operator, the arguments of a call; a leaf has none."""
     if isinstance(node, Neg):
-        return -_eval_node(node.operand, values)
+        return (node.operand,)
+    if isinstance(node, Bin | Compare):
+        return (node.left, node.right)
+    if isinstance(node, Call):
+        return node.args
+    return ()
+
+
+class ExponentTooLarge(OverflowError):
+    """``a ** b`` with ``|b|`` beyond :data:`MAX_EXPONENT`, refused before it is computed."""
+
+
+def apply_op(node: Node, args: Sequence[float]) -> float:
+    """One operator or call applied to its evaluated operands."""
+    if isinstance(node, Neg):
+        return -args[0]
     if isinstance(node, Bin):
-        left, right = _eval_node(node.left, values), _eval_node(node.right, values)
-        if node.op == "**" and abs(right) > 1024:
-            raise OverflowError("exponent too large")
+        left, right = args
+        if node.op == "**" and abs(right) > MAX_EXPONENT:
+            raise ExponentTooLarge("exponent too large")
         result = BINARY_OPS[node.op](left, right)
         if isinstance(result, complex):
             raise ValueError("result is not a real number")
         return float(result)
     if isinstance(node, Call):
-        fn = FUNCTIONS[node.name][0]
-        return float(fn(*(_eval_node(a, values) for a in node.args)))
-    ok = COMPARISONS[node.op](_eval_node(node.left, values), _eval_node(node.right, values))
-    return 1.0 if ok else 0.0
+        return float(FUNCTIONS[node.name][0](*args))
+    assert isinstance(node, Compare)
+    return 1.0 if COMPARISONS[node.op](args[0], args[1]) else 0.0

@@ -7,6 +7,8 @@ near-miss keys get a suggestion (``gate:`` → did you mean ``gates``?).
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -169,11 +171,28 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
-_FORMULA_CODES = {
+# FormulaError.code → finding code (validation reuses it for checks made after loading)
+FORMULA_CODES = {
     "formula-syntax": "TG130",
     "formula-unknown-function": "TG132",
     "formula-unknown-symbol": "TG131",
+    "formula-not-finite": "TG135",
+    "formula-constant": "TG136",
 }
+_SELF_EXPLAINED = {"TG135", "TG136"}
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _quoted_date_hint(kind: str, given: object, loc: Loc) -> str:
+    """`` — … write the date unquoted: date: 2026-04-22`` when a date field got the text of a
+    real date: YAML reads a quoted date as a string, and strict models refuse to coerce it."""
+    if not kind.startswith("date") or not isinstance(given, str) or not _ISO_DATE.match(given):
+        return ""
+    try:
+        dt.date.fromisoformat(given)
+    except ValueError:
+        return ""
+    return f" — YAML reads a quoted date as text: write the date unquoted: {loc[-1]}: {given}"
 
 
 _CHECK_CODES = {"check_kind": "TG120", "check_point": "TG122"}
@@ -217,8 +236,10 @@ def _map_errors(exc: ValidationError, loaded: LoadedContract) -> list[Finding]:
             message = f"required field `{loc[-1]}` is missing"
             mark = loaded.mark(loc[:-1])
         elif kind == "formula":
-            code = _FORMULA_CODES.get(str(ctx.get("code")), "TG130")
-            message = f"formula: {ctx.get('message', message)}"
+            code = FORMULA_CODES.get(str(ctx.get("code")), "TG130")
+            message = str(ctx.get("message", message))
+            if code not in _SELF_EXPLAINED:  # these say what the value is, not only "formula"
+                message = f"formula: {message}"
             base = loaded.mark(loc)
             shift = int(ctx.get("column", 0)) + (1 if base.quoted else 0)
             mark = Mark(base.line, base.column + shift)
@@ -232,7 +253,7 @@ def _map_errors(exc: ValidationError, loaded: LoadedContract) -> list[Finding]:
             mark = loaded.mark(loc)
             given = err.get("input")
             if not isinstance(given, dict | list):
-                message = f"{message} (got {given!r})"
+                message = f"{message} (got {given!r}){_quoted_date_hint(kind, given, loc)}"
         findings.append(
             Finding(code, "error", message, loaded.display, mark.line, mark.column, field_path(loc))
         )

@@ -2,7 +2,8 @@
 
 Each comparison is a traingate :class:`~traingate.contract.formula.Formula` predicate; this
 module adds only the boolean layer above them. Text is parsed once, never ``eval``-ed, and
-every error carries the column it points at.
+every error carries the (character) column it points at. In a contract, a comparison whose
+constant parts are not finite numbers (``gap >= inf``, ``z < exp(1000)``) is refused.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from typing import Annotated, Any
 
 from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 
-from traingate.contract.formula import Formula, FormulaError, parse_source, unparse
+from traingate.contract.constants import check_constants
+from traingate.contract.formula import (
+    Formula,
+    FormulaError,
+    char_column,
+    parse_source,
+    unparse,
+)
 from traingate.contract.thresholds import parse_text
 
 MAX_PREDICATE_LENGTH = 2000
@@ -54,13 +62,8 @@ BoolNode = Atom | Not | And | Or
 _PRECEDENCE = {Or: 1, And: 2, Not: 3, Atom: 4}
 
 
-def _char_column(text: str, byte_offset: int) -> int:
-    """The character column of a UTF-8 byte offset (``ast`` counts bytes)."""
-    return len(text.encode("utf-8")[:byte_offset].decode("utf-8", "ignore"))
-
-
 def _to_bool(node: ast.AST, body: str, lead: int, depth: int) -> BoolNode:
-    col = lead + _char_column(body, getattr(node, "col_offset", 0))
+    col = lead + char_column(body, node)
     if depth > MAX_DEPTH:
         raise FormulaError("predicate is nested too deeply", col)
     if isinstance(node, ast.BoolOp):
@@ -149,11 +152,22 @@ def parse_predicate(text: str) -> Predicate:
     return Predicate(text, _to_bool(expr, body, lead, 0))
 
 
+def _checked(text: str) -> Predicate:
+    """``parse_predicate``, then every comparison's constants must be finite numbers."""
+    predicate = parse_predicate(text)
+    for atom in predicate.atoms():
+        try:
+            check_constants(atom.formula.tree)
+        except FormulaError as exc:
+            raise FormulaError(exc.message, atom.offset + exc.column, exc.code) from None
+    return predicate
+
+
 def _to_predicate(value: Any) -> Predicate:
     if isinstance(value, Predicate):
         return value
     refusal = "a predicate is text such as `gap >= 1.0`, not a literal value"
-    return parse_text(value, parse_predicate, refusal)
+    return parse_text(value, _checked, refusal)
 
 
 PredicateField = Annotated[

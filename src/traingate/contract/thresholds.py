@@ -2,8 +2,9 @@
 
 ``ratio_limit: 2.0``, ``cap: "2 * ln(vocab_size)"`` and
 ``epoch_zero_cap: {finetune: "10.0", from_scratch: "2 * ln(vocab_size)"}`` are all
-thresholds. Formulas are parsed when the contract loads; they resolve to a number, with
-their evaluated form kept for messages, once the regime and run parameters are known.
+thresholds. Formulas are parsed when the contract loads, and their constant parts must be
+finite numbers then (``.inf``, ``1e309``, ``ln(0)`` are refused); they resolve to a number,
+with their evaluated form kept for messages, once the regime and run parameters are known.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from traingate.contract.constants import check_constants
 from traingate.contract.formula import Formula, FormulaError
 from traingate.contract.regime import REGIME_NAMES, Finetune, FromScratch
 
@@ -50,9 +52,11 @@ def _to_formula(value: Any) -> Formula:
         )
     if isinstance(value, int | float | str):
         try:
-            return Formula.parse(value) if isinstance(value, str) else Formula.constant(value)
+            formula = Formula.parse(value) if isinstance(value, str) else Formula.constant(value)
+            check_constants(formula.tree)  # inf, NaN, ln(0): refused now, not at first use
         except FormulaError as exc:
             raise located_formula_error(exc) from None
+        return formula
     raise PydanticCustomError("threshold_type", "a threshold is a number or a formula text")
 
 

@@ -11,9 +11,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from traingate.contract.constants import NON_FINITE_NAMES, check_constants
 from traingate.contract.findings import Finding, field_path
+from traingate.contract.formula import FormulaError
 from traingate.contract.kinds import KINDS as REGISTRY
-from traingate.contract.loading import LoadedContract, LoadError, Mark, load_contract
+from traingate.contract.loading import FORMULA_CODES, LoadedContract, LoadError, Mark, load_contract
 from traingate.contract.schema import is_semver
 from traingate.contract.testids import find_root, problem_with_test_id
 from traingate.contract.thresholds import iter_formulas
@@ -221,7 +223,9 @@ def _check_versions(lc: LoadedContract) -> list[Finding]:
 
 
 def _check_symbols(lc: LoadedContract, index: int, used: set[str]) -> list[Finding]:
-    """Every formula symbol must be a declared parameter (or a metric the kind observes)."""
+    """Every formula symbol must be a declared parameter (or a metric the kind observes), and
+    every constant part a finite number (thresholds are checked as they load; a kind's own
+    formula fields, such as an expression's predicate, are checked here)."""
     c = lc.contract
     assert c is not None
     inv = c.invariants[index]
@@ -229,13 +233,20 @@ def _check_symbols(lc: LoadedContract, index: int, used: set[str]) -> list[Findi
     out = []
     for sub, formula in iter_formulas(inv.params):
         loc = ("invariants", index, "params", *sub)
+        mark: Mark = lc.mark(loc)
+        shift = mark.column + (1 if mark.quoted else 0)
+        try:
+            check_constants(formula.tree)
+        except FormulaError as exc:
+            code = FORMULA_CODES.get(exc.code, "TG136")
+            at = (mark.line, shift + exc.column)
+            out.append(Finding(code, "error", exc.message, lc.display, *at, field_path(loc)))
         for name, col in sorted(formula.symbol_columns().items()):
-            if name in metric_names:
+            if name in metric_names or name.lower() in NON_FINITE_NAMES:  # inf: TG135 above
                 continue
             if name in c.parameters:
                 used.add(name)
                 continue
-            mark: Mark = lc.mark(loc)
             declared = ", ".join(sorted(c.parameters)) or "none"
             out.append(
                 Finding(
@@ -245,7 +256,7 @@ def _check_symbols(lc: LoadedContract, index: int, used: set[str]) -> list[Findi
                     f"(declared: {declared})",
                     lc.display,
                     mark.line,
-                    mark.column + col + (1 if mark.quoted else 0),
+                    shift + col,
                     field_path(loc),
                 )
             )

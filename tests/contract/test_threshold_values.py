@@ -282,3 +282,55 @@ def test_a_date_that_is_no_date_gets_no_unquote_hint(tmp_path: Path, date: str) 
     finding = only(write(tmp_path, "10.0", date=date))
     assert (finding.code, finding.field) == ("TG100", "changelog[0].date")
     assert "unquoted" not in finding.message
+
+
+EXPRESSION = """\
+contract: C-FIX-EXPR
+version: 1.0.0
+title: Expression constants
+status: draft
+changelog:
+  - {{version: 1.0.0, date: 2026-01-01, change: first}}
+invariants:
+  - id: INV-FIX-EXPR-001
+    title: Throughput
+    check: expression
+    at: step
+    params:
+      predicate: {predicate}
+      metrics: [tokens_per_sec]
+    on_violation: abort
+    falsified_by:
+      - falsifiers/test_training_loop.py::test_non_finite_always_aborts
+gates:
+  - id: GATE-FIX-EXPR-001
+    requires: [INV-FIX-EXPR-001]
+    ship_blocking: true
+"""
+
+
+@pytest.mark.parametrize(
+    ("predicate", "code", "starts"),
+    [
+        ('"tokens_per_sec >= exp(1000)"', "TG136", "exp(1000)"),
+        ('"tokens_per_sec >= 2 * inf"', "TG135", "inf"),
+        ('"tokens_per_sec / (3 - 3) >= 1"', "TG136", "tokens_per_sec / (3 - 3)"),
+    ],
+)
+def test_an_expression_predicate_is_checked_when_validated(
+    tmp_path: Path, predicate: str, code: str, starts: str
+) -> None:
+    """The expression kind parses its own predicate; validation folds its constants."""
+    path = tmp_path / "expr.yaml"
+    path.write_text(EXPRESSION.format(predicate=predicate), encoding="utf-8")
+    finding = only(path)  # `inf` is reported once, as TG135, not also as undeclared (TG131)
+    assert (finding.code, finding.line) == (code, 13)
+    assert finding.field == "invariants[0].params.predicate"
+    line = path.read_text(encoding="utf-8").splitlines()[12]
+    assert line[finding.column - 1 :].startswith(starts), (line, finding.column)
+
+
+def test_a_finite_expression_predicate_stays_clean(tmp_path: Path) -> None:
+    path = tmp_path / "expr.yaml"
+    path.write_text(EXPRESSION.format(predicate='"tokens_per_sec >= exp(2)"'), encoding="utf-8")
+    assert findings(path) == []

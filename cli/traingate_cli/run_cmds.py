@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from traingate.ci.audit.tables import FORMATS as LOG_FORMATS
 from traingate.ci.derive import expected_contracts
 from traingate.ci.render import RENDERERS
 from traingate.ci.runcheck import RunCheck, RunDirError, check_against, check_run
@@ -93,6 +94,22 @@ def check(run_dir: Path, contract_paths: tuple[Path, ...], fmt: str, out: Path |
     help="Replay only rows whose COLUMN equals VALUE (repeatable), e.g. phase=val.",
 )
 @click.option(
+    "--log-format",
+    type=click.Choice(["auto", *LOG_FORMATS]),
+    default="auto",
+    show_default=True,
+    help="The log's format; auto: from the path (suffix; a TensorBoard events.out.tfevents.* "
+    "file or folder, an MLflow run folder, trainer_state.json, a Lightning metrics.csv).",
+)
+@click.option(
+    "--validation-index",
+    type=click.Choice(["auto", "column", "nth"]),
+    default="auto",
+    show_default=True,
+    help="column: the column mapped to epoch numbers validation passes; nth: the n-th "
+    "validation row (from 0) does; auto: nth for Lightning and Hugging Face logs.",
+)
+@click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
@@ -108,12 +125,16 @@ def audit(
     maps: tuple[str, ...],
     only: tuple[str, ...],
     wheres: tuple[str, ...],
+    log_format: str,
+    validation_index: str,
     out: Path | None,
     fmt: str,
     report_out: Path | None,
 ) -> None:
-    """Replay an existing metrics log (CSV, JSON lines, parquet) through the Guard."""
-    from traingate.ci.audit import AuditError, audit_metrics, parse_mapping, parse_where
+    """Replay an existing metrics log (CSV, JSON lines, parquet, TensorBoard, MLflow,
+    Hugging Face trainer_state.json, Lightning metrics.csv) through the Guard."""
+    from traingate.ci.audit import AuditError, parse_mapping, parse_where
+    from traingate.ci.audit.auditlog import audit_log
     from traingate.contract.loading import LoadError
     from traingate.contract.regime import regime_from_cli
     from traingate.contract.shipped import ContractError
@@ -127,7 +148,7 @@ def audit(
         vocab = values.get("vocab_size")
         chosen = regime_from_cli(regime, int(vocab) if vocab is not None else None)
         run_dir = out if out is not None else _default_out(metrics)
-        audited = audit_metrics(
+        audited = audit_log(
             metrics,
             list(contract_paths) or None,
             chosen,
@@ -136,6 +157,8 @@ def audit(
             run_dir,
             only=list(only) or None,
             where=where,
+            fmt=None if log_format == "auto" else log_format,
+            validation_index=validation_index,
         )
         result = check_run(run_dir)
     except (AuditError, ContractError, LoadError, RunDirError, ValueError) as exc:
@@ -163,6 +186,9 @@ def _audit_summary(metrics: Path, run_dir: Path, info: dict[str, Any]) -> str:
         + (f"; {_rows(len(skipped))} skipped" if skipped else "")
         + (f"; stopped at row {stop['row']} by {stop['invariant']}" if stop else "")
     ]
+    if info.get("validation_index") == "nth":
+        lines.append("  validation index: the n-th validation row (not the epoch column)")
+    lines += [f"  warning: {w}" for w in info.get("warnings", [])]
     for s in skipped[:SHOWN_SKIPS]:
         lines.append(
             f"  skipped row {s['row']}"

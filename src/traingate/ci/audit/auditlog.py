@@ -1,0 +1,159 @@
+"""Audit any supported log: :func:`audit_log` is :func:`.replay.audit_metrics` plus a named
+or detected input format, the validation-index mode, and the reader's warnings.
+
+Validation index (``validation_index``):
+  * ``column``: the column mapped to ``epoch`` is the validation index (as for a CSV);
+  * ``nth``: the n-th validation row (from 0, in file order, among the rows ``where``
+    keeps) is the index; a row is a validation row when a column mapped to ``val_loss``
+    or ``val_components.NAME`` is filled on it. A column mapped to ``epoch`` is dropped
+    from the mapping then (Lightning's and the Trainer's ``epoch`` is the training epoch);
+  * ``auto`` (default): ``nth`` for Lightning and Hugging Face logs that map a validation
+    value, and for TensorBoard and MLflow ones that map one but no ``epoch``; else ``column``.
+``audit.json`` records the format, the mode, the effective mapping, every file read (and
+one digest over them) and the warnings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from traingate.ci.audit.errors import AuditError
+from traingate.ci.audit.mapping import plan, point_of
+from traingate.ci.audit.records import Table
+from traingate.ci.audit.replay import Audited, replay
+from traingate.ci.audit.rows import build_rows
+from traingate.ci.audit.tables import read_table
+from traingate.ci.runcheck import AUDIT
+from traingate.contract.regime import Finetune, FromScratch
+from traingate.files import atomic_write_text
+from traingate.runtime.evidence import EVIDENCE, VERDICT, jsonable
+from traingate.runtime.guard import Guard, InvariantViolation
+
+VALIDATION_INDEX = ("auto", "column", "nth")
+NTH_COLUMN = "nth_validation"
+NTH_BY_DEFAULT = frozenset({"hf", "lightning"})  # their epoch is the training epoch
+NO_EPOCH = frozenset({"tensorboard", "mlflow"})  # series by step: no epoch unless logged
+
+
+def _filled(cell: Any) -> bool:
+    return cell is not None and not (isinstance(cell, str) and not cell.strip())
+
+
+def _matches(cell: Any, wanted: str) -> bool:
+    """``--where``'s cell test (text equal, or numerically equal)."""
+    if cell is None:
+        return False
+    if str(cell).strip() == wanted:
+        return True
+    try:
+        return float(str(cell)) == float(wanted)
+    except ValueError:
+        return False
+
+
+def index_validations(
+    table: Table, mapping: Mapping[str, str], mode: str, where: Mapping[str, str]
+) -> tuple[Table, dict[str, str], str]:
+    """The table and mapping to replay under ``mode``, and the mode resolved (module doc)."""
+    if mode not in VALIDATION_INDEX:
+        choices = ", ".join(VALIDATION_INDEX)
+        raise AuditError(f"--validation-index: {mode!r} is not one of {choices}")
+    val_columns = [c for c, o in mapping.items() if point_of(o) == "validation"]
+    if mode == "auto":
+        by_default = table.fmt in NTH_BY_DEFAULT or (
+            table.fmt in NO_EPOCH and "epoch" not in mapping.values()
+        )
+        mode = "nth" if by_default and val_columns else "column"
+    if mode == "column":
+        return table, dict(mapping), mode
+    if not val_columns:
+        raise AuditError(
+            "--validation-index nth numbers validation rows: map a column to val_loss or "
+            "val_components.NAME"
+        )
+    if NTH_COLUMN in table.columns:
+        raise AuditError(
+            f"{table.path}: has a column named {NTH_COLUMN}; use --validation-index column"
+        )
+    rows, n = [], 0
+    for cells in table.rows:
+        kept = all(_matches(cells.get(c), v) for c, v in where.items())
+        if kept and any(_filled(cells.get(c)) for c in val_columns):
+            cells = {**cells, NTH_COLUMN: n}
+            n += 1
+        rows.append(cells)
+    effective = {c: o for c, o in mapping.items() if o != "epoch"} | {NTH_COLUMN: "epoch"}
+    return replace(table, columns=[*table.columns, NTH_COLUMN], rows=rows), effective, mode
+
+
+def digest(files: Sequence[Path]) -> str:
+    """The SHA-256 of one file, or of each file's name and bytes in turn for several."""
+    h = hashlib.sha256()
+    for file in files:
+        if len(files) > 1:
+            h.update(file.name.encode() + b"\0")
+        with file.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def audit_log(
+    path: str | Path,
+    contracts: Sequence[str | Path] | None,
+    regime: Finetune | FromScratch | None,
+    params: Mapping[str, float] | None,
+    mapping: Mapping[str, str],
+    run_dir: str | Path,
+    *,
+    only: Sequence[str] | None = None,
+    where: Mapping[str, str] | None = None,
+    fmt: str | None = None,
+    validation_index: str = "auto",
+) -> Audited:
+    """Replay the log at ``path`` (format ``fmt`` or detected) through a Guard in ``run_dir``.
+
+    As :func:`.replay.audit_metrics`; ``audit["warnings"]`` lists what the log cannot show
+    and ``audit["validation_index"]`` the mode used. Raises AuditError for unusable input.
+    """
+    path, run_dir, where = Path(path), Path(run_dir), dict(where or {})
+    if (run_dir / VERDICT).exists() or (run_dir / EVIDENCE).exists():
+        raise AuditError(f"{run_dir}: already holds a run; choose another output directory")
+    table = read_table(path, fmt)
+    table, effective, index_mode = index_validations(table, mapping, validation_index, where)
+    selected = list(only) if only else None
+    planner = Guard(contracts, regime=regime, params=params, only=selected)
+    points = plan(planner, effective, table.columns, path)
+    rows = build_rows(table, effective, where)
+    guard = Guard(contracts, regime=regime, params=params, run_dir=run_dir, only=selected)
+    done = replay(guard, rows.replay)
+    verdict = guard.close(done.error)
+    files = table.files or [path]
+    audit = {
+        "source": str(path),
+        "format": table.fmt,
+        "files": [str(f) for f in files],
+        "sha256": digest(files),
+        "mapping": effective,
+        "validation_index": index_mode,
+        "where": where,
+        "only": selected,
+        "points": sorted(points),
+        "rows": rows.selected,
+        "excluded": rows.excluded,
+        "replayed": done.replayed,
+        "skipped": len(rows.skipped),
+        "skipped_rows": [s.to_dict() for s in rows.skipped],
+        "stopped_at": done.stopped,
+        "warnings": list(table.notes),
+    }
+    atomic_write_text(run_dir / AUDIT, json.dumps(jsonable(audit), indent=2) + "\n")
+    if done.error is not None and not isinstance(done.error, InvariantViolation):
+        place = done.current.where() if done.current else "final point"
+        raise AuditError(f"{path}: {place}: {type(done.error).__name__}: {done.error}") from None
+    return Audited(verdict, audit)

@@ -133,8 +133,7 @@ def audit(
 ) -> None:
     """Replay an existing metrics log (CSV, JSON lines, parquet, TensorBoard, MLflow,
     Hugging Face trainer_state.json, Lightning metrics.csv) through the Guard."""
-    from traingate.ci.audit import AuditError, parse_mapping, parse_where
-    from traingate.ci.audit.auditlog import audit_log
+    from traingate.ci.audit import AuditError, audit_metrics, parse_mapping, parse_where
     from traingate.contract.loading import LoadError
     from traingate.contract.regime import regime_from_cli
     from traingate.contract.shipped import ContractError
@@ -148,7 +147,7 @@ def audit(
         vocab = values.get("vocab_size")
         chosen = regime_from_cli(regime, int(vocab) if vocab is not None else None)
         run_dir = out if out is not None else _default_out(metrics)
-        audited = audit_log(
+        audited = audit_metrics(
             metrics,
             list(contract_paths) or None,
             chosen,

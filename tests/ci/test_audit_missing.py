@@ -189,6 +189,7 @@ def test_a_validation_only_audit_skips_train_rows_but_not_a_nan_pass(
         "1,3,,",  # row 5: the validation pass of epoch 1 went NaN
     )
     done = replay(log, contract, {"epoch": "epoch", "val_loss": "val_loss"}, only=["INV-NAN-002"])
+    assert done.audit["validation_index"] == "nth"  # a metrics.csv of this shape is Lightning's
     assert done.audit["stopped_at"]["row"] == 5
     assert [r["row"] for r in done.audit["skipped_rows"]] == [1, 2, 4]
     why = done.audit["skipped_rows"][0]["why"]

@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from traingate_cli.run_cmds import audit
 
 from traingate.ci.audit import Audited, AuditError
-from traingate.ci.audit.auditlog import audit_log
+from traingate.ci.audit.auditlog import audit_metrics
 from traingate.ci.audit.tables import detect_format
 from traingate.ci.runcheck import check_run
 from traingate.contract.regime import Finetune
@@ -58,9 +58,9 @@ def contract(tmp_path: Path) -> Path:
 
 
 def run(log: Path, contract: Path, mapping: Mapping[str, str], **kw: Any) -> tuple[Audited, Path]:
-    """``audit_log`` of ``log`` into a fresh run dir beside it, and that run dir."""
+    """``audit_metrics`` of ``log`` into a fresh run dir beside it, and that run dir."""
     out = log.parent / f"run-{len(list(log.parent.glob('run-*')))}"
-    return audit_log(log, [contract], Finetune(), {}, mapping, out, **kw), out
+    return audit_metrics(log, [contract], Finetune(), {}, mapping, out, **kw), out
 
 
 def cli(log: Path, contract: Path, *args: str) -> Result:

@@ -1,5 +1,5 @@
-"""Audit any supported log: :func:`audit_log` is :func:`.replay.audit_metrics` plus a named
-or detected input format, the validation-index mode, and the reader's warnings.
+"""Audit a log: :func:`audit_metrics` reads it (format named or detected), numbers its
+validations, replays it through a Guard (:mod:`.replay`) and writes ``audit.json``.
 
 Validation index (``validation_index``):
   * ``column``: the column mapped to ``epoch`` is the validation index (as for a CSV);
@@ -20,13 +20,12 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from traingate.ci.audit.errors import AuditError
 from traingate.ci.audit.mapping import plan, point_of
 from traingate.ci.audit.records import Table
 from traingate.ci.audit.replay import Audited, replay
-from traingate.ci.audit.rows import build_rows
+from traingate.ci.audit.rows import build_rows, is_filled, matches
 from traingate.ci.audit.tables import read_table
 from traingate.ci.runcheck import AUDIT
 from traingate.contract.regime import Finetune, FromScratch
@@ -38,22 +37,6 @@ VALIDATION_INDEX = ("auto", "column", "nth")
 NTH_COLUMN = "nth_validation"
 NTH_BY_DEFAULT = frozenset({"hf", "lightning"})  # their epoch is the training epoch
 NO_EPOCH = frozenset({"tensorboard", "mlflow"})  # series by step: no epoch unless logged
-
-
-def _filled(cell: Any) -> bool:
-    return cell is not None and not (isinstance(cell, str) and not cell.strip())
-
-
-def _matches(cell: Any, wanted: str) -> bool:
-    """``--where``'s cell test (text equal, or numerically equal)."""
-    if cell is None:
-        return False
-    if str(cell).strip() == wanted:
-        return True
-    try:
-        return float(str(cell)) == float(wanted)
-    except ValueError:
-        return False
 
 
 def index_validations(
@@ -80,12 +63,13 @@ def index_validations(
         raise AuditError(
             f"{table.path}: has a column named {NTH_COLUMN}; use --validation-index column"
         )
+    # every kept row carries the index the next validation gets, so a validation pass
+    # whose values are all empty (NaN) is still numbered and judged, not dropped
     rows, n = [], 0
     for cells in table.rows:
-        kept = all(_matches(cells.get(c), v) for c, v in where.items())
-        if kept and any(_filled(cells.get(c)) for c in val_columns):
+        if all(matches(cells.get(c), v) for c, v in where.items()):
             cells = {**cells, NTH_COLUMN: n}
-            n += 1
+            n += any(is_filled(cells.get(c)) for c in val_columns)
         rows.append(cells)
     effective = {c: o for c, o in mapping.items() if o != "epoch"} | {NTH_COLUMN: "epoch"}
     return replace(table, columns=[*table.columns, NTH_COLUMN], rows=rows), effective, mode
@@ -103,7 +87,7 @@ def digest(files: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
-def audit_log(
+def audit_metrics(
     path: str | Path,
     contracts: Sequence[str | Path] | None,
     regime: Finetune | FromScratch | None,
@@ -118,8 +102,11 @@ def audit_log(
 ) -> Audited:
     """Replay the log at ``path`` (format ``fmt`` or detected) through a Guard in ``run_dir``.
 
-    As :func:`.replay.audit_metrics`; ``audit["warnings"]`` lists what the log cannot show
-    and ``audit["validation_index"]`` the mode used. Raises AuditError for unusable input.
+    Returns the Guard's verdict and the audit's provenance (also written to ``audit.json``):
+    an abort stops the replay where the run would have stopped (``audit["stopped_at"]``),
+    ``audit["warnings"]`` lists what the log cannot show, ``audit["validation_index"]`` the
+    mode used. Raises AuditError for unusable input (nothing is written then), or when a
+    check cannot take a row (the run dir records the crash).
     """
     path, run_dir, where = Path(path), Path(run_dir), dict(where or {})
     if (run_dir / VERDICT).exists() or (run_dir / EVIDENCE).exists():

@@ -101,7 +101,7 @@ class _Parsed:
         return [o for o, v in self.values.items() if v is not None and point_of(o) == kind]
 
 
-def _filled(cell: Any) -> bool:
+def is_filled(cell: Any) -> bool:
     return cell is not None and not (isinstance(cell, str) and not cell.strip())
 
 
@@ -130,7 +130,8 @@ def _index(value: float | None, where: str, column: str) -> int | None:
     return int(value)
 
 
-def _matches(cell: Any, wanted: str) -> bool:
+def matches(cell: Any, wanted: str) -> bool:
+    """``--where``'s cell test: equal as text, or equal as numbers."""
     if cell is None:
         return False
     if str(cell).strip() == wanted:
@@ -153,7 +154,7 @@ def build_rows(table: Table, mapping: Mapping[str, str], where: Mapping[str, str
     index_columns = {k: by_observation.get(INDEX_OF[k]) for k in KINDS}
     parsed: list[_Parsed] = []
     for number, (cells, line) in enumerate(zip(table.rows, table.lines, strict=True), 1):
-        if all(_matches(cells.get(c), v) for c, v in where.items()):
+        if all(matches(cells.get(c), v) for c, v in where.items()):
             parsed.append(_parse(table, number, line, cells, by_observation, index_columns))
     if not parsed:
         raise AuditError(
@@ -198,7 +199,7 @@ def _parse(
         kind: _index(_number(cells.get(col), place, col), place, col) if col else None
         for kind, col in index_columns.items()
     }
-    filled = frozenset(c for c, cell in cells.items() if _filled(cell))
+    filled = frozenset(c for c, cell in cells.items() if is_filled(cell))
     return _Parsed(number, line, place, values, filled, index)
 
 

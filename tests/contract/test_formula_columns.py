@@ -15,40 +15,12 @@ from traingate.contract.formula import Formula, FormulaError
 from traingate.contract.predicate import parse_predicate
 from traingate.contract.validation import validate_paths
 
-REPO = Path(__file__).resolve().parents[2]
-
-CONTRACT = """\
-contract: C-FIX-COLUMNS
-version: 1.0.0
-title: Character columns
-status: draft
-changelog:
-  - {{version: 1.0.0, date: 2026-01-01, change: first}}
-parameters:
-  vocab_size: {{type: int, min: 2}}
-invariants:
-  - id: INV-FIX-COLUMNS-001
-    title: Non-divergence
-    check: non_divergence
-    at: validation
-    params:
-      epoch_zero_cap: {cap}
-    on_violation: abort
-    falsified_by:
-      - falsifiers/test_training_loop.py::test_non_finite_always_aborts
-gates:
-  - id: GATE-FIX-COLUMNS-001
-    requires: [INV-FIX-COLUMNS-001]
-    ship_blocking: true
-"""
-CAP_LINE = 15
-FIELD = "invariants[0].params.epoch_zero_cap"
+from .cap_contract import CAP_LINE, FIELD, REPO, write
 
 
 def pointed_at(tmp_path: Path, cap: str) -> list[tuple[str, str]]:
     """(code, text from the reported column on) for each error on the cap's line."""
-    path = tmp_path / "contract.yaml"
-    path.write_text(CONTRACT.format(cap=cap), encoding="utf-8")
+    path = write(tmp_path, cap)
     line = path.read_text(encoding="utf-8").splitlines()[CAP_LINE - 1]
     report = validate_paths([path], root=REPO)
     assert report.fatal == []

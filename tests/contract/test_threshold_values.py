@@ -24,50 +24,13 @@ from traingate.contract.loading import load_contract
 from traingate.contract.predicate import Predicate, PredicateField
 from traingate.contract.validation import validate_paths
 
-REPO = Path(__file__).resolve().parents[2]
-CAP_LINE = 15  # the line of `epoch_zero_cap:` in CONTRACT
-CAP_COLUMN = 23  # the column at which its value starts
-FIELD = "invariants[0].params.epoch_zero_cap"
-
-CONTRACT = """\
-contract: C-FIX-FINITE
-version: 1.0.0
-title: Finite thresholds
-status: draft
-changelog:
-  - {{version: 1.0.0, date: {date}, change: first}}
-parameters:
-  vocab_size: {{type: int, min: 2}}
-invariants:
-  - id: INV-FIX-FINITE-001
-    title: Non-divergence
-    check: non_divergence
-    at: validation
-    params:
-      epoch_zero_cap: {cap}
-      ratio_limit: {ratio}
-    on_violation: abort
-    falsified_by:
-      - falsifiers/test_training_loop.py::test_non_finite_always_aborts
-gates:
-  - id: GATE-FIX-FINITE-001
-    requires: [INV-FIX-FINITE-001]
-    ship_blocking: true
-"""
+from .cap_contract import CAP_COLUMN, CAP_LINE, FIELD, REPO, text_from, write, write_invariant
 
 
-def write(
-    tmp_path: Path,
-    cap: str,
-    *,
-    ratio: str = "2.0",
-    date: str = "2026-01-01",
-    name: str = "contract.yaml",
-) -> Path:
-    """A contract whose only variable parts are the cap, the ratio limit and the date."""
-    path = tmp_path / name
-    path.write_text(CONTRACT.format(cap=cap, ratio=ratio, date=date), encoding="utf-8")
-    return path
+def write_expression(tmp_path: Path, predicate: str) -> Path:
+    """The contract with one step ``expression`` invariant over ``tokens_per_sec``."""
+    params = f"      predicate: {predicate}\n      metrics: [tokens_per_sec]"
+    return write_invariant(tmp_path, "expression", "step", params, name="expr.yaml")
 
 
 def findings(path: Path) -> list[Finding]:
@@ -113,34 +76,34 @@ def test_a_threshold_that_is_not_finite_is_tg135_at_its_column(
     assert "finite number" in finding.message
 
 
-@pytest.mark.parametrize(
-    ("cap", "offending", "piece"),
-    [
-        ('"1e308 * 10"', "1e308 * 10", "overflows to inf"),
-        ('"10**10**10"', "10**10**10", "exponent"),
-        ('"1/0"', "1/0", "divides by zero"),
-        ('"ln(0)"', "ln(0)", "math domain error"),
-        ('"sqrt(-1)"', "sqrt(-1)", "math domain error"),
-        ('"exp(1000)"', "exp(1000)", "overflows"),
-        ('"(-8) ** 0.5"', "(-8) ** 0.5", "not a real number"),
-        ('"0 ** -1"', "0 ** -1", "cannot be evaluated"),
-        ('"2 * ln(vocab_size) + ln(0)"', "ln(0)", "math domain error"),
-        ('"max(vocab_size, 3 / (2 - 2))"', "3 / (2 - 2)", "divides by zero"),
-        ('"vocab_size * (1 + exp(10 ** 3))"', "exp(10 ** 3)", "overflows"),
-        ('"10 + 2 * ln(0)"', "ln(0)", "math domain error"),
-        # fails for every value of its symbol: a constant zero divisor, a huge constant power
-        ('"ln(vocab_size) / (1 - 1)"', "ln(vocab_size) / (1 - 1)", "always divides by zero"),
-        ('"vocab_size ** (1000 * 3)"', "vocab_size ** (1000 * 3)", "exponent `1000 * 3`"),
-    ],
-)
+UNEVALUABLE = [  # (cap, the sub-expression reported, a piece of the message)
+    ('"1e308 * 10"', "1e308 * 10", "overflows to inf"),
+    ('"10**10**10"', "10**10**10", "exponent"),
+    ('"1/0"', "1/0", "divides by zero"),
+    ('"ln(0)"', "ln(0)", "math domain error"),
+    ('"sqrt(-1)"', "sqrt(-1)", "math domain error"),
+    ('"exp(1000)"', "exp(1000)", "overflows"),
+    ('"(-8) ** 0.5"', "(-8) ** 0.5", "not a real number"),
+    ('"0 ** -1"', "0 ** -1", "cannot be evaluated"),
+    ('"2 * ln(vocab_size) + ln(0)"', "ln(0)", "math domain error"),
+    ('"max(vocab_size, 3 / (2 - 2))"', "3 / (2 - 2)", "divides by zero"),
+    ('"vocab_size * (1 + exp(10 ** 3))"', "exp(10 ** 3)", "overflows"),
+    ('"10 + 2 * ln(0)"', "ln(0)", "math domain error"),
+    # fails for every value of its symbol: a constant zero divisor, a huge constant power
+    ('"ln(vocab_size) / (1 - 1)"', "ln(vocab_size) / (1 - 1)", "always divides by zero"),
+    ('"vocab_size ** (1000 * 3)"', "vocab_size ** (1000 * 3)", "exponent `1000 * 3`"),
+]
+
+
+@pytest.mark.parametrize(("cap", "offending", "piece"), UNEVALUABLE)
 def test_a_constant_that_cannot_be_evaluated_is_tg136_at_its_sub_expression(
     tmp_path: Path, cap: str, offending: str, piece: str
 ) -> None:
-    finding = only(write(tmp_path, cap))
+    path = write(tmp_path, cap)
+    finding = only(path)
     assert (finding.code, finding.severity, finding.field) == ("TG136", "error", FIELD)
     assert finding.line == CAP_LINE
-    line = (tmp_path / "contract.yaml").read_text(encoding="utf-8").splitlines()[CAP_LINE - 1]
-    assert line[finding.column - 1 :].startswith(offending), (line, finding.column)
+    assert text_from(path, CAP_LINE, finding.column).startswith(offending), finding.column
     assert piece in finding.message, finding.message
 
 
@@ -284,53 +247,26 @@ def test_a_date_that_is_no_date_gets_no_unquote_hint(tmp_path: Path, date: str) 
     assert "unquoted" not in finding.message
 
 
-EXPRESSION = """\
-contract: C-FIX-EXPR
-version: 1.0.0
-title: Expression constants
-status: draft
-changelog:
-  - {{version: 1.0.0, date: 2026-01-01, change: first}}
-invariants:
-  - id: INV-FIX-EXPR-001
-    title: Throughput
-    check: expression
-    at: step
-    params:
-      predicate: {predicate}
-      metrics: [tokens_per_sec]
-    on_violation: abort
-    falsified_by:
-      - falsifiers/test_training_loop.py::test_non_finite_always_aborts
-gates:
-  - id: GATE-FIX-EXPR-001
-    requires: [INV-FIX-EXPR-001]
-    ship_blocking: true
-"""
+EXPRESSIONS = [  # (predicate, code, the text the finding's column starts)
+    pytest.param('"tokens_per_sec >= exp(1000)"', "TG136", "exp(1000)", id="overflow"),
+    pytest.param('"tokens_per_sec >= 2 * inf"', "TG135", "inf", id="inf"),
+    pytest.param(
+        '"tokens_per_sec / (3 - 3) >= 1"', "TG136", "tokens_per_sec / (3 - 3)", id="zero-divisor"
+    ),
+]
 
 
-@pytest.mark.parametrize(
-    ("predicate", "code", "starts"),
-    [
-        ('"tokens_per_sec >= exp(1000)"', "TG136", "exp(1000)"),
-        ('"tokens_per_sec >= 2 * inf"', "TG135", "inf"),
-        ('"tokens_per_sec / (3 - 3) >= 1"', "TG136", "tokens_per_sec / (3 - 3)"),
-    ],
-)
+@pytest.mark.parametrize(("predicate", "code", "starts"), EXPRESSIONS)
 def test_an_expression_predicate_is_checked_when_validated(
     tmp_path: Path, predicate: str, code: str, starts: str
 ) -> None:
     """The expression kind parses its own predicate; validation folds its constants."""
-    path = tmp_path / "expr.yaml"
-    path.write_text(EXPRESSION.format(predicate=predicate), encoding="utf-8")
+    path = write_expression(tmp_path, predicate)
     finding = only(path)  # `inf` is reported once, as TG135, not also as undeclared (TG131)
-    assert (finding.code, finding.line) == (code, 13)
+    assert (finding.code, finding.line) == (code, CAP_LINE)
     assert finding.field == "invariants[0].params.predicate"
-    line = path.read_text(encoding="utf-8").splitlines()[12]
-    assert line[finding.column - 1 :].startswith(starts), (line, finding.column)
+    assert text_from(path, finding.line, finding.column).startswith(starts), finding.column
 
 
 def test_a_finite_expression_predicate_stays_clean(tmp_path: Path) -> None:
-    path = tmp_path / "expr.yaml"
-    path.write_text(EXPRESSION.format(predicate='"tokens_per_sec >= exp(2)"'), encoding="utf-8")
-    assert findings(path) == []
+    assert findings(write_expression(tmp_path, '"tokens_per_sec >= exp(2)"')) == []

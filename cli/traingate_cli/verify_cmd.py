@@ -1,7 +1,8 @@
 """``verify``: run every falsifier and evidence test (or, with ``--mutants``, mutation-test them).
 
-Exit codes: 0 every ship-blocking gate discharged (every mutant killed), 1 otherwise or on
-validation errors, 2 unreadable input.
+Exit codes: 0 every ship-blocking gate discharged (every mutant killed), 1 otherwise, on
+validation errors or when pytest cannot collect a test file (its error is shown, not a list
+of "missing" tests), 2 unreadable input.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -53,7 +55,9 @@ def verify(
     result = run_verify(report.loaded, root)
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
-    else:
+    if result.collection_errors:
+        collection_failed(result.collection_errors)
+    if fmt != "json":
         for inv_id, status in result.invariants.items():
             click.echo(f"{status:<11} {inv_id:<18} {result.contracts[inv_id]}")
         for rule_id, status in result.decisions.items():
@@ -67,3 +71,16 @@ def verify(
         passed = sum(1 for o in result.tests.values() if o == "passed")
         click.echo(f"{passed} passed, {len(result.tests) - passed} failed")
     sys.exit(0 if result.ok else 1)
+
+
+def collection_failed(errors: dict[str, str]) -> NoReturn:
+    """Show pytest's text for each file it could not collect, on stderr, and exit 1."""
+    for node, text in errors.items():
+        heading = node if node.startswith("pytest ") else f"collecting {node}"
+        click.echo(f"ERROR {heading}\n{text}\n", err=True)
+    fail(
+        PROG,
+        f"pytest collection failed ({len(errors)} errors): no falsifier or evidence test ran; "
+        "fix the errors above",
+        code=1,
+    )

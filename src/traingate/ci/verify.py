@@ -3,7 +3,9 @@
 Every ``falsified_by`` and ``evidence`` test id is run once with pytest (one process);
 an invariant is ``discharged`` when all its falsifiers pass, ``failed`` when any fails,
 ``missing`` when it names none or one does not exist or did not run. A gate is discharged
-when every required invariant is and all its evidence passes.
+when every required invariant is and all its evidence passes. A test file pytest cannot
+collect (or a pytest run that stops before running anything) is recorded in
+``collection_errors`` with pytest's own error text, and the verification fails.
 """
 
 from __future__ import annotations
@@ -36,18 +38,22 @@ class Verification:
     ship_blocking: dict[str, bool] = field(default_factory=dict)
     contracts: dict[str, str] = field(default_factory=dict)  # gate/invariant id → contract ref
     pytest_exit: int = 0
+    collection_errors: dict[str, str] = field(default_factory=dict)  # node id → pytest's text
 
     @property
     def ok(self) -> bool:
-        """Some gate is ship-blocking, every one is discharged, and so is every decision rule."""
+        """Everything collected, some gate is ship-blocking, every one is discharged, and so
+        is every decision rule."""
         blocking = [g for g, b in self.ship_blocking.items() if b]
         rules_ok = all(s == "discharged" for s in self.decisions.values())
-        return bool(blocking) and rules_ok and all(self.gates[g] == "discharged" for g in blocking)
+        gates_ok = all(self.gates[g] == "discharged" for g in blocking)
+        return not self.collection_errors and bool(blocking) and rules_ok and gates_ok
 
     def to_dict(self) -> dict[str, object]:
         """The ``--format json`` payload."""
         return {
             "ok": self.ok,
+            "collection_errors": self.collection_errors,
             "tests": self.tests,
             "invariants": {
                 k: {"status": v, "contract": self.contracts[k]} for k, v in self.invariants.items()
@@ -87,10 +93,22 @@ def cited_tests(contract: Contract) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+# pytest's exit codes for "stopped before running the tests": interrupted (a collection
+# error), internal error, usage error (a conftest that fails to import, a node not found).
+STOPPED_EARLY = (2, 3, 4)
+
+
 def run_tests(
-    test_ids: list[str], root: Path, extra_args: list[str] | None = None
+    test_ids: list[str],
+    root: Path,
+    extra_args: list[str] | None = None,
+    collection_errors: dict[str, str] | None = None,
 ) -> tuple[dict[str, TestOutcome], int]:
-    """Run ``test_ids`` under ``root`` with pytest and return each id's outcome."""
+    """Run ``test_ids`` under ``root`` with pytest and return each id's outcome.
+
+    Files pytest fails to collect go into ``collection_errors`` (node id → pytest's error
+    text); so does pytest's own output when it stops before running or recording anything.
+    """
     outcomes: dict[str, TestOutcome] = {}
     runnable = []
     for tid in test_ids:
@@ -118,7 +136,13 @@ def run_tests(
             *sorted(set(runnable)),
         ]
         proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
-        recorded: dict[str, str] = json.loads(report.read_text()) if report.exists() else {}
+        written = json.loads(report.read_text()) if report.exists() else {}
+    recorded: dict[str, str] = written.get("outcomes", {})
+    errors: dict[str, str] = written.get("collection_errors", {})
+    if not errors and not recorded and proc.returncode in STOPPED_EARLY:
+        errors = {f"pytest (exit {proc.returncode})": (proc.stdout + proc.stderr).strip()[-4000:]}
+    if collection_errors is not None:
+        collection_errors.update(errors)
     for tid in runnable:
         file, names = split_test_id(tid)
         base = "::".join((file, *names))
@@ -147,7 +171,7 @@ def verify(
         assert lc.contract is not None
         by_root.setdefault(base, set()).update(cited_tests(lc.contract))
     for base, ids in by_root.items():
-        outcomes, code = run_tests(sorted(ids), base, extra_args)
+        outcomes, code = run_tests(sorted(ids), base, extra_args, result.collection_errors)
         result.tests.update(outcomes)
         result.pytest_exit = max(result.pytest_exit, code)
     for lc in contracts:

@@ -1,7 +1,8 @@
 """``trainer``: gated pretraining (``pretrain``) and ONNX export with parity (``export``).
 
 Exit codes: 0 success, 3 a contract aborted the run (the message names the invariant),
-2 bad usage or bad input, 1 anything else (including an interrupted run).
+2 bad usage or bad input (a missing ``traingate[train]`` package included), 1 anything else
+(including an interrupted run).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,30 @@ if TYPE_CHECKING:
 
 EXIT_ABORTED = 3
 PROG = "trainer"
+# The top-level packages of the ``train`` extra: a command missing one fails as bad usage.
+TRAIN_EXTRA = frozenset(
+    {"torch", "numpy", "pyarrow", "tokenizers", "onnxruntime", "onnx", "onnxscript"}
+)
+
+
+@contextlib.contextmanager
+def train_extra(command: str) -> Iterator[None]:
+    """Turn a missing ``traingate[train]`` package into one line and exit 2.
+
+    Only a ``ModuleNotFoundError`` for one of :data:`TRAIN_EXTRA` itself is caught: any
+    other missing module (traingate's own, or a submodule of an installed but broken
+    package) is a bug and keeps its traceback.
+    """
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if exc.name not in TRAIN_EXTRA:
+            raise
+        fail(
+            PROG,
+            f"error: {exc.name} is not installed; {command} needs the 'train' extra: "
+            "pip install 'traingate[train]'",
+        )
 
 
 def gate_table(verdict: Verdict, run_dir: Path) -> str:
@@ -33,6 +59,7 @@ def gate_table(verdict: Verdict, run_dir: Path) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="traingate")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def cli(verbose: bool) -> None:
     """Train language models with traingate contracts enforced."""
@@ -131,13 +158,17 @@ def cli(verbose: bool) -> None:
 )
 def pretrain(**opts: Any) -> None:
     """Pretrain (from scratch) or finetune a GPT with every contract enforced."""
-    from traingate.contract.shipped import ContractError
-    from traingate.runtime.evidence import RunDirError
-    from traingate.runtime.guard import InvariantViolation
-    from traingate.train.checkpoint import CheckpointError
-    from traingate.train.config import PretrainConfig, UsageError
-    from traingate.train.data import DataError
-    from traingate.train.pretrain import pretrain as run
+    with train_extra("pretrain"):
+        from traingate.contract.shipped import ContractError
+        from traingate.runtime.evidence import RunDirError
+        from traingate.runtime.guard import InvariantViolation
+        from traingate.train.checkpoint import CheckpointError
+        from traingate.train.config import PretrainConfig, UsageError
+        from traingate.train.data import DataError
+        from traingate.train.pretrain import pretrain as run
+
+        if not opts["no_export"]:  # its packages are checked now, not after training
+            import traingate.train.onnx_export  # noqa: F401
 
     fields = dict(opts)  # the options are named after PretrainConfig's fields
     fields["resume"] = fields["resume"] == "auto"
@@ -146,7 +177,8 @@ def pretrain(**opts: Any) -> None:
     fields["only"] = list(fields["only"]) or None
     cfg = PretrainConfig(**fields)
     try:
-        result = run(cfg)
+        with train_extra("pretrain"):
+            result = run(cfg)
     except InvariantViolation as violation:
         click.echo(
             f"\nrun aborted by {violation.invariant_id} ({violation.contract}):\n{violation}",
@@ -188,11 +220,13 @@ def _print_verdict(run_dir: Path) -> None:
 )
 def export(run_dir: Path, onnx_path: Path | None) -> None:
     """Export a run's latest checkpoint to ONNX and check parity with onnxruntime."""
-    from traingate.runtime.guard import InvariantViolation
-    from traingate.train.onnx_export import ExportError, export_run
+    with train_extra("export"):
+        from traingate.runtime.guard import InvariantViolation
+        from traingate.train.onnx_export import ExportError, export_run
 
     try:
-        path, diff, verdict = export_run(run_dir, onnx_path)
+        with train_extra("export"):
+            path, diff, verdict = export_run(run_dir, onnx_path)
     except ExportError as exc:
         fail(PROG, str(exc))
     except InvariantViolation as violation:

@@ -55,7 +55,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from lightning.pytorch import Callback, LightningModule, Trainer
+try:
+    from lightning.pytorch import Callback, LightningModule, Trainer
+except ModuleNotFoundError as exc:  # the framework is an extra: say which
+    raise ModuleNotFoundError(
+        f"{exc}: traingate.integrations.lightning needs the 'lightning' extra: "
+        "pip install 'traingate[lightning]'",
+        name=exc.name,
+    ) from exc
 
 from traingate.runtime.guard import Guard, InvariantViolation
 from traingate.runtime.rundir import holds_run

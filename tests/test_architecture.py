@@ -51,7 +51,7 @@ def module_name(path: Path) -> str:
 def layer(module: str) -> str | None:
     """The layer a module belongs to; None for the façade ``traingate`` itself."""
     parts = module.split(".")
-    if parts[0] == "traingate_cli":
+    if parts[0] == "traingate_cli" or module == "traingate.__main__":  # python -m traingate
         return "cli"
     if len(parts) == 1:
         return None

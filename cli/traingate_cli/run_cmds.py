@@ -162,6 +162,14 @@ def audit(
         result = check_run(run_dir)
     except (AuditError, ContractError, LoadError, RunDirError, ValueError) as exc:
         fail(f"{PROG} audit", " ".join(str(exc).split("\n")[0].split()))
+    except ModuleNotFoundError as exc:  # the one package audit needs beyond the core
+        if exc.name != "pyarrow":
+            raise
+        fail(
+            f"{PROG} audit",
+            "error: pyarrow is not installed; audit needs the 'audit' extra: "
+            "pip install 'traingate[audit]'",
+        )
     click.echo(  # on stderr unless the output is the text table, so json/junit stay parseable
         _audit_summary(metrics, run_dir, audited.audit), err=fmt != "text" and report_out is None
     )

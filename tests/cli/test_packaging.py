@@ -266,3 +266,44 @@ def test_python_m_traingate_runs_contracts_without_torch(argv: list[str]) -> Non
     if argv == ["--help"]:
         assert lines[0] == "Usage: python -m traingate [OPTIONS] COMMAND [ARGS]..."
         assert "validate" in result.stdout and "verify" in result.stdout
+
+
+# audit and the Guard's run dir without pyarrow
+
+
+def test_audit_without_pyarrow_exits_2_naming_the_audit_extra(tmp_path: Path) -> None:
+    log = tmp_path / "m.csv"
+    log.write_text("step,loss\n0,3.9\n1,nan\n", encoding="utf-8")
+    out = tmp_path / "run"
+    code = not_installed("pyarrow") + (
+        "from traingate_cli.contracts_cmd import main\n"
+        "sys.argv = ['contracts', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    argv = [str(log), "--regime", "finetune", "--map", "step", "--map", "loss", "--out", str(out)]
+    result = python(code, "audit", *argv, "--only", "INV-TRAIN-001")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        "contracts audit: error: pyarrow is not installed; audit needs the 'audit' extra: "
+        "pip install 'traingate[audit]'"
+    )
+    assert not out.exists()  # refused before anything was written
+
+
+def test_a_guard_with_a_run_dir_needs_pyarrow_at_construction_not_at_close(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code = not_installed("pyarrow") + (
+        "from traingate import Guard, Finetune\n"
+        "try:\n"
+        f"    Guard(regime=Finetune(), run_dir={str(out)!r})\n"
+        "except ModuleNotFoundError as exc:\n"
+        "    print(exc.name, '|', exc)\n"
+        "Guard(regime=Finetune())  # without a run dir nothing is written: no pyarrow needed\n"
+    )
+    result = python(code)
+    assert result.returncode == 0, result.stderr
+    name, _, message = result.stdout.strip().partition(" | ")
+    assert name == "pyarrow"
+    assert "writes metrics.parquet" in message and "pip install 'traingate[audit]'" in message
+    assert not out.exists()

@@ -161,6 +161,22 @@ def read_evidence(path: Path) -> Iterator[dict[str, Any]]:
     yield from read_chained(path).events
 
 
+def require_parquet() -> None:
+    """Fail now, not at the end of a run, when ``metrics.parquet`` could not be written."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("pyarrow") is not None
+    except ModuleNotFoundError:  # an import hook that hides it
+        found = False
+    if not found:
+        raise ModuleNotFoundError(
+            "pyarrow is not installed: a Guard with a run_dir writes metrics.parquet; "
+            "pip install 'traingate[audit]' (or [torch])",
+            name="pyarrow",
+        )
+
+
 class MetricsBuffer:
     """Scalars the Guard saw, in long form (point, step, epoch, name, value)."""
 

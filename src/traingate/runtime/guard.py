@@ -28,7 +28,7 @@ from traingate.runtime import described
 from traingate.runtime.binding import Tracked, bind, load_contracts
 from traingate.runtime.distributed import Ranks
 from traingate.runtime.events import EventStream, GuardEvent, Listener
-from traingate.runtime.evidence import MetricsBuffer, jsonable
+from traingate.runtime.evidence import MetricsBuffer, jsonable, require_parquet
 from traingate.runtime.host import is_tensor, scalar, to_host, total_grad_norm
 from traingate.runtime.planning import Unevaluable, Unsupplied, announce, unevaluable, unsupplied
 from traingate.runtime.rundir import open_evidence
@@ -110,6 +110,7 @@ class Guard:
         self.rank, self.world = self.ranks.rank, self.ranks.world
         self.evidence = None
         if self.run_dir is not None and self.rank == 0:
+            require_parquet()
             self.evidence = open_evidence(
                 self.run_dir,
                 self._identity(),

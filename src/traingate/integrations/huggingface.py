@@ -39,8 +39,8 @@ What the Guard needs and where it comes from (transformers 4.57):
   gradients overflow but whose loss is finite is skipped by the scaler, not applied; the
   callback records it as a skip (its loss, ``overflow_skipped=1``, no gradient norm) rather
   than a violation, unless more than ``max_overflow_skips`` such steps come in a row, when
-  the step reaches the Guard whole and INV-TRAIN-001 aborts. Without a scaler (CPU, bf16,
-  fp32) a non-finite norm is a violation.
+  the step reaches the Guard whole and INV-TRAIN-001 aborts. Without an enabled scaler
+  (CPU, bf16, fp32, ``GradScaler(enabled=False)``) a non-finite norm is a violation.
 - **Every exit path writes the verdict.** ``on_train_end`` writes it after a normal end or
   a stop; the Trainer does not call it when ``train()`` raises, so ``attach`` wraps
   ``trainer.train`` and closes the Guard in its ``except``: after an exception (including
@@ -69,7 +69,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+try:
+    from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+except ModuleNotFoundError as exc:  # the framework is an extra: say which
+    raise ModuleNotFoundError(
+        f"{exc}: traingate.integrations.huggingface needs the 'hf' extra: "
+        "pip install 'traingate[hf]'",
+        name=exc.name,
+    ) from exc
 
 from traingate.files import atomic_write_text
 from traingate.integrations.grad_norm import total_grad_norm
@@ -258,6 +265,8 @@ class TraingateCallback(TrainerCallback):
             return
         model = kw.get("model")
         scaler = getattr(self.trainer.accelerator, "scaler", None)
+        if scaler is not None and not scaler.is_enabled():
+            scaler = None  # a disabled scaler skips nothing: an overflow reaches the weights
         if norm is None and model is not None:  # the Trainer did not clip: nothing is clipped
             if scaler is not None:
                 self.trainer.accelerator.unscale_gradients()

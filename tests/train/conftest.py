@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ast
 import os
+import subprocess
 import sysconfig
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -54,22 +56,16 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-@pytest.fixture
-def trainer_env() -> dict[str, str]:
-    """The environment of a ``python -m traingate_cli.trainer_cmd`` subprocess: this checkout's
-    sources on the path, one OpenMP thread."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO / "cli")])
-    env["OMP_NUM_THREADS"] = "1"
-    return env
+@dataclass(frozen=True)
+class TrainerProcess:
+    """How a test runs ``trainer pretrain`` in a subprocess: this checkout's sources on the
+    path and one OpenMP thread (``env``), and the command line's tail (``argv``)."""
 
+    env: dict[str, str]
 
-@pytest.fixture
-def pretrain_argv() -> Callable[..., list[str]]:
-    """``-m traingate_cli.trainer_cmd pretrain`` from scratch over ``data`` into ``out`` for
-    ``max_steps`` steps, plus ``flags``: the tail of a subprocess's command line."""
-
-    def argv(data: Path, out: Path, max_steps: int, *flags: str) -> list[str]:
+    def argv(self, data: Path, out: Path, max_steps: int, *flags: str) -> list[str]:
+        """``-m traingate_cli.trainer_cmd pretrain`` from scratch over ``data`` into ``out``
+        for ``max_steps`` steps, plus ``flags``."""
         head = ["-m", "traingate_cli.trainer_cmd", "pretrain", "--mode", "from-scratch"]
         return [
             *head,
@@ -82,4 +78,16 @@ def pretrain_argv() -> Callable[..., list[str]]:
             *flags,
         ]
 
-    return argv
+    def run(self, command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        """Run ``command`` in this environment to its end, capturing its text output."""
+        return subprocess.run(
+            command, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+
+@pytest.fixture
+def trainer_process() -> TrainerProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO / "cli")])
+    env["OMP_NUM_THREADS"] = "1"
+    return TrainerProcess(env)

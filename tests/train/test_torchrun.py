@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -15,6 +13,8 @@ import torch
 from traingate.runtime.verdict import load_verdict
 from traingate.train.config import PretrainConfig
 from traingate.train.pretrain import pretrain
+
+from .conftest import TrainerProcess
 
 ONLY = ["INV-TRAIN-001", "INV-TRAIN-005"]
 STEPS, EVAL_EVERY = 6, 3
@@ -36,8 +36,7 @@ def _val_losses(run_dir: Path) -> list[float]:
 def test_two_ranks_under_torchrun_reach_the_single_process_verdicts(
     tmp_path: Path,
     corpus: dict[str, Path],
-    trainer_env: dict[str, str],
-    pretrain_argv: Callable[..., list[str]],
+    trainer_process: TrainerProcess,
 ) -> None:
     data = corpus["txt"]
     out = tmp_path / "ddp"
@@ -51,7 +50,7 @@ def test_two_ranks_under_torchrun_reach_the_single_process_verdicts(
         "127.0.0.1",
         "--master-port",
         str(_free_port()),
-        *pretrain_argv(data, out, STEPS),
+        *trainer_process.argv(data, out, STEPS),
         "--eval-every",
         str(EVAL_EVERY),
         "--batch-size",
@@ -64,7 +63,7 @@ def test_two_ranks_under_torchrun_reach_the_single_process_verdicts(
         "--no-progress",
         *[arg for inv in ONLY for arg in ("--only", inv)],
     ]
-    ran = subprocess.run(command, env=trainer_env, capture_output=True, text=True, timeout=240)
+    ran = trainer_process.run(command, timeout=240)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "Traceback" not in ran.stderr
 

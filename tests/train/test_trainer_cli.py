@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -23,6 +22,8 @@ from traingate_cli.trainer_cmd import cli
 from traingate.runtime.evidence import read_evidence
 from traingate.runtime.verdict import load_verdict
 from traingate.train.checkpoint import list_step_checkpoints, load_checkpoint
+
+from .conftest import TrainerProcess
 
 TINY_ARGS = ["--batch-size", "2", "--block-size", "32", "--eval-blocks", "2", "--no-progress"]
 
@@ -130,13 +131,16 @@ def test_a_short_run_with_an_unevaluated_ship_blocking_invariant_exits_3(
 def test_a_run_too_short_for_an_invariant_says_so_before_its_first_step(
     tmp_path: Path,
     corpus: dict[str, Path],
-    trainer_env: dict[str, str],
-    pretrain_argv: Callable[..., list[str]],
+    trainer_process: TrainerProcess,
 ) -> None:
     """Not only at the verdict: the start names INV-TRAIN-003 and the 100 steps it needs."""
-    argv = pretrain_argv(corpus["txt"], tmp_path / "run", 2, "--no-export", *TINY_ARGS)
+    argv = trainer_process.argv(corpus["txt"], tmp_path / "run", 2, "--no-export", *TINY_ARGS)
     proc = subprocess.run(
-        [sys.executable, *argv], env=trainer_env, capture_output=True, text=True, timeout=120
+        [sys.executable, *argv],
+        env=trainer_process.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 3, proc.stderr
     notes = proc.stderr.splitlines()
@@ -234,15 +238,14 @@ def test_full_default_contract_run_passes_check_and_export(
 def test_a_signal_checkpoints_exits_1_and_resume_auto_completes(
     tmp_path: Path,
     corpus: dict[str, Path],
-    trainer_env: dict[str, str],
-    pretrain_argv: Callable[..., list[str]],
+    trainer_process: TrainerProcess,
     signum: signal.Signals,
 ) -> None:
     out = tmp_path / "run"
     steps = 120
     args = [
         sys.executable,
-        *pretrain_argv(corpus["txt"], out, steps),
+        *trainer_process.argv(corpus["txt"], out, steps),
         "--checkpoint-every",
         "5",
         "--eval-every",
@@ -253,7 +256,7 @@ def test_a_signal_checkpoints_exits_1_and_resume_auto_completes(
         *TINY_ARGS,
     ]
     proc = subprocess.Popen(
-        args, env=trainer_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        args, env=trainer_process.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     first = out / "checkpoints" / "step-00000005.pt"
     deadline = time.monotonic() + 90
@@ -284,7 +287,7 @@ def test_a_signal_checkpoints_exits_1_and_resume_auto_completes(
 
     resumed = subprocess.run(  # only the final checkpoint this time: each one is fsynced
         [*args, "--resume", "auto", "--checkpoint-every", str(steps)],
-        env=trainer_env,
+        env=trainer_process.env,
         capture_output=True,
         text=True,
         timeout=90,

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from step_times import print_step_times
 
 from traingate.contract.regime import FromScratch
 from traingate.contract.shipped import shipped_contracts
@@ -161,12 +162,7 @@ def main() -> None:
         statistics.median(w) / statistics.median(b)
         for w, b in zip(with_guard, without, strict=True)
     ]
-    for name, samples in (("without Guard", base), ("with Guard   ", guarded)):
-        q1, median, q3 = statistics.quantiles(samples, n=4)
-        print(
-            f"step time {name}: median {median * 1e3:.3f} ms "
-            f"(quartiles {q1 * 1e3:.3f} - {q3 * 1e3:.3f} ms, {len(samples)} samples)"
-        )
+    print_step_times([("without Guard", base), ("with Guard", guarded)])
     inside = statistics.median(loop.guard_seconds)
     print(
         f"guard.step itself (host wall time, incl. its one device->host transfer): median "

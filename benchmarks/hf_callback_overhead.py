@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 import transformers
+from step_times import print_step_times
 from transformers import (
     GPT2Config,
     GPT2LMHeadModel,
@@ -206,12 +207,7 @@ def main() -> None:
     print(f"guarded step-level invariants: {', '.join(bench.invariants)}")
     base = [t for r in without for t in r]
     guarded_steps = [t for r in with_cb for t in r]
-    for name, samples in (("without callback", base), ("with callback   ", guarded_steps)):
-        q1, median, q3 = statistics.quantiles(samples, n=4)
-        print(
-            f"step time {name}: median {median * 1e3:.3f} ms "
-            f"(quartiles {q1 * 1e3:.3f} - {q3 * 1e3:.3f} ms, {len(samples)} samples)"
-        )
+    print_step_times([("without callback", base), ("with callback", guarded_steps)])
     inside = statistics.median(bench.inside)
     print(
         f"on_pre_optimizer_step itself (guard.step and its one host transfer): median "

@@ -47,17 +47,25 @@ def load_report(paths: Sequence[Path], root: Path | None) -> Report:
     return report
 
 
-def parse_params(pairs: Sequence[str]) -> dict[str, float]:
-    """``["vocab_size=50257"]`` → ``{"vocab_size": 50257.0}``; exits 2 on bad spelling."""
-    values: dict[str, float] = {}
+def assignments(option: str, pairs: Sequence[str], shape: str = "NAME=VALUE") -> dict[str, str]:
+    """``["a=1", "b = x"]`` → ``{"a": "1", "b": "x"}`` for ``option``; exits 2 on bad spelling."""
+    values: dict[str, str] = {}
     for pair in pairs:
         name, sep, raw = pair.partition("=")
         if not sep or not name.strip():
-            fail(PROG, f"--param expects NAME=VALUE, got {pair!r}")
+            fail(PROG, f"{option} expects {shape}, got {pair!r}")
+        values[name.strip()] = raw.strip()
+    return values
+
+
+def parse_params(pairs: Sequence[str]) -> dict[str, float]:
+    """``["vocab_size=50257"]`` → ``{"vocab_size": 50257.0}``; exits 2 on bad spelling."""
+    values: dict[str, float] = {}
+    for name, raw in assignments("--param", pairs).items():
         try:
-            values[name.strip()] = float(raw)
+            values[name] = float(raw)
         except ValueError:
-            fail(PROG, f"--param {name.strip()}: {raw!r} is not a number")
+            fail(PROG, f"--param {name}: {raw!r} is not a number")
     return values
 
 

@@ -21,6 +21,7 @@ from traingate.contract.loading import LoadError
 from traingate.runtime.verdict import load_verdict
 from traingate_cli.common import (
     PROG,
+    assignments,
     contracts_option,
     default_paths,
     format_option,
@@ -133,15 +134,15 @@ def audit(
 ) -> None:
     """Replay an existing metrics log (CSV, JSON lines, parquet, TensorBoard, MLflow,
     Hugging Face trainer_state.json, Lightning metrics.csv) through the Guard."""
-    from traingate.ci.audit import AuditError, audit_metrics, parse_mapping, parse_where
+    from traingate.ci.audit import AuditError, audit_metrics, parse_mapping
     from traingate.contract.loading import LoadError
     from traingate.contract.regime import regime_from_cli
     from traingate.contract.shipped import ContractError
 
     values = parse_params(params)
+    where = assignments("--where", wheres, "COLUMN=VALUE")
     try:
         mapping = parse_mapping(maps)
-        where = parse_where(wheres)
         if not mapping:
             raise AuditError("map at least one column with --map COLUMN=OBSERVATION")
         vocab = values.get("vocab_size")

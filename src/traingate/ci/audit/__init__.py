@@ -8,7 +8,7 @@ be mapped), :mod:`.rows` (which rows feed which point), :mod:`.replay` and :mod:
 
 from traingate.ci.audit.auditlog import audit_metrics
 from traingate.ci.audit.errors import AuditError
-from traingate.ci.audit.mapping import parse_mapping, parse_where
+from traingate.ci.audit.mapping import parse_mapping
 from traingate.ci.audit.replay import Audited
 
-__all__ = ["AuditError", "Audited", "audit_metrics", "parse_mapping", "parse_where"]
+__all__ = ["AuditError", "Audited", "audit_metrics", "parse_mapping"]

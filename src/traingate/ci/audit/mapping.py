@@ -127,14 +127,3 @@ def parse_mapping(pairs: Iterable[str]) -> dict[str, str]:
             raise AuditError(f"--map: column {column} is mapped twice")
         mapping[column] = observation
     return mapping
-
-
-def parse_where(pairs: Iterable[str]) -> dict[str, str]:
-    """``["phase=val"]`` → ``{"phase": "val"}``: keep only rows whose cells match."""
-    where: dict[str, str] = {}
-    for pair in pairs:
-        column, sep, value = pair.partition("=")
-        if not sep or not column.strip():
-            raise AuditError(f"--where expects COLUMN=VALUE, got {pair!r}")
-        where[column.strip()] = value.strip()
-    return where

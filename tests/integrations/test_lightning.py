@@ -225,6 +225,27 @@ def test_a_crash_leaves_a_verdict(tmp_path: Path) -> None:
     assert any("crashed" in p for p in check.problems)
 
 
+def test_a_crash_that_bypasses_on_exception_still_leaves_a_verdict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a ddp_spawn worker runs fit_loop.run without Lightning's on_exception/teardown around
+    # it (those run in the launching process): here they are switched off in-process
+    from lightning.pytorch.trainer import call
+
+    monkeypatch.setattr(call, "_interrupt", lambda trainer, exception: None)
+    gated = gate(tmp_path / "run")
+    t = trainer(tmp_path, [gated])
+    with pytest.raises(RuntimeError, match="boom"):
+        t.fit(TinyMLP(bad="crash", at_step=2), *loaders())
+    verdict = load_verdict(tmp_path / "run")
+    assert (verdict.crashed, verdict.last_step) == ("RuntimeError: boom in training_step", 1)
+    assert not check_run(tmp_path / "run").ok
+    wrapped = t.fit_loop.run
+    gated._guard_fit_loop(t)  # a later fit with the same trainer wraps the loop once
+    assert t.fit_loop.run is wrapped
+    assert wrapped.__wrapped__.__func__ is type(t.fit_loop).run
+
+
 def test_a_keyboard_interrupt_is_recorded_as_an_interruption(tmp_path: Path) -> None:
     handler = signal.getsignal(signal.SIGINT)
     try:

@@ -11,8 +11,13 @@ Where each observation comes from:
 
 - **step**: ``on_before_optimizer_step``, which Lightning runs after the closure (forward +
   backward) and *before* gradient clipping and ``optimizer.step()``. The gradient norm is
-  the total L2 norm of the module's gradients there, so it is the pre-clip norm (unscaled
-  under 16-bit AMP). The loss is the sum of the losses Lightning passed to
+  the total L2 norm of the whole model's gradients there, so it is the pre-clip norm
+  (unscaled under 16-bit AMP). Under a strategy that shards the parameters it is still the
+  whole model's: FSDP1 (``FSDPStrategy``, except ``NO_SHARD``) holds disjoint plain-tensor
+  shards, whose ``|g|^2`` sums are all-reduced
+  (:func:`~traingate.integrations.grad_norm.sharded_grad_norm`); ``ModelParallelStrategy``
+  (FSDP2, tensor parallelism) holds ``DTensor`` gradients, reduced over their mesh, and
+  replicated plain ones, counted once. The loss is the sum of the losses Lightning passed to
   ``on_before_backward`` since the previous optimizer step: in automatic optimization
   Lightning divides each micro-batch loss by ``accumulate_grad_batches`` before backward,
   so the sum is the mean loss of the optimizer step (accumulation-correct); under 16-bit
@@ -28,8 +33,27 @@ A violation either raises :class:`~traingate.InvariantViolation` (``on_violation
 the default; a step violation raises inside ``optimizer.step`` before the update) or stops
 gracefully (``"stop"``): the step's gradients are dropped (set to ``None``, so the optimizer
 leaves every weight as it was) and ``trainer.should_stop`` is set, so checkpoint callbacks
-still run. The verdict is written on every exit path: ``on_fit_end``/``teardown``,
-``on_exception`` (a ``KeyboardInterrupt`` is recorded as an interruption), closing once.
+still run.
+
+16-bit AMP (a ``MixedPrecision`` plugin with an enabled GradScaler, e.g.
+``precision="16-mixed"`` on a GPU; on a CPU accelerator Lightning turns that flag into
+``"bf16-mixed"``, so pass ``plugins=[MixedPrecision("16-mixed", "cpu")]``): a step whose
+unscaled gradients are inf/NaN while its loss is finite is one the scaler skips
+(``optimizer.step()`` is not applied, the scale backs off). It is recorded as a skip: the
+Guard gets its loss and ``overflow_skipped=1`` but no gradient norm, so the finite check
+sees the loss only and gradient-norm invariants skip the step. More than
+``max_overflow_skips`` (default 3) such steps in a row is no longer a scale search: that
+step reaches the Guard with its non-finite norm and INV-TRAIN-001 aborts. Without an
+enabled scaler (fp32, bf16, ``GradScaler(enabled=False)``) a non-finite norm is a violation
+at once.
+
+The verdict is written on every exit path: ``on_fit_end``/``teardown``, ``on_exception``
+(a ``KeyboardInterrupt`` is recorded as an interruption), and an exception leaving
+``trainer.fit_loop.run``, which ``setup`` wraps so that the process running the loop closes
+the Guard before re-raising: a crash, an abort (``InvariantViolation``) or an interruption.
+That wrapper is what covers the workers of ``strategy="ddp_spawn"``, where Lightning runs
+``on_exception`` and ``teardown`` only in the launching process. The Guard closes once,
+on whichever path comes first.
 
 Resume: the callback's ``state_dict`` carries ``guard.state_dict()`` (as JSON text) and the
 validation count in the ``.ckpt``; ``fit(ckpt_path=...)`` into the same ``run_dir``
@@ -38,15 +62,27 @@ continues the tallies. Logging goes to ``trainer.loggers`` (rank 0): ``traingate
 ``log_every_n_steps`` steps, at each validation and on a violation; ``traingate/ok`` and
 ``traingate/status/<ID>`` (:data:`STATUS_CODES`) at the end.
 
-Limits: the gradient norm is the norm of the gradients this process holds, which is the
-global norm under DDP but a shard's under FSDP/DeepSpeed; under 16-bit AMP the GradScaler's
-own inf/NaN steps (which it skips) still trip a ``finite`` invariant; a crash inside a
-``ddp_spawn`` worker reaches neither ``on_exception`` nor ``teardown`` in that worker, so
-its run dir keeps its evidence but gets no verdict (``contracts check`` then fails it).
+Limits: covered are the whole-model gradient norm under DDP, FSDP1 and
+``ModelParallelStrategy``, GradScaler skips under 16-bit AMP, and a verdict from a crashed
+``ddp_spawn`` worker. Not covered: DeepSpeed ZeRO-2/3 keeps the partitioned gradients in
+its engine (``p.grad`` is ``None`` where this hook runs), so no gradient norm is measured
+there (a warning; gradient-norm invariants go unevaluated and ``contracts check`` says so);
+ZeRO-0/1 gradients are whole on every rank and are measured. FSDP1's ``HYBRID_SHARD``
+replicates shards across nodes and the sum over the world counts each replica (the norm is
+``sqrt(replicas)`` too large). The FSDP1 path is tested on the norm function and the
+callback's dispatch over 2 gloo ranks, not in a Lightning FSDP fit (Lightning refuses
+``FSDPStrategy`` on a CPU accelerator). Only rank 0 writes the run dir: a crash on another
+rank is recorded by rank 0 as the error its next collective raises once that rank's
+process is gone (gloo: "Connection closed by peer"), not as that rank's exception; a worker
+killed before its collective fails (SIGKILL, an OOM kill, a hung NCCL collective) writes no
+verdict, and ``contracts check`` fails its run dir for that. An exception raised after the
+fit loop inside a ``ddp_spawn`` worker (another callback's ``on_fit_end``) is not caught by
+the wrapper.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
@@ -64,6 +100,7 @@ except ModuleNotFoundError as exc:  # the framework is an extra: say which
         name=exc.name,
     ) from exc
 
+from traingate.integrations.grad_norm import sharded_grad_norm, total_grad_norm
 from traingate.runtime.guard import Guard, InvariantViolation
 from traingate.runtime.rundir import holds_run
 from traingate.runtime.verdict import Verdict
@@ -89,6 +126,9 @@ class TraingateCallback(Callback):
         log_every_n_steps: log the Guard's limits and violation count every N steps
             (default: the trainer's ``log_every_n_steps``); every validation and the end are
             logged too.
+        max_overflow_skips: consecutive 16-bit AMP overflow steps (the GradScaler skips
+            them) tolerated as skips before the next one reaches the Guard as a non-finite
+            gradient norm and INV-TRAIN-001 aborts (default 3).
         **guard_kwargs: the Guard's own keyword arguments (``regime``, ``params``,
             ``run_dir``, ``only``, ``summary_every``, ``config``, ``allow_config_change``,
             ``max_steps``, ``max_validations``). ``max_steps`` defaults to the trainer's.
@@ -102,6 +142,7 @@ class TraingateCallback(Callback):
         val_metric: str = "val_loss",
         resume: bool | None = None,
         log_every_n_steps: int | None = None,
+        max_overflow_skips: int = 3,
         **guard_kwargs: Any,
     ) -> None:
         unknown = sorted(set(guard_kwargs) - _GUARD_KWARGS)
@@ -119,6 +160,10 @@ class TraingateCallback(Callback):
         self.val_metric = val_metric
         self.resume = resume
         self.log_every_n_steps = log_every_n_steps
+        if max_overflow_skips < 0:
+            raise ValueError(f"max_overflow_skips must be >= 0, not {max_overflow_skips}")
+        self.max_overflow_skips = max_overflow_skips
+        self.overflow_skips = 0  # consecutive GradScaler-skipped steps, as the Guard was told
         self.guard_kwargs = dict(guard_kwargs)
         self.guard: Guard | None = None
         self.verdict: Verdict | None = None  # what the Guard wrote when it closed
@@ -128,6 +173,7 @@ class TraingateCallback(Callback):
         self._deferred = False  # the Guard waits for a checkpoint's state (see setup)
         self._max_steps = -1
         self._logged_violations = 0
+        self._warned_engine = False
 
     @property
     def state_key(self) -> str:
@@ -144,7 +190,10 @@ class TraingateCallback(Callback):
         run; if no state arrives by the sanity check or the first batch, it is built without
         ``resume`` and refuses the run dir.
         """
-        if stage != "fit" or (self.guard is not None and self.guard.closed is None):
+        if stage != "fit":
+            return
+        self._guard_fit_loop(trainer)
+        if self.guard is not None and self.guard.closed is None:
             return
         self.guard, self._max_steps = None, trainer.max_steps
         run_dir = self.guard_kwargs.get("run_dir")
@@ -159,8 +208,32 @@ class TraingateCallback(Callback):
         self._deferred = False
         self.guard = Guard(self.contracts, resume=resume, **kwargs)
         self.verdict, self.stopped_by, self._loss = None, None, None
-        self.validations = self._logged_violations = 0
+        self.validations = self._logged_violations = self.overflow_skips = 0
         return self.guard
+
+    def _guard_fit_loop(self, trainer: Trainer) -> None:
+        """Close the Guard when an exception leaves ``trainer.fit_loop.run``, then re-raise.
+
+        ``fit_loop.run`` runs in the process that trains, so this also covers the workers of
+        ``strategy="ddp_spawn"`` (and other spawning launchers), where Lightning calls
+        ``on_exception`` and ``teardown`` only in the launching process, which holds no
+        Guard. Elsewhere it closes first and ``on_exception`` finds the Guard closed.
+        """
+        loop = trainer.fit_loop
+        run = loop.run
+        if getattr(run, "_traingate_callback", None) is self:
+            return  # a later fit with the same trainer: wrapped already
+
+        @functools.wraps(run)
+        def run_and_close(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return run(*args, **kwargs)
+            except BaseException as exception:
+                self._close_on(trainer, exception)
+                raise
+
+        run_and_close._traingate_callback = self  # type: ignore[attr-defined]
+        loop.run = run_and_close  # type: ignore[method-assign]
 
     def _build_deferred(self) -> None:
         if self._deferred:
@@ -213,6 +286,11 @@ class TraingateCallback(Callback):
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
     ) -> None:
         """Write the verdict of a run an exception ended (KeyboardInterrupt: interrupted)."""
+        self._close_on(trainer, exception)
+
+    def _close_on(self, trainer: Trainer, exception: BaseException) -> None:
+        """Close with what ended the run: an abort (InvariantViolation), an interruption
+        (KeyboardInterrupt) or a crash (anything else); once, whichever path comes first."""
         guard = self.guard
         if guard is None or guard.closed is not None:
             return
@@ -244,9 +322,18 @@ class TraingateCallback(Callback):
         if guard is None or guard.closed is not None or loss is None or self.stopped_by:
             return
         step = trainer.global_step
+        scaler = getattr(trainer.precision_plugin, "scaler", None)
+        if scaler is not None and not scaler.is_enabled():
+            scaler = None  # a disabled scaler skips nothing: an overflow reaches the weights
+        norm = None
+        if self._needs_grad_norm or scaler is not None:
+            norm = self._grad_norm(trainer, pl_module)  # Lightning has unscaled the grads
         violation = None
         try:
-            guard.step(step, loss=loss, model=pl_module)
+            if norm is not None and scaler is not None and self._overflowed(loss, norm):
+                guard.step(step, loss=loss, overflow_skipped=1.0)  # the scaler skips it
+            else:
+                guard.step(step, loss=loss, grad_norm=norm)
         except InvariantViolation as caught:
             if self.on_violation == "raise":
                 self._log_step(trainer, guard, step, force=True)
@@ -265,6 +352,42 @@ class TraingateCallback(Callback):
                     p.grad = None  # the optimizer skips a parameter without a gradient
             self._stop(trainer, violation)
         self._log_step(trainer, guard, step, force=violation is not None)
+
+    @property
+    def _needs_grad_norm(self) -> bool:
+        guard = self.guard
+        return guard is not None and any("grad_norm" in t.needs for t in guard.by_point["step"])
+
+    def _grad_norm(self, trainer: Trainer, pl_module: LightningModule) -> Any:
+        """The total gradient norm of the whole model, whatever the strategy shards
+        (``None`` where the strategy's engine holds the gradients: nothing to measure)."""
+        layout = _grad_layout(trainer.strategy)
+        if layout == "local":
+            return total_grad_norm(pl_module.parameters())
+        if layout == "engine":
+            if not self._warned_engine:
+                self._warned_engine = True
+                warnings.warn(
+                    "traingate: DeepSpeed ZeRO-2/3 keeps the gradients in its engine, so no "
+                    "gradient norm is measured (gradient-norm invariants go unevaluated)",
+                    stacklevel=3,
+                )
+            return None
+        # the wrapped model: with FSDP1's use_orig_params=False only it holds the flat params
+        model = getattr(trainer, "model", None) or pl_module
+        device = getattr(trainer.strategy, "root_device", None)
+        return sharded_grad_norm(model.parameters(), sharded=layout == "shards", device=device)
+
+    def _overflowed(self, loss: Any, norm: Any) -> bool:
+        """A GradScaler overflow the scaler will skip (and so a skip, up to the limit)."""
+        import torch
+
+        finite = torch.isfinite(torch.stack([loss.detach().float(), norm.float()])).tolist()
+        if not finite[0] or finite[1]:
+            self.overflow_skips = 0
+            return False
+        self.overflow_skips += 1
+        return self.overflow_skips <= self.max_overflow_skips
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Feed the validation metric (sanity check excluded) as validation N of the run."""
@@ -347,6 +470,29 @@ class TraingateCallback(Callback):
     def _log_validation(self, trainer: Trainer, guard: Guard) -> None:
         self._logged_violations = sum(t.violations for t in guard.tracked)
         _log(trainer, {**self._tallies(guard), **self._limits(guard, "validation")})
+
+
+def _grad_layout(strategy: Any) -> Literal["local", "shards", "dtensor", "engine"]:
+    """Where ``strategy`` leaves the gradients ``on_before_optimizer_step`` can see.
+
+    ``"local"``: whole copies on every rank (single device, DDP, FSDP1 ``NO_SHARD``,
+    DeepSpeed ZeRO-0/1); ``"shards"``: plain-tensor gradients that are disjoint shards
+    (FSDP1's flat parameters); ``"dtensor"``: ``DTensor`` shards plus replicated plain
+    gradients (``ModelParallelStrategy``: FSDP2, tensor parallelism); ``"engine"``: DeepSpeed
+    ZeRO-2/3, whose engine keeps the partitioned gradients in its own buffers (``p.grad`` is
+    ``None``). Matched by class name, so no optional package is imported.
+    """
+    names = {cls.__name__ for cls in type(strategy).__mro__}
+    if "ModelParallelStrategy" in names:
+        return "dtensor"
+    if "FSDPStrategy" in names:
+        mode = getattr(getattr(strategy, "sharding_strategy", None), "name", "FULL_SHARD")
+        return "local" if mode == "NO_SHARD" else "shards"
+    if "DeepSpeedStrategy" in names:
+        config = getattr(strategy, "config", None) or {}
+        stage = (config.get("zero_optimization") or {}).get("stage", 0)
+        return "engine" if stage >= 2 else "local"
+    return "local"
 
 
 def _agreed(guard: Guard) -> InvariantViolation:

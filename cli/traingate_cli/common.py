@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from traingate.contract.loading import LoadError
+from traingate.contract.schema import Gate
 from traingate.contract.validation import Report, validate_paths
 from traingate_cli.usage import fail
 
@@ -45,6 +46,19 @@ def load_report(paths: Sequence[Path], root: Path | None) -> Report:
             click.echo(f"{PROG}: {line}", err=True)
         fail(PROG, last)
     return report
+
+
+def no_contracts_found(paths: Sequence[Path], report: Report) -> None:
+    """``contracts: no contracts found in PATH`` and exit 1 when ``paths`` hold no contract
+    file (validate reports it as TG160); else nothing."""
+    if not report.loaded:
+        shown = ", ".join(str(p) for p in default_paths(paths))
+        fail(PROG, f"no contracts found in {shown}", code=1)
+
+
+def gate_json(gate: Gate) -> dict[str, Any]:
+    """A gate as JSON (``list`` and ``show``): id, requires, ship_blocking."""
+    return {"id": gate.id, "requires": list(gate.requires), "ship_blocking": gate.ship_blocking}
 
 
 def assignments(option: str, pairs: Sequence[str], shape: str = "NAME=VALUE") -> dict[str, str]:

@@ -1,6 +1,7 @@
 """``validate``, ``list`` and ``codes``: read contracts and report on them, never run anything.
 
-Exit codes: 0 clean, 1 findings (errors, or warnings under ``--strict``), 2 unreadable input.
+Exit codes: 0 clean, 1 findings (errors, or warnings under ``--strict``; ``list``: no contract
+file found), 2 unreadable input. ``list`` and ``codes`` take ``--format json``.
 """
 
 from __future__ import annotations
@@ -8,11 +9,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from traingate.contract.findings import CODES
-from traingate_cli.common import format_option, load_report
+from traingate.contract.loading import LoadedContract
+from traingate_cli.common import format_option, gate_json, load_report, no_contracts_found
 
 
 @click.command()
@@ -45,9 +48,15 @@ def validate(paths: tuple[Path, ...], strict: bool, fmt: str, root: Path | None)
 
 @click.command("list")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-def list_cmd(paths: tuple[Path, ...]) -> None:
-    """List contracts with their invariants and gates."""
+@format_option("text", "json")
+def list_cmd(paths: tuple[Path, ...], fmt: str) -> None:
+    """List contracts with their invariants, gates and decision rules."""
     report = load_report(paths, None)
+    no_contracts_found(paths, report)
+    if fmt == "json":
+        payload = {"summary": report.counts(), "contracts": [listed(lc) for lc in report.loaded]}
+        click.echo(json.dumps(payload, indent=2))
+        sys.exit(0 if not report.errors else 1)
     for lc in report.loaded:
         c = lc.contract
         if c is None:
@@ -63,11 +72,55 @@ def list_cmd(paths: tuple[Path, ...]) -> None:
         for gate in c.gates:
             blocking = "ship-blocking" if gate.ship_blocking else "advisory"
             click.echo(f"  {gate.id:<16} requires {', '.join(gate.requires)}  ({blocking})")
+        for rule in c.decisions:
+            verdicts = " | ".join(dict.fromkeys(b.verdict for b in rule.branches))
+            click.echo(f"  {rule.id:<16} decision → {verdicts}  {rule.title}")
     sys.exit(0 if not report.errors else 1)
 
 
+def listed(lc: LoadedContract) -> dict[str, Any]:
+    """One contract file as ``list --format json`` prints it (stable keys; ``valid`` false and
+    the number of findings for a file that did not load)."""
+    c = lc.contract
+    if c is None:
+        return {"file": lc.display, "valid": False, "findings": len(lc.findings)}
+    return {
+        "file": lc.display,
+        "valid": True,
+        "id": c.contract,
+        "version": c.version,
+        "ref": c.ref,
+        "title": c.title,
+        "status": c.status,
+        "invariants": [
+            {
+                "id": inv.id,
+                "title": inv.title,
+                "check": inv.check,
+                "at": inv.at,
+                "on_violation": inv.on_violation,
+            }
+            for inv in c.invariants
+        ],
+        "gates": [gate_json(g) for g in c.gates],
+        "decisions": [
+            {
+                "id": rule.id,
+                "title": rule.title,
+                "verdicts": list(dict.fromkeys(b.verdict for b in rule.branches)),
+            }
+            for rule in c.decisions
+        ],
+    }
+
+
 @click.command()
-def codes() -> None:
+@format_option("text", "json")
+def codes(fmt: str) -> None:
     """List the stable finding codes."""
+    if fmt == "json":
+        entries = [{"code": code, "meaning": meaning} for code, meaning in CODES.items()]
+        click.echo(json.dumps({"codes": entries}, indent=2))
+        return
     for code, meaning in CODES.items():
         click.echo(f"{code}  {meaning}")

@@ -201,7 +201,9 @@ def test_from_scratch_needs_a_vocab_size() -> None:
 def test_unknown_id_exits_2_with_a_suggestion() -> None:
     result = run("show", "INV-TRAIN-05", str(CONTRACTS))
     assert_one_line_usage_error(
-        result, "no contract, invariant or gate named INV-TRAIN-05 (did you mean `INV-TRAIN-005`?)"
+        result,
+        "no contract, invariant, gate or decision rule named INV-TRAIN-05 "
+        "(did you mean `INV-TRAIN-005`?)",
     )
 
 

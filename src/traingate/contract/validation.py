@@ -7,6 +7,7 @@ require unknown invariants, test ids that do not exist, undeclared or unused par
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,18 +62,31 @@ class Report:
 
 
 def discover(paths: Sequence[Path]) -> list[Path]:
-    """Contract files under ``paths`` (folders are searched recursively), in stable order."""
+    """Contract files under ``paths`` (folders are searched recursively), in stable order.
+
+    A folder that cannot be listed, or that vanishes while it is walked (another process
+    deleting under ``/tmp``), is skipped rather than failing the whole walk.
+    """
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(
-                sorted(p for p in path.rglob("*") if p.suffix in CONTRACT_SUFFIXES and p.is_file())
-            )
+            files.extend(sorted(walk_contract_files(path)))
         elif path.exists():
             files.append(path)
         else:
             raise LoadError(f"{path}: no such file or directory")
     return files
+
+
+def walk_contract_files(root: Path) -> list[Path]:
+    """The ``.yaml``/``.yml`` files under ``root``; unreadable or vanished entries are skipped."""
+    found: list[Path] = []
+    for folder, _, names in os.walk(root, onerror=lambda _: None):
+        for name in names:
+            candidate = Path(folder) / name
+            if candidate.suffix in CONTRACT_SUFFIXES and candidate.is_file():
+                found.append(candidate)
+    return found
 
 
 def validate_paths(paths: Sequence[Path], root: Path | None = None) -> Report:
@@ -83,6 +97,8 @@ def validate_paths(paths: Sequence[Path], root: Path | None = None) -> Report:
         try:
             loaded = load_contract(path)
         except LoadError as exc:
+            if path not in paths and not path.exists():
+                continue  # found by walking a folder, deleted since: not a contract any more
             report.fatal.append(str(exc))
             continue
         report.loaded.append(loaded)

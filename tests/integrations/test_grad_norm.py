@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import torch
 
-from traingate.integrations.grad_norm import sharded_grad_norm, total_grad_norm
+from traingate.integrations.grad_norm import grad_layout, sharded_grad_norm, total_grad_norm
 
 SCRIPT = r"""
 import json, math, os, sys, warnings
@@ -159,17 +159,15 @@ def test_the_callback_picks_the_norm_by_strategy() -> None:
         SingleDeviceStrategy,
     )
 
-    from traingate.integrations.lightning import _grad_layout
-
     class DeepSpeedStrategy:  # the real one needs deepspeed installed: matched by name
         def __init__(self, stage: int) -> None:
             self.config: dict[str, Any] = {"zero_optimization": {"stage": stage}}
 
-    assert _grad_layout(SingleDeviceStrategy("cpu")) == "local"
-    assert _grad_layout(DDPStrategy()) == "local"
-    assert _grad_layout(FSDPStrategy()) == "shards"
-    assert _grad_layout(FSDPStrategy(sharding_strategy="SHARD_GRAD_OP")) == "shards"
-    assert _grad_layout(FSDPStrategy(sharding_strategy="NO_SHARD")) == "local"
-    assert _grad_layout(ModelParallelStrategy()) == "dtensor"
-    assert _grad_layout(DeepSpeedStrategy(1)) == "local"
-    assert _grad_layout(DeepSpeedStrategy(3)) == "engine"
+    assert grad_layout(SingleDeviceStrategy("cpu")) == "local"
+    assert grad_layout(DDPStrategy()) == "local"
+    assert grad_layout(FSDPStrategy()) == "shards"
+    assert grad_layout(FSDPStrategy(sharding_strategy="SHARD_GRAD_OP")) == "shards"
+    assert grad_layout(FSDPStrategy(sharding_strategy="NO_SHARD")) == "local"
+    assert grad_layout(ModelParallelStrategy()) == "dtensor"
+    assert grad_layout(DeepSpeedStrategy(1)) == "local"
+    assert grad_layout(DeepSpeedStrategy(3)) == "engine"

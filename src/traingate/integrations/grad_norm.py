@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 
 def total_grad_norm(parameters: Iterable[Any], norm_type: float = 2.0) -> Any:
@@ -82,3 +82,27 @@ def sharded_grad_norm(
         return parts[0].to(torch.float32)
     whole = torch.stack([t.to(device, torch.float64) for t in parts])
     return torch.linalg.vector_norm(whole, p).to(torch.float32)
+
+
+def grad_layout(strategy: Any) -> Literal["local", "shards", "dtensor", "engine"]:
+    """Where a Lightning ``strategy`` leaves the gradients its hooks can see, so an adapter
+    knows which norm is the whole model's.
+
+    ``"local"``: whole copies on every rank (single device, DDP, FSDP1 ``NO_SHARD``,
+    DeepSpeed ZeRO-0/1); ``"shards"``: plain-tensor gradients that are disjoint shards
+    (FSDP1's flat parameters); ``"dtensor"``: ``DTensor`` shards plus replicated plain
+    gradients (``ModelParallelStrategy``: FSDP2, tensor parallelism); ``"engine"``: DeepSpeed
+    ZeRO-2/3, whose engine keeps the partitioned gradients in its own buffers (``p.grad`` is
+    ``None``). Matched by class name, so no optional package is imported.
+    """
+    names = {cls.__name__ for cls in type(strategy).__mro__}
+    if "ModelParallelStrategy" in names:
+        return "dtensor"
+    if "FSDPStrategy" in names:
+        mode = getattr(getattr(strategy, "sharding_strategy", None), "name", "FULL_SHARD")
+        return "local" if mode == "NO_SHARD" else "shards"
+    if "DeepSpeedStrategy" in names:
+        config = getattr(strategy, "config", None) or {}
+        stage = (config.get("zero_optimization") or {}).get("stage", 0)
+        return "engine" if stage >= 2 else "local"
+    return "local"

@@ -100,7 +100,7 @@ except ModuleNotFoundError as exc:  # the framework is an extra: say which
         name=exc.name,
     ) from exc
 
-from traingate.integrations.grad_norm import sharded_grad_norm, total_grad_norm
+from traingate.integrations.grad_norm import grad_layout, sharded_grad_norm, total_grad_norm
 from traingate.runtime.guard import Guard, InvariantViolation
 from traingate.runtime.rundir import holds_run
 from traingate.runtime.verdict import Verdict
@@ -361,7 +361,7 @@ class TraingateCallback(Callback):
     def _grad_norm(self, trainer: Trainer, pl_module: LightningModule) -> Any:
         """The total gradient norm of the whole model, whatever the strategy shards
         (``None`` where the strategy's engine holds the gradients: nothing to measure)."""
-        layout = _grad_layout(trainer.strategy)
+        layout = grad_layout(trainer.strategy)
         if layout == "local":
             return total_grad_norm(pl_module.parameters())
         if layout == "engine":
@@ -470,29 +470,6 @@ class TraingateCallback(Callback):
     def _log_validation(self, trainer: Trainer, guard: Guard) -> None:
         self._logged_violations = sum(t.violations for t in guard.tracked)
         _log(trainer, {**self._tallies(guard), **self._limits(guard, "validation")})
-
-
-def _grad_layout(strategy: Any) -> Literal["local", "shards", "dtensor", "engine"]:
-    """Where ``strategy`` leaves the gradients ``on_before_optimizer_step`` can see.
-
-    ``"local"``: whole copies on every rank (single device, DDP, FSDP1 ``NO_SHARD``,
-    DeepSpeed ZeRO-0/1); ``"shards"``: plain-tensor gradients that are disjoint shards
-    (FSDP1's flat parameters); ``"dtensor"``: ``DTensor`` shards plus replicated plain
-    gradients (``ModelParallelStrategy``: FSDP2, tensor parallelism); ``"engine"``: DeepSpeed
-    ZeRO-2/3, whose engine keeps the partitioned gradients in its own buffers (``p.grad`` is
-    ``None``). Matched by class name, so no optional package is imported.
-    """
-    names = {cls.__name__ for cls in type(strategy).__mro__}
-    if "ModelParallelStrategy" in names:
-        return "dtensor"
-    if "FSDPStrategy" in names:
-        mode = getattr(getattr(strategy, "sharding_strategy", None), "name", "FULL_SHARD")
-        return "local" if mode == "NO_SHARD" else "shards"
-    if "DeepSpeedStrategy" in names:
-        config = getattr(strategy, "config", None) or {}
-        stage = (config.get("zero_optimization") or {}).get("stage", 0)
-        return "engine" if stage >= 2 else "local"
-    return "local"
 
 
 def _agreed(guard: Guard) -> InvariantViolation:

@@ -85,7 +85,7 @@ def test_one_overflow_step_is_a_skip_and_the_run_passes(tmp_path: Path) -> None:
     assert seen[0]["overflow_skipped"] == 1.0 and "grad_norm" not in seen[0]
     assert all(torch.isfinite(torch.tensor(s["loss"])) for s in seen)
     assert all("overflow_skipped" not in s and s["grad_norm"] < 100 for s in seen[1:])
-    assert callback.overflow_skips == 0  # reset by the first step that did not overflow
+    assert callback.skips.count == 0  # reset by the first step that did not overflow
     v = verdict(tmp_path / "run")
     assert v["ok"] and v["aborted_by"] is None
     assert v["invariants"]["INV-TRAIN-001"]["evaluations"] == 8
@@ -125,7 +125,7 @@ def test_a_nan_loss_under_a_scaler_is_a_violation_not_a_skip(tmp_path: Path) -> 
     with pytest.raises(InvariantViolation) as info:
         t.train()
     assert (info.value.record.invariant_id, info.value.record.step) == ("INV-TRAIN-001", 2)
-    assert callback.overflow_skips == 0
+    assert callback.skips.count == 0
 
 
 def test_a_disabled_scaler_skips_nothing_so_an_inf_gradient_is_a_violation(
@@ -145,7 +145,7 @@ def test_a_disabled_scaler_skips_nothing_so_an_inf_gradient_is_a_violation(
         t.train()
     assert (info.value.record.invariant_id, info.value.record.step) == ("INV-TRAIN-001", 2)
     assert "grad_norm" in info.value.record.decision.detail
-    assert callback.overflow_skips == 0
+    assert callback.skips.count == 0
     assert all(torch.isfinite(p).all() for p in t.model.parameters())
 
 

@@ -54,7 +54,7 @@ def test_one_overflow_step_is_skipped_and_the_run_passes(tmp_path: Path) -> None
     norms = step_values(gated, "grad_norm")
     assert 0 not in norms and len(norms) == 2 * BATCHES - 1  # the skipped step has no norm
     assert all(torch.isfinite(torch.tensor(list(norms.values()))))
-    assert gated.overflow_skips == 0  # reset by the next healthy step
+    assert gated.skips.count == 0  # reset by the next healthy step
     assert evaluations(tmp_path / "run") == {
         "INV-TRAIN-001": (2 * BATCHES, 0),  # the skipped step's loss is still checked
         "INV-TRAIN-002": (2 * BATCHES - 1, 0),

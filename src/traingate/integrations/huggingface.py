@@ -80,6 +80,7 @@ except ModuleNotFoundError as exc:  # the framework is an extra: say which
 
 from traingate.files import atomic_write_text
 from traingate.integrations.grad_norm import total_grad_norm
+from traingate.integrations.overflow import OverflowSkips, enabled_scaler
 from traingate.runtime.guard import Guard, GuardEvent, InvariantViolation
 from traingate.runtime.verdict import Verdict
 
@@ -121,14 +122,13 @@ class TraingateCallback(TrainerCallback):
             raise TypeError("resume is decided by train(resume_from_checkpoint=...)")
         self.contracts = contracts
         self.on_violation: OnViolation = on_violation
-        self.max_overflow_skips = max_overflow_skips
+        self.skips = OverflowSkips(max_overflow_skips)
         self.guard_kwargs = guard_kwargs
         self.guard: Guard | None = None
         self.verdict: Verdict | None = None
         self.violation: InvariantViolation | None = None
         self.trainer: Any = None
         self.validations = 0
-        self.overflow_skips = 0  # consecutive, as the Guard was told
         self._loss: Any = None  # this optimizer step's loss so far (on device)
         self._grad_norm: Any = None  # what the Trainer's clipping returned this step
         self._resume_from: str | None = None
@@ -250,7 +250,7 @@ class TraingateCallback(TrainerCallback):
                 "TraingateCallback needs the Trainer: use trainer = callback.attach(Trainer(...))"
             )
         self.guard, self.verdict, self.violation = None, None, None
-        self.validations, self.overflow_skips = 0, 0
+        self.validations, self.skips.count = 0, 0
         self._loss = self._grad_norm = None
         self.guard = self._build(args, state)
 
@@ -264,34 +264,18 @@ class TraingateCallback(TrainerCallback):
         if guard is None or loss is None or self.violation is not None:
             return
         model = kw.get("model")
-        scaler = getattr(self.trainer.accelerator, "scaler", None)
-        if scaler is not None and not scaler.is_enabled():
-            scaler = None  # a disabled scaler skips nothing: an overflow reaches the weights
+        scaler = enabled_scaler(getattr(self.trainer.accelerator, "scaler", None))
         if norm is None and model is not None:  # the Trainer did not clip: nothing is clipped
             if scaler is not None:
                 self.trainer.accelerator.unscale_gradients()
             norm = total_grad_norm(model.parameters())
         try:
-            if scaler is not None and norm is not None and self._overflowed(loss, norm):
-                guard.step(state.global_step, loss=loss, overflow_skipped=1.0)
-            else:
-                guard.step(state.global_step, loss=loss, grad_norm=norm)
+            guard.step(state.global_step, **self.skips.step_observations(loss, norm, scaler))
         except InvariantViolation as violation:
             if model is not None:  # drop the update: the optimizer skips params without grad
                 for p in model.parameters():
                     p.grad = None
             self._violated(violation, control)
-
-    def _overflowed(self, loss: Any, norm: Any) -> bool:
-        """A GradScaler overflow the scaler will skip (and so a skip, up to the limit)."""
-        import torch
-
-        finite = torch.isfinite(torch.stack([loss.detach().float(), norm.float()])).tolist()
-        if not finite[0] or finite[1]:
-            self.overflow_skips = 0
-            return False
-        self.overflow_skips += 1
-        return self.overflow_skips <= self.max_overflow_skips
 
     def on_evaluate(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any

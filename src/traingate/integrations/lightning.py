@@ -101,6 +101,7 @@ except ModuleNotFoundError as exc:  # the framework is an extra: say which
     ) from exc
 
 from traingate.integrations.grad_norm import grad_layout, sharded_grad_norm, total_grad_norm
+from traingate.integrations.overflow import OverflowSkips, enabled_scaler
 from traingate.runtime.guard import Guard, InvariantViolation
 from traingate.runtime.rundir import holds_run
 from traingate.runtime.verdict import Verdict
@@ -160,10 +161,7 @@ class TraingateCallback(Callback):
         self.val_metric = val_metric
         self.resume = resume
         self.log_every_n_steps = log_every_n_steps
-        if max_overflow_skips < 0:
-            raise ValueError(f"max_overflow_skips must be >= 0, not {max_overflow_skips}")
-        self.max_overflow_skips = max_overflow_skips
-        self.overflow_skips = 0  # consecutive GradScaler-skipped steps, as the Guard was told
+        self.skips = OverflowSkips(max_overflow_skips)
         self.guard_kwargs = dict(guard_kwargs)
         self.guard: Guard | None = None
         self.verdict: Verdict | None = None  # what the Guard wrote when it closed
@@ -208,7 +206,7 @@ class TraingateCallback(Callback):
         self._deferred = False
         self.guard = Guard(self.contracts, resume=resume, **kwargs)
         self.verdict, self.stopped_by, self._loss = None, None, None
-        self.validations = self._logged_violations = self.overflow_skips = 0
+        self.validations = self._logged_violations = self.skips.count = 0
         return self.guard
 
     def _guard_fit_loop(self, trainer: Trainer) -> None:
@@ -322,18 +320,13 @@ class TraingateCallback(Callback):
         if guard is None or guard.closed is not None or loss is None or self.stopped_by:
             return
         step = trainer.global_step
-        scaler = getattr(trainer.precision_plugin, "scaler", None)
-        if scaler is not None and not scaler.is_enabled():
-            scaler = None  # a disabled scaler skips nothing: an overflow reaches the weights
+        scaler = enabled_scaler(getattr(trainer.precision_plugin, "scaler", None))
         norm = None
         if self._needs_grad_norm or scaler is not None:
             norm = self._grad_norm(trainer, pl_module)  # Lightning has unscaled the grads
         violation = None
         try:
-            if norm is not None and scaler is not None and self._overflowed(loss, norm):
-                guard.step(step, loss=loss, overflow_skipped=1.0)  # the scaler skips it
-            else:
-                guard.step(step, loss=loss, grad_norm=norm)
+            guard.step(step, **self.skips.step_observations(loss, norm, scaler))
         except InvariantViolation as caught:
             if self.on_violation == "raise":
                 self._log_step(trainer, guard, step, force=True)
@@ -377,17 +370,6 @@ class TraingateCallback(Callback):
         model = getattr(trainer, "model", None) or pl_module
         device = getattr(trainer.strategy, "root_device", None)
         return sharded_grad_norm(model.parameters(), sharded=layout == "shards", device=device)
-
-    def _overflowed(self, loss: Any, norm: Any) -> bool:
-        """A GradScaler overflow the scaler will skip (and so a skip, up to the limit)."""
-        import torch
-
-        finite = torch.isfinite(torch.stack([loss.detach().float(), norm.float()])).tolist()
-        if not finite[0] or finite[1]:
-            self.overflow_skips = 0
-            return False
-        self.overflow_skips += 1
-        return self.overflow_skips <= self.max_overflow_skips
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Feed the validation metric (sanity check excluded) as validation N of the run."""

@@ -322,11 +322,14 @@ def check_embedding_collapse(
     context: CheckContext,
     diameter: float | None = None,
     scale: float | None = None,
+    diameter_upper: float | None = None,
 ) -> Decision:
     """Passes when the collapse ``ratio`` ≥ min_ratio (equality passes; NaN fails).
 
     ``effective_rank`` (RankMe) is reported in ``metrics``, never gated; ``diameter`` and
-    ``scale`` (max pairwise L2, mean norm), when given, are reported too.
+    ``scale`` (max pairwise L2, mean norm), when given, are reported too, and
+    ``diameter_upper`` when the diameter was only bounded (``diameter`` then is the longest
+    pair found, and ``ratio`` the bound on the side of the limit that decided).
     """
     limit = context.resolve(params.min_ratio)
     metrics = {"effective_rank": effective_rank}
@@ -334,6 +337,10 @@ def check_embedding_collapse(
     if diameter is not None and scale is not None:
         metrics.update({"max_pairwise_distance": diameter, "mean_norm": scale})
         parts = f" (max pairwise L2 {diameter:.4g} / mean norm {scale:.4g})"
+        if diameter_upper is not None:
+            metrics["max_pairwise_distance_upper"] = diameter_upper
+            bounds = f"[{diameter:.4g}, {diameter_upper:.4g}]"
+            parts = f" (max pairwise L2 in {bounds} / mean norm {scale:.4g})"
     return Decision.compare(
         ratio,
         ">=",
@@ -350,7 +357,10 @@ def check_embedding_collapse(
 class EmbeddingCollapse(TensorCheck[EmbeddingCollapseParams]):
     """Measures the embeddings' spread and RankMe; applies :func:`check_embedding_collapse`.
 
-    Fewer than two embeddings have no spread to measure: the verdict is ``None``.
+    Fewer than two embeddings have no spread to measure: the verdict is ``None``. The spread
+    is measured only as far as the limit needs (:func:`~traingate.metrics.liveness.spread`
+    with ``limit``: O(N·D) unless its bounds straddle the limit); the ratio decided on is the
+    bound on the limit's side, which decides exactly as the exact ratio would.
     """
 
     kind = "embedding_collapse"
@@ -363,14 +373,18 @@ class EmbeddingCollapse(TensorCheck[EmbeddingCollapseParams]):
         from traingate.metrics.liveness import effective_rank, spread
 
         embeddings = data["embeddings"]
-        measured = spread(embeddings)
+        limit = self.context.resolve(self.params.min_ratio).value
+        measured = spread(embeddings, limit=limit)
+        # below the limit only if provably so; otherwise the longest pair found decides
+        ratio = measured.ratio_upper if measured.ratio_upper < limit else measured.ratio
         return check_embedding_collapse(
-            ratio=measured.ratio,
+            ratio=ratio,
             effective_rank=effective_rank(embeddings),
             params=self.params,
             context=self.context,
             diameter=measured.diameter,
             scale=measured.scale,
+            diameter_upper=measured.upper,
         )
 
 

@@ -82,56 +82,178 @@ def macro_f1(predictions: Tensor, labels: Tensor) -> float:
 
 def mean_norm(embeddings: Tensor) -> float:
     """Mean L2 norm of the rows of ``embeddings`` (N, D): (1/N) Σ_i ‖x_i‖."""
-    return float(_rows(embeddings).double().norm(dim=1).mean().item())
+    x = _rows(embeddings)
+    return float(torch.linalg.vector_norm(x, dim=1, dtype=torch.float64).mean().item())
 
 
 def max_pairwise_distance(embeddings: Tensor, chunk: int = 1024) -> float:
     """Diameter of the point set: max_{i<j} ‖x_i − x_j‖ for ``embeddings`` (N, D), N ≥ 2.
 
-    Exhaustive over all pairs in row blocks of ``chunk`` against the rows after them (the
-    upper triangle, O(N²·D) flops, O(chunk·N) memory) with ‖a−b‖² = ‖a‖² + ‖b‖² − 2a·b on
-    float32 data centred in float64 first (distances are translation invariant; centring
-    removes the cancellation that a common offset, as in a collapse, would cause). The
-    maximising pair's distance is then recomputed directly in float64, so the result is that
-    pair's exact distance; it can differ from the true maximum only when another pair is
-    within float32 rounding of it (≈1e-6 of the spread).
+    Exact (see :func:`spread` with no ``limit``): the longest pair's distance, recomputed
+    directly in float64. O(N·D) when few rows lie near the rim of the set; O(N²·D) at worst
+    (every row about equally far from the centroid, as iid high-dimensional noise is).
     """
-    x = _rows(embeddings)
-    n = x.shape[0]
-    if n < 2:
-        raise ValueError("a pairwise distance needs at least two embeddings")
-    exact = x.double()
-    centred = (exact - exact.mean(dim=0)).float()
-    sq = (centred * centred).sum(dim=1)
-    best, best_i, best_j = -math.inf, 0, 1
-    for start in range(0, n, chunk):
-        block = centred[start : start + chunk]
-        # ‖b_j‖² − 2 a_i·b_j in one fused GEMM; ‖a_i‖² is added after the row maximum
-        partial = torch.addmm(sq[None, start:], block, centred[start:].T, alpha=-2.0)
-        row_max, col = partial.max(dim=1)
-        value, row = (row_max + sq[start : start + chunk]).max(dim=0)
-        if value.item() > best:
-            best = value.item()
-            best_i, best_j = start + int(row.item()), start + int(col[row].item())
-    return float((exact[best_i] - exact[best_j]).norm().item())
+    return spread(embeddings, chunk).diameter
 
 
 @dataclass(frozen=True)
 class Spread:
-    """A point set's ``diameter`` (max pairwise L2) and ``scale`` (mean L2 norm)."""
+    """A point set's max pairwise L2 and ``scale`` (mean L2 norm).
+
+    ``diameter`` is the longest pair found, so a lower bound on the max pairwise L2, and
+    ``upper`` a proven upper bound on it; ``upper`` is None when ``diameter`` is exact.
+    """
 
     diameter: float
     scale: float
+    upper: float | None = None
+
+    @property
+    def exact(self) -> bool:
+        return self.upper is None
 
     @property
     def ratio(self) -> float:
-        """diameter / scale, the collapse ratio (0 for all-zero embeddings)."""
+        """diameter / scale, the collapse ratio (a lower bound on it unless ``exact``; 0 for
+        all-zero embeddings, and for a NaN scale, as before)."""
         return self.diameter / self.scale if self.scale > 0 else 0.0
 
+    @property
+    def ratio_upper(self) -> float:
+        """upper / scale, an upper bound on the collapse ratio (``ratio`` when ``exact``)."""
+        if self.upper is None:
+            return self.ratio
+        return self.upper / self.scale if self.scale > 0 else 0.0
 
-def spread(embeddings: Tensor, chunk: int = 1024) -> Spread:
-    """:func:`max_pairwise_distance` and :func:`mean_norm` of ``embeddings`` (N, D), N ≥ 2."""
-    return Spread(max_pairwise_distance(embeddings, chunk), mean_norm(embeddings))
+
+def spread(embeddings: Tensor, chunk: int = 1024, limit: float | None = None) -> Spread:
+    """Max pairwise L2 and mean L2 norm of ``embeddings`` (N, D), N ≥ 2.
+
+    On rows centred at their mean c (distances are translation invariant, and centring
+    removes the cancellation a common offset, as in a collapse, would cause), with r_i =
+    ‖x_i − c‖: every pair has ‖x_i − x_j‖ ≤ r_i + r_j, so the diameter lies in [longest pair
+    found, r₍₁₎ + r₍₂₎], an interval at most a factor 2 wide (the row farthest from the
+    farthest-out row is at least r₍₁₎ from it, since c is the rows' mean). Found pairs come
+    from farthest-point sweeps, O(N·D) each: from the row farthest from c, the row farthest
+    from it, and so on. r is computed in float32 for bf16/fp16/fp32 rows (which float32
+    holds exactly), float64 otherwise, and the bounds allow for its rounding; pair lengths
+    are recomputed directly, ‖x_i − x_j‖ in float64, as the exhaustive search always did.
+
+    With ``limit`` (a collapse ratio), the search stops as soon as it is certain which side
+    of ``limit`` the ratio diameter / scale lies on: ``ratio ≥ limit`` when a pair that long
+    is found, ``ratio_upper < limit`` when none can be. Only when the bounds straddle
+    ``limit`` does it search exhaustively, and then only among the rows with r_i + r₍₁₎ ≥
+    limit·scale, each against the rows that can reach the limit with it, stopping at the
+    first pair that does. Without ``limit`` the search finds the exact diameter the same way,
+    pruning against the longest pair so far. The exhaustive part is O(M²·D) for the M rows
+    that survive pruning: small for a collapse with a few far-out rows, all N for a shell of
+    rows about equally far from c whose ratio is within a factor 2 of ``limit``.
+
+    Non-finite embeddings have no diameter: NaN (ratio NaN, or 0 for a NaN scale as before).
+    """
+    x = _rows(embeddings)
+    n, dim = x.shape[0], x.shape[1]
+    if n < 2:
+        raise ValueError("a pairwise distance needs at least two embeddings")
+    scale = float(torch.linalg.vector_norm(x, dim=1, dtype=torch.float64).mean().item())
+    if not math.isfinite(scale):
+        return Spread(math.nan, scale, math.nan)
+    if scale == 0.0:
+        return Spread(0.0, 0.0)
+    # float32 holds bf16/fp16/fp32 rows exactly; anything else is worked on in float64
+    work = torch.float32 if x.dtype in (torch.float32, torch.bfloat16, torch.float16) else None
+    work = work or torch.float64
+    centre = (x.sum(dim=0, dtype=torch.float64) / n).to(work)
+    radius = torch.cat(
+        [(x[s : s + _BLOCK].to(work) - centre).norm(dim=1) for s in range(0, n, _BLOCK)]
+    )
+    # rounding of a difference and a norm over ``dim`` coordinates in ``work``
+    slack = 1.0 + (dim + 8) * torch.finfo(work).eps * 2
+    best = _swept(x, work, centre, radius)
+    upper = float(radius.double().topk(2).values.sum().item()) * slack
+    if limit is not None and (best / scale >= limit or not upper / scale >= limit):
+        return Spread(best, scale, upper)  # certain (a NaN limit fails either way)
+    return _searched(x, radius, scale, chunk, limit, best, upper, slack)
+
+
+_BLOCK = 8192  # rows per pass over the embeddings: bounded temporaries, no (N, D) copy
+
+
+def _length(x: Tensor, i: Tensor | int, j: Tensor | int) -> float:
+    """‖x_i − x_j‖ in float64, computed as the exhaustive search always did."""
+    return float((x[i].double() - x[j].double()).norm().item())
+
+
+def _swept(x: Tensor, work: torch.dtype, centre: Tensor, radius: Tensor, sweeps: int = 4) -> float:
+    """The length of the longest of ``sweeps`` farthest-point pairs (see :func:`spread`)."""
+    squares = radius * radius
+    rows = x.to(work)
+    far = radius.argmax()
+    ends = [far]
+    for _ in range(sweeps):
+        # ‖u_j − u_f‖² = r_j² + r_f² − 2 u_j·u_f with u = x − c, u_j·u_f = x_j·u_f − c·u_f;
+        # only the argmax over j is used, so r_f² and c·u_f are left out
+        far = torch.addmv(squares, rows, rows[far] - centre, alpha=-2.0).argmax()
+        ends.append(far)
+    idx = torch.stack(ends)
+    lengths = (x[idx[:-1]].double() - x[idx[1:]].double()).norm(dim=1)
+    k = lengths.argmax()
+    return _length(x, idx[k], idx[k + 1])
+
+
+def _searched(
+    x: Tensor,
+    radius: Tensor,
+    scale: float,
+    chunk: int,
+    limit: float | None,
+    best: float,
+    upper: float,
+    slack: float,
+) -> Spread:
+    """The exhaustive part of :func:`spread`: row blocks in decreasing r, each against the
+    later rows that can still reach the target (``limit``·scale, else the longest pair so
+    far), on the float64 Gram identity ‖a−b‖² = ‖a‖² + ‖b‖² − 2a·b of the centred rows; each
+    block's longest pair is recomputed directly. One host synchronisation per block."""
+    target = best if limit is None else limit * scale
+    order = radius.argsort(descending=True)
+    reach = radius[order].double()
+    r = reach.tolist()
+    live = int(((reach + r[0]) * slack >= target).sum().item())  # rows that can reach it
+    rows = order[:live]
+    exact = x[rows].double()
+    u = exact - exact.mean(dim=0)  # any centre will do for the Gram identity
+    squares = (u * u).sum(dim=1)
+    reach = reach[:live]
+    # the longest pair a skipped row could form, and the largest Gram value seen (bounds)
+    skipped = r[live] + r[0] if live < len(r) else 0.0
+    examined, start = 0.0, 0
+    while start < live:
+        stop = min(start + chunk, live)
+        width = int(((reach + r[start]) * slack >= target).sum().item())
+        if width < len(r):
+            skipped = max(skipped, r[start] + r[width])
+        if width <= start:
+            break
+        block = torch.addmm(squares[None, start:width], u[start:stop], u[start:width].T, alpha=-2)
+        block += squares[start:stop, None]
+        value, flat = block.flatten().max(dim=0)
+        a, b = divmod(int(flat.item()), width - start)
+        examined = max(examined, float(value.item()))
+        length = _length(exact, start + a, start + b)
+        if length > best:
+            best = length
+            if limit is None:
+                target = best
+            elif best / scale >= limit:
+                return Spread(best, scale, upper)
+        start = stop
+    if limit is None:
+        return Spread(best, scale)  # every pair skipped was shorter than a pair found
+    # a Gram value carries a float64 rounding of about dim·2⁻⁵²·(‖a‖² + ‖b‖²); ‖u‖ ≤ 2·r₍₁₎
+    eps64 = (u.shape[1] + 8) * 2.0**-51
+    proven = math.sqrt(max(examined, 0.0) + 16 * eps64 * r[0] ** 2) * (1 + eps64)
+    return Spread(best, scale, min(upper, max(best, proven, skipped * slack)))
 
 
 def collapse_ratio(embeddings: Tensor, chunk: int = 1024) -> float:
@@ -139,7 +261,8 @@ def collapse_ratio(embeddings: Tensor, chunk: int = 1024) -> float:
 
     Scale-free, so it reads the same in any embedding norm. Seed 002's collapse is
     0.020 / 6.98 ≈ 0.0029; healthy encoders sit near 1 or above (iid Gaussian rows give ≈ √2
-    plus a margin). All-zero embeddings (a dead encoder) give 0.
+    plus a margin). All-zero embeddings (a dead encoder) give 0. Exact, so O(N²·D) at worst;
+    the collapse check asks :func:`spread` for the side of its limit instead, O(N·D) there.
     """
     return spread(embeddings, chunk).ratio
 
@@ -150,10 +273,19 @@ def effective_rank(embeddings: Tensor) -> float:
 
     Between 1 (one direction, a collapse) and min(N, D). σ comes from the eigenvalues of the
     smaller Gram matrix in float64 (σ_k = √λ_k), which is exact enough for the entropy and far
-    cheaper than an SVD of the tall matrix. All-zero embeddings give 0.
+    cheaper than an SVD of the tall matrix; the D × D one is summed over row blocks, one pass
+    with no (N, D) float64 copy. All-zero embeddings give 0.
     """
-    x = _rows(embeddings).double()
-    gram = x.T @ x if x.shape[0] >= x.shape[1] else x @ x.T
+    x = _rows(embeddings)
+    n, dim = x.shape[0], x.shape[1]
+    if n >= dim:  # Σ over row blocks of X_bᵀX_b: one pass, no (N, D) float64 copy
+        gram = torch.zeros(dim, dim, dtype=torch.float64, device=x.device)
+        for s in range(0, n, _BLOCK):
+            block = x[s : s + _BLOCK].double()
+            gram.addmm_(block.T, block)
+    else:
+        rows = x.double()
+        gram = rows @ rows.T
     sigma = torch.linalg.eigvalsh(gram).clamp_min(0).sqrt()
     total = sigma.sum()
     if total.item() == 0:

@@ -13,10 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +20,8 @@ import pytest
 import torch
 
 from traingate.integrations.grad_norm import grad_layout, sharded_grad_norm, total_grad_norm
+
+from .conftest import free_port, run_script
 
 SCRIPT = r"""
 import json, math, os, sys, warnings
@@ -91,12 +89,6 @@ if __name__ == "__main__":
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def norm(t: torch.Tensor, p: float) -> torch.Tensor:
     return torch.linalg.vector_norm(t.flatten().double(), p).float()
 
@@ -109,19 +101,7 @@ def close(got: float, expected: torch.Tensor) -> None:
 @pytest.mark.timeout(120)
 def test_two_ranks_with_disjoint_shards_get_the_whole_norm(tmp_path: Path) -> None:
     pytest.importorskip("lightning")
-    script = tmp_path / "shards.py"
-    script.write_text(SCRIPT, encoding="utf-8")
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    for key in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_PORT"):
-        env.pop(key, None)
-    proc = subprocess.run(
-        [sys.executable, str(script), str(free_port()), str(tmp_path)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=100,
-    )
+    proc = run_script(tmp_path, "shards.py", SCRIPT, str(free_port()), str(tmp_path), timeout=100)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1)]
     g = torch.Generator().manual_seed(0)  # the script's grads(): the unsharded gradients

@@ -9,9 +9,6 @@ sees the violation: the Guard's all-reduce must make rank 0 stop at the same ste
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +18,8 @@ pytest.importorskip("lightning")
 from traingate.ci.runcheck import check_run
 from traingate.runtime.evidence import read_evidence
 from traingate.runtime.verdict import load_verdict
+
+from .conftest import run_script
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -98,18 +97,7 @@ stopped = gate.stopped_by
 
 
 def test_one_bad_rank_stops_both_with_one_verdict(tmp_path: Path) -> None:
-    script = tmp_path / "ddp_run.py"
-    script.write_text(SCRIPT, encoding="utf-8")
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "PYTHONWARNINGS": "ignore"}
-    env.pop("LOCAL_RANK", None)
-    proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    proc = run_script(tmp_path, "ddp_run.py", SCRIPT, str(tmp_path), timeout=90)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1)]
     for seen in ranks:

@@ -13,9 +13,6 @@ workers.) The script runs in a subprocess with a deadline.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +22,8 @@ pytest.importorskip("lightning")
 from traingate.ci.runcheck import check_run
 from traingate.runtime.evidence import read_evidence
 from traingate.runtime.verdict import load_verdict
+
+from .conftest import run_script
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -90,19 +89,8 @@ if __name__ == "__main__":  # the spawned workers import this file again
 
 def test_a_crash_in_a_spawned_worker_leaves_a_crashed_verdict(tmp_path: Path) -> None:
     bad_rank = 0
-    script = tmp_path / "spawn_run.py"
-    script.write_text(SCRIPT, encoding="utf-8")
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "PYTHONWARNINGS": "ignore"}
-    for key in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_PORT"):
-        env.pop(key, None)
-    proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path), str(bad_rank), str(BAD_STEP)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=200,
-    )
+    args = (str(tmp_path), str(bad_rank), str(BAD_STEP))
+    proc = run_script(tmp_path, "spawn_run.py", SCRIPT, *args, timeout=200)
     output = proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.returncode == 3, output
     assert "launcher saw: ProcessRaisedException" in proc.stdout, output

@@ -69,14 +69,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from traingate.integrations import missing_extra
+
 try:
     from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 except ModuleNotFoundError as exc:  # the framework is an extra: say which
-    raise ModuleNotFoundError(
-        f"{exc}: traingate.integrations.huggingface needs the 'hf' extra: "
-        "pip install 'traingate[hf]'",
-        name=exc.name,
-    ) from exc
+    raise missing_extra(exc, "huggingface", "hf") from exc
 
 from traingate.files import atomic_write_text
 from traingate.integrations.grad_norm import total_grad_norm

@@ -91,14 +91,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from traingate.integrations import missing_extra
+
 try:
     from lightning.pytorch import Callback, LightningModule, Trainer
 except ModuleNotFoundError as exc:  # the framework is an extra: say which
-    raise ModuleNotFoundError(
-        f"{exc}: traingate.integrations.lightning needs the 'lightning' extra: "
-        "pip install 'traingate[lightning]'",
-        name=exc.name,
-    ) from exc
+    raise missing_extra(exc, "lightning", "lightning") from exc
 
 from traingate.integrations.grad_norm import grad_layout, sharded_grad_norm, total_grad_norm
 from traingate.integrations.overflow import OverflowSkips, enabled_scaler

@@ -1,8 +1,12 @@
 """``trainer``: gated pretraining (``pretrain``) and ONNX export with parity (``export``).
 
 Exit codes: 0 success, 3 a contract aborted the run (the message names the invariant),
-2 bad usage or bad input (a missing ``traingate[train]`` package included), 1 anything else
-(including an interrupted run).
+2 bad usage or bad input (a missing ``traingate[train]`` package included), 128 + the signal's
+number for a run a signal stopped (130 SIGINT, 143 SIGTERM; it saved a checkpoint and its
+verdict first), 1 anything else.
+
+At its end a run prints one verdict line and where its run dir is; ``--table`` adds the gate
+table that ``contracts check RUN_DIR`` prints.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from traingate_cli.usage import fail
+from traingate_cli.usage import InterruptibleGroup, fail
 
 if TYPE_CHECKING:
     from traingate.runtime.verdict import Verdict
@@ -54,11 +58,31 @@ def gate_table(verdict: Verdict, run_dir: Path) -> str:
     from traingate.ci.render import render_text
     from traingate.ci.runcheck import judge_verdict
 
-    ok = "PASS" if verdict.ok else "FAIL"
-    return f"{render_text(judge_verdict(verdict, run_dir))}\nverdict: {ok}"
+    return f"{render_text(judge_verdict(verdict, run_dir))}\n{verdict_line(verdict, run_dir)}"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def verdict_line(verdict: Verdict, run_dir: Path) -> str:
+    """``verdict: FAIL — 6/7 invariants passed, 126 evaluations; INV-TRAIN-003: never …``."""
+    from traingate.ci.runcheck import judge_verdict
+
+    check = judge_verdict(verdict, run_dir)
+    passed = sum(1 for inv in check.invariants if inv.outcome == "pass")
+    line = (
+        f"verdict: {'PASS' if verdict.ok else 'FAIL'} — {passed}/{len(check.invariants)} "
+        f"invariants passed, {verdict.evaluations} evaluations"
+    )
+    if check.failures:
+        more = len(check.failures) - 1
+        line += f"; {check.failures[0]}" + (f" (and {more} more)" if more else "")
+    return line
+
+
+def verdict_report(verdict: Verdict, run_dir: Path, table: bool) -> str:
+    """The gate table and verdict line (``table``), or the verdict line alone."""
+    return gate_table(verdict, run_dir) if table else verdict_line(verdict, run_dir)
+
+
+@click.group(cls=InterruptibleGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="traingate")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def cli(verbose: bool) -> None:
@@ -151,12 +175,22 @@ def cli(verbose: bool) -> None:
     "--eval-every", type=click.IntRange(min=1), default=None, help="Validate every N steps."
 )
 @click.option("--eval-blocks", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option(
+    "--val-percent",
+    type=click.FloatRange(1, 50),
+    default=5.0,
+    show_default=True,
+    help="Percent of the documents held out for validation (each by a hash of its text).",
+)
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None)
 @click.option("--no-export", is_flag=True, help="Skip the ONNX export and its parity invariant.")
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
 )
-def pretrain(**opts: Any) -> None:
+@click.option(
+    "--table", is_flag=True, help="End with the gate table (as `contracts check` prints it)."
+)
+def pretrain(table: bool, **opts: Any) -> None:
     """Pretrain (from scratch) or finetune a GPT with every contract enforced."""
     with train_extra("pretrain"):
         from traingate.contract.shipped import ContractError
@@ -184,29 +218,31 @@ def pretrain(**opts: Any) -> None:
             f"\nrun aborted by {violation.invariant_id} ({violation.contract}):\n{violation}",
             err=True,
         )
-        _print_verdict(cfg.out)
+        _print_verdict(cfg.out, table)
         sys.exit(EXIT_ABORTED)
     except (UsageError, DataError, ContractError, CheckpointError, RunDirError, ValueError) as exc:
         fail(PROG, str(exc))
-    click.echo(gate_table(result.verdict, cfg.out))
+    click.echo(verdict_report(result.verdict, cfg.out, table))
     click.echo(
         f"run dir: {cfg.out}  (steps {result.steps}, checkpoints in {cfg.out / 'checkpoints'})"
+        + ("" if table else f"; the gate table: contracts check {cfg.out}")
     )
     if result.onnx_path is not None:
         click.echo(
             f"onnx: {result.onnx_path}  max |logit diff| vs torch = {result.onnx_max_abs_diff:.2e}"
         )
     if result.interrupted:
-        sys.exit(1)
+        sys.exit(128 + (result.signum or 0))
     sys.exit(0 if result.verdict.ok else EXIT_ABORTED)
 
 
-def _print_verdict(run_dir: Path) -> None:
+def _print_verdict(run_dir: Path, table: bool) -> None:
     from traingate.runtime.evidence import RunDirError
     from traingate.runtime.verdict import load_verdict
 
     with contextlib.suppress(RunDirError):
-        click.echo(gate_table(load_verdict(run_dir), run_dir))
+        click.echo(verdict_report(load_verdict(run_dir), run_dir, table))
+        click.echo(f"run dir: {run_dir}")
 
 
 @cli.command()
@@ -218,15 +254,23 @@ def _print_verdict(run_dir: Path) -> None:
     default=None,
     help="Output file (default: RUN_DIR/model.onnx).",
 )
-def export(run_dir: Path, onnx_path: Path | None) -> None:
-    """Export a run's latest checkpoint to ONNX and check parity with onnxruntime."""
+@click.option(
+    "--force", is_flag=True, help="Overwrite an existing ONNX file and RUN_DIR/export/ verdict."
+)
+def export(run_dir: Path, onnx_path: Path | None, force: bool) -> None:
+    """Export a run's latest checkpoint to ONNX and check parity with onnxruntime.
+
+    The parity check (INV-EXPORT-001) is judged in the run's regime and recorded in
+    RUN_DIR/export/ (evidence.jsonl, verdict.json, metrics.parquet), apart from the training
+    run's own verdict. An existing ONNX file or export verdict is kept unless --force.
+    """
     with train_extra("export"):
         from traingate.runtime.guard import InvariantViolation
         from traingate.train.onnx_export import ExportError, export_run
 
     try:
         with train_extra("export"):
-            path, diff, verdict = export_run(run_dir, onnx_path)
+            path, diff, verdict = export_run(run_dir, onnx_path, force=force)
     except ExportError as exc:
         fail(PROG, str(exc))
     except InvariantViolation as violation:

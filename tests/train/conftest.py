@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import os
+import random
+import string
 import subprocess
 import sysconfig
 from collections.abc import Iterator
@@ -45,6 +47,19 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     parquet = root / "docs.parquet"
     pq.write_table(pa.table({"text": docs}), parquet)
     return {"txt": txt, "parquet": parquet}
+
+
+@pytest.fixture(scope="module")
+def many_words(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ~1 MB .txt of 2,000 documents over 30,000 seeded random words: enough distinct text
+    for a BPE to learn a 50,257-id vocabulary (the stdlib sample supports ~7,000)."""
+    rng = random.Random(3)
+    letters = string.ascii_lowercase
+    words = ["".join(rng.choices(letters, k=rng.randint(5, 9))) for _ in range(30_000)]
+    docs = [" ".join(rng.choices(words, k=60)) for _ in range(2_000)]
+    path = tmp_path_factory.mktemp("many_words") / "words.txt"
+    path.write_text("\n\n".join(docs) + "\n", encoding="utf-8")
+    return path
 
 
 @pytest.fixture(scope="module")

@@ -109,9 +109,19 @@ def test_bpe_vocab_size_must_be_int() -> None:
         train_bpe(CORPUS, True)  # type: ignore[arg-type]
 
 
-def test_small_corpus_leaves_unused_ids(caplog: pytest.LogCaptureFixture) -> None:
+def test_small_corpus_gives_the_learned_vocabulary() -> None:
+    """Issue 13: no ids that no token reaches; end-of-text follows the learned ones."""
+    tok = train_bpe(["aaaa bbbb"], 1000)
+    assert tok.learned_size < 999
+    assert tok.vocab_size == tok.learned_size + 1 and tok.eot_id == tok.learned_size
+    assert tok.decode(tok.encode("ab ba")) == "ab ba"
+
+
+def test_a_fixed_size_on_a_small_corpus_leaves_unused_ids(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with caplog.at_level(logging.WARNING, logger="traingate.train.tokenizer"):
-        tok = train_bpe(["aaaa bbbb"], 1000)
+        tok = train_bpe(["aaaa bbbb"], 1000, fixed_size=True)
     assert tok.vocab_size == 1000 and tok.eot_id == 999
     assert tok.learned_size < 999
     assert "learned" in caplog.text

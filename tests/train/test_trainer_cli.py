@@ -1,6 +1,7 @@
 """``trainer pretrain`` / ``trainer export`` end to end: exit codes, one-line input errors,
 seed 003's regime-dependent epoch-zero cap, a full default-contract run gated by
-``contracts check``, and a clean stop on SIGINT/SIGTERM that ``--resume auto`` continues."""
+``contracts check``, and a clean stop on SIGINT/SIGTERM (exit 128 + the signal's number)
+that ``--resume auto`` continues."""
 
 from __future__ import annotations
 
@@ -108,7 +109,7 @@ def test_export_of_a_folder_without_checkpoints_exits_2(tmp_path: Path) -> None:
 def test_a_short_run_exits_0_with_the_gate_table(tmp_path: Path, corpus: dict[str, Path]) -> None:
     out = tmp_path / "run"
     only = ["--only", "INV-TRAIN-001", "--only", "INV-TRAIN-005"]
-    result = pretrain(corpus["parquet"], out, "--max-steps", "2", *only, "--no-export")
+    result = pretrain(corpus["parquet"], out, "--max-steps", "2", *only, "--no-export", "--table")
     assert result.exit_code == 0, result.output
     assert "INV-TRAIN-005" in result.stdout and "verdict: PASS" in result.stdout
     assert load_verdict(out).ok
@@ -156,12 +157,15 @@ SEED_003_VOCAB = 50257  # GPT-2's: ln V = 10.82 > the finetune cap of 10.0
 
 @pytest.mark.slow
 def test_seed_003_large_vocab_cold_start_aborts_as_finetune_and_passes_from_scratch(
-    tmp_path: Path, corpus: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, many_words: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The model is sized to the vocabulary the BPE learned (issue 13), so the corpus must
+    support all 50,257 ids: ``many_words`` does."""
+
     def run(mode: str) -> tuple[Result, float]:
         started = time.perf_counter()
         result = pretrain(
-            corpus["txt"],
+            many_words,
             tmp_path / mode,
             *("--tokenizer", "bpe", "--vocab-size", str(SEED_003_VOCAB)),
             *("--max-steps", "4", "--eval-every", "2", "--only", "INV-TRAIN-005", "--no-export"),
@@ -181,6 +185,8 @@ def test_seed_003_large_vocab_cold_start_aborts_as_finetune_and_passes_from_scra
 
     scratch, scratch_s = run("from-scratch")
     assert scratch.exit_code == 0, scratch.output
+    config = json.loads((tmp_path / "from-scratch" / "config.json").read_text())
+    assert config["vocab_size"] == SEED_003_VOCAB
     inv = load_verdict(tmp_path / "from-scratch").invariants["INV-TRAIN-005"]
     assert inv.status == "pass" and inv.evaluations == 2
     metrics = pq.read_table(tmp_path / "from-scratch" / "metrics.parquet").to_pylist()
@@ -220,7 +226,9 @@ def test_full_default_contract_run_passes_check_and_export(
     gate = CliRunner().invoke(check, [str(out)])
     assert gate.exit_code == 0, gate.output
 
-    exported = trainer("export", out)
+    # the run exported model.onnx already: trainer export keeps it unless --force
+    assert_one_line_error(trainer("export", out), str(out / "model.onnx"), "--force")
+    exported = trainer("export", out, "--force")
     assert exported.exit_code == 0, exported.output
     assert "(PASS)" in exported.stdout
     export_verdict = load_verdict(out / "export")
@@ -229,13 +237,13 @@ def test_full_default_contract_run_passes_check_and_export(
     assert load_verdict(out) == verdict  # the training run's verdict is left as it was
 
 
-# -- SIGINT / SIGTERM: checkpoint, exit 1, resume ---------------------------------------------
+# -- SIGINT / SIGTERM: checkpoint, exit 128 + signum, resume -----------------------------------
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_checkpoints_exits_1_and_resume_auto_completes(
+def test_a_signal_checkpoints_exits_128_plus_signum_and_resume_auto_completes(
     tmp_path: Path,
     corpus: dict[str, Path],
     trainer_process: TrainerProcess,
@@ -266,14 +274,14 @@ def test_a_signal_checkpoints_exits_1_and_resume_auto_completes(
     proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=60)
 
-    assert proc.returncode == 1, stderr
+    assert proc.returncode == 128 + int(signum), stderr  # 143 SIGTERM, 130 SIGINT
     assert "Traceback" not in stderr
     assert f"stopped by signal {int(signum)} at step" in stderr
     stopped_at = int(stderr.split(f"stopped by signal {int(signum)} at step ")[1].split(";")[0])
     assert 5 <= stopped_at < steps
     checkpoint = out / "checkpoints" / f"step-{stopped_at:08d}.pt"
     assert load_checkpoint(checkpoint)["step"] == stopped_at
-    assert "verdict:" in stdout  # the gate table of the steps so far
+    assert "verdict: FAIL" in stdout  # the verdict line of the steps so far
     verdict = load_verdict(out)
     assert verdict.invariants["INV-TRAIN-001"].violations == 0
     how = f"interrupted by signal {int(signum)} ({signum.name}) at step {stopped_at}"

@@ -1,7 +1,8 @@
 """Streamed text sources, a deterministic train/val split, and resumable token batches.
 
 A ``TextSource`` is a parquet shard (a string column, ``text`` by default), a ``.txt`` file
-(one document per blank-line-separated paragraph) or a folder of either, read in sorted order
+(one document per blank-line-separated paragraph; a lone file with no blank line between its
+lines, one document per line) or a folder of either, read in sorted order
 and never loaded whole. Each document belongs to the val split iff a sha256 bucket of its text
 falls under ``val_percent`` — the same text always lands in the same split, on every machine.
 
@@ -35,6 +36,12 @@ Split = Literal["train", "val", "all"]
 SUFFIXES = (".parquet", ".txt")
 DEFAULT_VAL_PERCENT = 5.0
 STATE_VERSION = 1
+
+
+TXT_DOCUMENTS = (
+    "a .txt document is a paragraph between blank lines, "
+    "or a line of a lone --data file without blank lines"
+)
 
 
 class DataError(TraingateError):
@@ -87,6 +94,12 @@ class TextSource:
         for file in self.files:
             if file.suffix == ".parquet":
                 self._check_parquet(file)
+        # A lone .txt file that is one paragraph of several lines could never be split into
+        # train and val: each of its lines is a document (in a folder, a file may be one).
+        single = self.path.suffix == ".txt" and not self.path.is_dir()
+        self.line_documents = [self.path] if single and _one_paragraph(self.path) else []
+        if self.line_documents:
+            log.info("%s has no blank line between its lines: each line is a document", self.path)
 
     def _check_parquet(self, file: Path) -> None:
         try:
@@ -119,8 +132,11 @@ class TextSource:
         for file_index in range(start_file, len(self.files)):
             file = self.files[file_index]
             skip = start_doc if file_index == start_file else 0
-            reader = self._parquet_docs if file.suffix == ".parquet" else self._txt_docs
-            for doc_index, text in reader(file, skip):
+            if file.suffix == ".parquet":
+                docs = self._parquet_docs(file, skip)
+            else:
+                docs = _txt_docs(file, skip, by_line=file in self.line_documents)
+            for doc_index, text in docs:
                 yield file_index, doc_index, text
 
     def texts(
@@ -146,27 +162,51 @@ class TextSource:
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"parquet file {file} is corrupt or unreadable: {exc}") from exc
 
-    @staticmethod
-    def _txt_docs(file: Path, skip: int) -> Iterator[tuple[int, str]]:
-        index = 0
-        lines: list[str] = []
-        try:
-            with file.open(encoding="utf-8") as fh:
-                for line in fh:
-                    if line.strip():
-                        lines.append(line)
-                        continue
-                    if lines:
-                        if index >= skip:
-                            yield index, "".join(lines).rstrip("\n")
-                        index += 1
-                        lines = []
-        except UnicodeDecodeError as exc:
-            raise DataError(f"text file {file} is not valid UTF-8: {exc}") from exc
-        except OSError as exc:
-            raise DataError(f"text file {file} is unreadable: {exc}") from exc
-        if lines and index >= skip:
-            yield index, "".join(lines).rstrip("\n")
+
+def _txt_lines(file: Path) -> Iterator[str]:
+    """The lines of a UTF-8 text file, as DataError when it is unreadable or not UTF-8."""
+    try:
+        with file.open(encoding="utf-8") as fh:
+            yield from fh
+    except UnicodeDecodeError as exc:
+        raise DataError(f"text file {file} is not valid UTF-8: {exc}") from exc
+    except OSError as exc:
+        raise DataError(f"text file {file} is unreadable: {exc}") from exc
+
+
+def _one_paragraph(file: Path) -> bool:
+    """Whether the text file is a single paragraph of more than one line (read up to the
+    start of its second paragraph, so a file of paragraphs costs a few lines)."""
+    lines = 0
+    gap = False
+    for line in _txt_lines(file):
+        if not line.strip():
+            gap = lines > 0
+        elif gap:
+            return False
+        else:
+            lines += 1
+    return lines > 1
+
+
+def _txt_docs(file: Path, skip: int, by_line: bool = False) -> Iterator[tuple[int, str]]:
+    """``(index, text)`` of a text file's documents from index ``skip`` on: its blank-line
+    separated paragraphs, or (``by_line``) its non-blank lines."""
+    index = 0
+    lines: list[str] = []
+    for line in _txt_lines(file):
+        if line.strip():
+            if not by_line:
+                lines.append(line)
+                continue
+            lines = [line]
+        if lines:
+            if index >= skip:
+                yield index, "".join(lines).rstrip("\n")
+            index += 1
+            lines = []
+    if lines and index >= skip:
+        yield index, "".join(lines).rstrip("\n")
 
 
 @dataclass(frozen=True)
@@ -248,7 +288,8 @@ class _RowReader:
             if whole_pass and matched == 0:
                 raise DataError(
                     f"the {self.split} split of {self.source.path} is empty: none of its {seen} "
-                    f"documents falls in it at val_percent={self.val_percent}"
+                    f"documents falls in it at val_percent={self.val_percent} "
+                    f"({TXT_DOCUMENTS}; a parquet document is a row)"
                 )
             if not self.cycle:
                 return
@@ -403,7 +444,8 @@ def validation_set(
     if not rows:
         raise DataError(
             f"the val split of {source.path} holds fewer than {block_size + 1} tokens: "
-            "not one validation block (raise val_percent or add data)"
+            "not one validation block (raise --val-percent or add data; "
+            f"{TXT_DOCUMENTS})"
         )
     if len(rows) < n_blocks:
         log.warning(

@@ -6,7 +6,9 @@ float32, with batch and sequence length dynamic (seq ≤ block_size). Export and
 CPU fp32 copy in eval mode, so the caller's model (maybe on GPU, maybe training) is untouched.
 Parity (max |logit difference| between onnxruntime and torch in fp32 on held-out val text) is
 INV-EXPORT-001 of the shipped ``export-onnx-v1`` contract; ``trainer export`` writes its
-evidence to ``RUN_DIR/export/`` so the training run's own verdict is left as it was.
+evidence (``evidence.jsonl``, ``verdict.json``, ``metrics.parquet``) to ``RUN_DIR/export/``,
+in the regime the training run recorded, so the training run's own verdict is left as it was.
+An existing ONNX file or export verdict is replaced only with ``force``.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from traingate.contract.regime import Finetune, FromScratch, parse_regime
 from traingate.contract.shipped import shipped_contracts_dir
 from traingate.errors import TraingateError
+from traingate.runtime.evidence import EVIDENCE, METRICS, VERDICT, RunDirError
 from traingate.runtime.guard import Guard
-from traingate.runtime.verdict import Verdict
+from traingate.runtime.rundir import holds_run
+from traingate.runtime.verdict import Verdict, load_verdict
 from traingate.train.checkpoint import latest_valid_checkpoint
 from traingate.train.corpus import builtin_corpus_path
 from traingate.train.data import DataError, TextSource, validation_set
@@ -113,11 +118,27 @@ def export_with_parity(
 
 
 def export_run(
-    run_dir: Path, onnx_path: Path | None = None, n_heldout: int = HELDOUT_BLOCKS
+    run_dir: Path,
+    onnx_path: Path | None = None,
+    n_heldout: int = HELDOUT_BLOCKS,
+    *,
+    force: bool = False,
 ) -> tuple[Path, float, Verdict]:
-    """Export the newest valid checkpoint of ``run_dir``; returns (path, max diff, verdict)."""
+    """Export the newest valid checkpoint of ``run_dir``; returns (path, max diff, verdict).
+
+    The parity verdict goes to ``run_dir/export/`` under the run's own regime. An existing
+    ONNX file or export verdict is an ExportError unless ``force`` (then both are replaced).
+    """
     if not run_dir.is_dir():
         raise ExportError(f"{run_dir}: no such run directory")
+    target = onnx_path or run_dir / "model.onnx"
+    evidence_dir = run_dir / "export"
+    if not force and target.exists():
+        raise ExportError(f"{target} already exists: pass --force to overwrite it")
+    if not force and holds_run(evidence_dir):
+        raise ExportError(
+            f"{evidence_dir} already holds an export's verdict: pass --force to replace it"
+        )
     found = latest_valid_checkpoint(run_dir / "checkpoints")
     if found is None:
         raise ExportError(f"{run_dir / 'checkpoints'}: no valid checkpoint to export")
@@ -140,8 +161,24 @@ def export_run(
         )
     except DataError as exc:
         raise ExportError(f"held-out text for the parity check: {exc}") from None
-    target = onnx_path or run_dir / "model.onnx"
+    regime = run_regime(run_dir, config)
     diff = export_with_parity(model, target, val_x, n_heldout)
-    with Guard([shipped_contracts_dir() / EXPORT_CONTRACT], run_dir=run_dir / "export") as guard:
+    for name in (EVIDENCE, VERDICT, METRICS):  # only with force: checked above
+        (evidence_dir / name).unlink(missing_ok=True)
+    contract = [shipped_contracts_dir() / EXPORT_CONTRACT]
+    with Guard(contract, regime=regime, run_dir=evidence_dir) as guard:
         guard.final(onnx_max_abs_diff=diff)
     return target, diff, guard.close()
+
+
+def run_regime(run_dir: Path, config: dict[str, object]) -> Finetune | FromScratch | None:
+    """The regime the training run recorded: config.json's, else its verdict's, else None."""
+    if isinstance(config.get("regime"), dict):
+        try:
+            return parse_regime(config["regime"])
+        except ValueError:
+            pass
+    try:
+        return load_verdict(run_dir).regime
+    except RunDirError:
+        return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from traingate.runtime.verdict import Verdict
 from traingate.train.checkpoint import save_step_checkpoint, step_checkpoint_path
 from traingate.train.config import PretrainConfig, RunConfig, resolve
 from traingate.train.data import TokenStream
+from traingate.train.header import run_header
 from traingate.train.model import GPT
 from traingate.train.progress import Progress, StopFlag, stop_on_signals
 from traingate.train.setup import (
@@ -45,16 +47,20 @@ from traingate.train.setup import (
     text_source,
 )
 
+log = logging.getLogger("traingate.train")
+
 
 @dataclass
 class PretrainResult:
-    """How a run ended, with the Guard's verdict and where things were written."""
+    """How a run ended, with the Guard's verdict and where things were written
+    (``signum``: the signal that stopped an interrupted run)."""
 
     steps: int
     val_losses: list[float]
     train_losses: list[float]
     verdict: Verdict
     interrupted: bool = False
+    signum: int | None = None
     onnx_path: Path | None = None
     onnx_max_abs_diff: float | None = None
     checkpoints: list[Path] = field(default_factory=list)
@@ -73,6 +79,9 @@ def pretrain(options: PretrainConfig) -> PretrainResult:
     cfg = resolve(options, data=source.path, vocab_size=tokenizer.vocab_size)
     model, raw_model, optimizer = build_model_and_optimizer(cfg, start, world)
     stream, val = data_streams(cfg, source, tokenizer, rank, world)
+    if rank == 0:  # what is trained, on what, before the first step
+        for line in run_header(cfg, raw_model, tokenizer, source, world, options.vocab_size):
+            log.info(line)
     tokens_per_step = cfg.batch_size * cfg.block_size * world
     result = PretrainResult(0, [], [], {})
 
@@ -80,6 +89,7 @@ def pretrain(options: PretrainConfig) -> PretrainResult:
         step, epoch, result.val_losses = restore(start, raw_model, optimizer, stream, guard)
         write_config(cfg, start, guard, rank)
         progress, stop = Progress(cfg.max_steps, cfg.progress, rank), StopFlag()
+        reached = any(v <= cfg.target_val_loss for v in result.val_losses)  # said once
         for item in guard.unevaluable:  # said now, not discovered at the verdict
             progress.note(f"warning: {item.message}")
         with stop_on_signals(stop):
@@ -118,7 +128,8 @@ def pretrain(options: PretrainConfig) -> PretrainResult:
                     guard.validation(epoch, val_loss=val_loss, step=step)
                     progress.note(f"epoch {epoch} (step {step}): val loss {val_loss:.4f}")
                     epoch += 1
-                    if val_loss <= cfg.target_val_loss:
+                    if val_loss <= cfg.target_val_loss and not reached:
+                        reached = True
                         progress.note(f"target val loss {cfg.target_val_loss} reached")
 
                 # Checkpointing: on schedule, at the end, and when a signal asks to stop (rank 0
@@ -135,7 +146,7 @@ def pretrain(options: PretrainConfig) -> PretrainResult:
                         )
                     result.checkpoints.append(path)
                 if stop.signum:
-                    result.interrupted = True
+                    result.interrupted, result.signum = True, stop.signum
                     guard.interrupted = stop.reason(step)
                     progress.note(
                         f"stopped by signal {stop.signum} at step {step}; checkpoint saved, "

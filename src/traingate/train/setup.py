@@ -158,6 +158,13 @@ def build_tokenizer(options: PretrainConfig, source: TextSource, start: Start) -
             raise UsageError("--tokenizer bpe needs --vocab-size N")
         log.info("training a BPE tokenizer with %d tokens on the train split", options.vocab_size)
         tokenizer = train_bpe(source.texts("train", options.val_percent), options.vocab_size)
+        if tokenizer.vocab_size < options.vocab_size:
+            log.info(
+                "vocab: asked %d, learned %d; the model uses %d",
+                options.vocab_size,
+                tokenizer.vocab_size,
+                tokenizer.vocab_size,
+            )
     else:
         if options.vocab_size not in (None, ByteTokenizer().vocab_size):
             raise UsageError("--vocab-size only applies to --tokenizer bpe (bytes have 257 tokens)")

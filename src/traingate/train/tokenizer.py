@@ -116,8 +116,9 @@ class ByteTokenizer(Tokenizer):
 class BPETokenizer(Tokenizer):
     """Byte-level BPE (``tokenizers``) whose learned ids are followed by one end-of-text id.
 
-    ``vocab_size`` is the size that was requested; when the corpus supports fewer merges the
-    ids between the learned vocabulary and ``eot_id`` are unused (decoded as U+FFFD).
+    ``vocab_size`` counts the ids; when it exceeds the learned tokens + 1 (a tokenizer trained
+    with ``fixed_size``) the ids between the learned vocabulary and ``eot_id`` are unused
+    (decoded as U+FFFD).
     """
 
     kind = "bpe"
@@ -177,8 +178,14 @@ def _check_bpe_vocab_size(vocab_size: int) -> None:
         )
 
 
-def train_bpe(texts: Iterable[str], vocab_size: int) -> BPETokenizer:
-    """Train a byte-level BPE of ``vocab_size`` ids (end-of-text included) on ``texts``."""
+def train_bpe(texts: Iterable[str], vocab_size: int, *, fixed_size: bool = False) -> BPETokenizer:
+    """Train a byte-level BPE of up to ``vocab_size`` ids (end-of-text included) on ``texts``.
+
+    A corpus too small for that many merges gives a smaller vocabulary: the ids it learned
+    and end-of-text, so a model sized to it has no rows that no token can reach. With
+    ``fixed_size`` the vocabulary keeps ``vocab_size`` ids and the ones between the learned
+    tokens and end-of-text are unused.
+    """
     _check_bpe_vocab_size(vocab_size)
     tok = HFTokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -190,17 +197,21 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> BPETokenizer:
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
-    bpe = BPETokenizer(tok, vocab_size)
-    if bpe.learned_size < vocab_size - 1:
-        log.warning(
-            "BPE learned %d of %d requested tokens (corpus too small for more merges); "
-            "ids %d..%d are unused",
-            bpe.learned_size,
-            vocab_size - 1,
-            bpe.learned_size,
-            vocab_size - 2,
-        )
-    return bpe
+    learned = tok.get_vocab_size()
+    if learned >= vocab_size - 1:
+        return BPETokenizer(tok, vocab_size)
+    if not fixed_size:
+        log.debug("BPE learned %d of %d requested tokens", learned, vocab_size - 1)
+        return BPETokenizer(tok, learned + 1)
+    log.warning(
+        "BPE learned %d of %d requested tokens (corpus too small for more merges); "
+        "ids %d..%d are unused",
+        learned,
+        vocab_size - 1,
+        learned,
+        vocab_size - 2,
+    )
+    return BPETokenizer(tok, vocab_size)
 
 
 def load_tokenizer(directory: str | Path) -> Tokenizer:

@@ -57,6 +57,7 @@ class PretrainConfig:
     model: str = "tiny"
     tokenizer: TokenizerKind = "bytes"
     vocab_size: int | None = None
+    pad_vocab: bool = False
     init_from: Path | None = None
     resume: bool = False
     allow_config_change: bool = False

@@ -157,8 +157,13 @@ def build_tokenizer(options: PretrainConfig, source: TextSource, start: Start) -
         if options.vocab_size is None:
             raise UsageError("--tokenizer bpe needs --vocab-size N")
         log.info("training a BPE tokenizer with %d tokens on the train split", options.vocab_size)
-        tokenizer = train_bpe(source.texts("train", options.val_percent), options.vocab_size)
-        if tokenizer.vocab_size < options.vocab_size:
+        texts = source.texts("train", options.val_percent)
+        tokenizer = train_bpe(texts, options.vocab_size, fixed_size=options.pad_vocab)
+        if options.pad_vocab:
+            log.info(
+                "vocab: %d ids kept (--pad-vocab), whatever the corpus learns", options.vocab_size
+            )
+        elif tokenizer.vocab_size < options.vocab_size:
             log.info(
                 "vocab: asked %d, learned %d; the model uses %d",
                 options.vocab_size,

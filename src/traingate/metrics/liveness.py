@@ -155,7 +155,13 @@ def spread(embeddings: Tensor, chunk: int = 1024, limit: float | None = None) ->
     n, dim = x.shape[0], x.shape[1]
     if n < 2:
         raise ValueError("a pairwise distance needs at least two embeddings")
-    scale = float(torch.linalg.vector_norm(x, dim=1, dtype=torch.float64).mean().item())
+    # one float64 pass in row blocks: the norms (bitwise mean_norm's) and the column sums
+    norms, total = [], torch.zeros(dim, dtype=torch.float64, device=x.device)
+    for s in range(0, n, _BLOCK):
+        block = x[s : s + _BLOCK].double()
+        norms.append(block.norm(dim=1))
+        total += block.sum(dim=0)
+    scale = float(torch.cat(norms).mean().item())
     if not math.isfinite(scale):
         return Spread(math.nan, scale, math.nan)
     if scale == 0.0:
@@ -163,7 +169,7 @@ def spread(embeddings: Tensor, chunk: int = 1024, limit: float | None = None) ->
     # float32 holds bf16/fp16/fp32 rows exactly; anything else is worked on in float64
     work = torch.float32 if x.dtype in (torch.float32, torch.bfloat16, torch.float16) else None
     work = work or torch.float64
-    centre = (x.sum(dim=0, dtype=torch.float64) / n).to(work)
+    centre = (total / n).to(work)
     radius = torch.cat(
         [(x[s : s + _BLOCK].to(work) - centre).norm(dim=1) for s in range(0, n, _BLOCK)]
     )

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from traingate.contract.loading import LoadError
-from traingate.contract.schema import Gate
+from traingate.contract.schema import Gate, Invariant
 from traingate.contract.validation import Report, validate_paths
 from traingate_cli.usage import fail
 
@@ -59,6 +59,17 @@ def no_contracts_found(paths: Sequence[Path], report: Report) -> None:
 def gate_json(gate: Gate) -> dict[str, Any]:
     """A gate as JSON (``list`` and ``show``): id, requires, ship_blocking."""
     return {"id": gate.id, "requires": list(gate.requires), "ship_blocking": gate.ship_blocking}
+
+
+def invariant_json(inv: Invariant) -> dict[str, Any]:
+    """An invariant as JSON (``list``; ``show`` adds params and falsifiers)."""
+    return {
+        "id": inv.id,
+        "title": inv.title,
+        "check": inv.check,
+        "at": inv.at,
+        "on_violation": inv.on_violation,
+    }
 
 
 def assignments(option: str, pairs: Sequence[str], shape: str = "NAME=VALUE") -> dict[str, str]:

@@ -15,7 +15,13 @@ import click
 
 from traingate.contract.findings import CODES
 from traingate.contract.loading import LoadedContract
-from traingate_cli.common import format_option, gate_json, load_report, no_contracts_found
+from traingate_cli.common import (
+    format_option,
+    gate_json,
+    invariant_json,
+    load_report,
+    no_contracts_found,
+)
 
 
 @click.command()
@@ -92,16 +98,7 @@ def listed(lc: LoadedContract) -> dict[str, Any]:
         "ref": c.ref,
         "title": c.title,
         "status": c.status,
-        "invariants": [
-            {
-                "id": inv.id,
-                "title": inv.title,
-                "check": inv.check,
-                "at": inv.at,
-                "on_violation": inv.on_violation,
-            }
-            for inv in c.invariants
-        ],
+        "invariants": [invariant_json(inv) for inv in c.invariants],
         "gates": [gate_json(g) for g in c.gates],
         "decisions": [
             {

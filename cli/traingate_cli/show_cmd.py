@@ -24,6 +24,7 @@ from traingate_cli.common import (
     PROG,
     format_option,
     gate_json,
+    invariant_json,
     load_report,
     param_option,
     parse_params,
@@ -254,11 +255,7 @@ def show_json(target: Target, regime: Regime | None, values: dict[str, float]) -
         "gates": [gate_json(g) for g in target.gates()],
         "invariants": [
             {
-                "id": inv.id,
-                "title": inv.title,
-                "check": inv.check,
-                "at": inv.at,
-                "on_violation": inv.on_violation,
+                **invariant_json(inv),
                 "params": thresholds(inv, regime, values),
                 "falsified_by": list(inv.falsified_by),
             }

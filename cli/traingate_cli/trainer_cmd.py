@@ -124,12 +124,7 @@ def cli(verbose: bool) -> None:
     "--tokenizer", type=click.Choice(["bytes", "bpe"]), default="bytes", show_default=True
 )
 @click.option("--vocab-size", type=click.IntRange(min=2), default=None, help="BPE vocabulary size.")
-@click.option(
-    "--pad-vocab",
-    is_flag=True,
-    help="Keep --vocab-size ids even if the corpus learns fewer (as a fixed pretrained "
-    "tokenizer's vocabulary does); by default the model uses the learned vocabulary.",
-)
+@click.option("--pad-vocab", is_flag=True, help="Keep all --vocab-size ids, learned or not.")
 @click.option(
     "--init-from",
     type=click.Path(path_type=Path, dir_okay=False),

@@ -292,14 +292,11 @@ class TraingateCallback(TrainerCallback):
     def on_save(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
     ) -> None:
-        """Write the Guard's state into the checkpoint the Trainer just saved."""
+        """Write the Guard's state into the checkpoint the Trainer just saved (rank 0 writes)."""
         guard = self._active()
-        if guard is None:
-            return
-        saved = guard.state_dict()
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if state.is_world_process_zero and ckpt.is_dir():
-            atomic_write_text(ckpt / STATE_FILE, json.dumps(saved))
+        if guard is not None and state.is_world_process_zero and ckpt.is_dir():
+            atomic_write_text(ckpt / STATE_FILE, json.dumps(guard.state_dict()))
 
     def on_log(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any

@@ -54,11 +54,21 @@ PM = TypeVar("PM", bound=CheckParams)
 
 @dataclass(frozen=True)
 class LimitDrawing:
-    """How the report draws a kind's limit: the curve it bounds and whether it is one
-    number for the run."""
+    """How the report draws a kind's limit: the curve it bounds and where the limit applied.
+
+    ``constant``: one number for the run. ``moving``: a new limit at nearly every
+    evaluation (e.g. a multiple of a running mean), drawn as one thin line through them
+    with a one-line legend. ``once``: decided on the first observation only, so drawn at
+    that point alone. ``mirror``: the name of a decision metric the limit is symmetric
+    about; the other side of the band is ``2 · metrics[mirror] − limit`` (a two-sided
+    bound whose decision records only the nearer side).
+    """
 
     quantity: str  # "loss" (step loss), "val_loss", "grad_norm" or "component_shares"
     constant: bool = False
+    moving: bool = False
+    once: bool = False
+    mirror: str | None = None
 
 
 @dataclass

@@ -138,7 +138,7 @@ class InitialLoss(Check[InitialLossParams]):
     requires = frozenset({"loss"})
     summary = "|L0 - ln C| <= tolerance * ln C on the first step"
     state = InitialLossState
-    drawing = LimitDrawing("loss", constant=True)
+    drawing = LimitDrawing("loss", constant=True, once=True, mirror="ln_num_classes")
     values: InitialLossState
 
     def decide(self) -> Decision | None:

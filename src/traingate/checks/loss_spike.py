@@ -119,7 +119,7 @@ class LossSpike(LatestCheck[LossSpikeParams]):
     requires = frozenset({"loss"})
     summary = "no more than patience consecutive losses ≥ spike_factor × mean(last window)"
     state = LossSpikeState
-    drawing = LimitDrawing("loss")
+    drawing = LimitDrawing("loss", moving=True)
     decision = staticmethod(check_loss_spike)
     carried = ("consecutive",)
     values: LossSpikeState

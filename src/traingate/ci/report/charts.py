@@ -1,15 +1,17 @@
 """Route a run's metric series, limits and violations to the report's charts.
 
-A limit is plotted on the chart whose curve is the quantity its check compares, as the
-kind declares in ``Check.drawing`` (``loss`` → training loss, ``val_loss`` → validation
-loss, ``grad_norm`` → gradient norm, ``component_shares`` → the loss-component shares at
-the invariant's point). A run dir records limits only for decisions it kept: each
-invariant's ``worst`` and ``last`` evaluation in the verdict and every violation event;
-a metric series named ``limit/<INVARIANT>`` in metrics.parquet (one value per
-evaluation) is drawn instead when present. A kind whose limit is one number for the
-whole run (``drawing.constant``) is drawn across the chart; otherwise each recorded
-limit is a short dashed segment at the evaluation it applied to. Kinds that declare no
-drawing are listed in the notes when they recorded a numeric limit, not drawn.
+The charts: training loss per step, validation loss per epoch, and, when the run
+recorded them, the gradient norm, the learning rate (``lr``), the throughput
+(``tokens_per_sec``) and the loss-component shares. A limit is plotted on the chart
+whose curve is the quantity its check compares, as the kind declares in
+``Check.drawing`` (``loss`` → training loss, ``val_loss`` → validation loss,
+``grad_norm`` → gradient norm, ``component_shares`` → the loss-component shares at the
+invariant's point), and only where it applied (:mod:`traingate.ci.report.limits`). A run
+dir records limits for decisions it kept (each invariant's ``worst`` and ``last``
+evaluation in the verdict and every violation event) and, in metrics.parquet, a series
+``limit/<INVARIANT>`` with a row each time the limit changed, drawn when present. Kinds
+that declare no drawing are listed in the notes when they recorded a numeric limit.
+Violations are marked where they happened, their message on hover.
 """
 
 from __future__ import annotations
@@ -20,16 +22,16 @@ from typing import Any
 
 from traingate.checks import REGISTRY
 from traingate.checks.base import Check, LimitDrawing
+from traingate.ci.report.limits import limit_lines, number, x_of
 from traingate.ci.report.model import (
     PALETTE,
     VIOLATION_COLOR,
     WARNING_COLOR,
     Chart,
-    LimitLine,
     Mark,
     Series,
 )
-from traingate.ci.runcheck import InvariantResult, RunCheck, fmt_number
+from traingate.ci.runcheck import InvariantResult, RunCheck
 from traingate.metrics.balance import component_shares
 
 Points = list[tuple[float, float]]
@@ -37,27 +39,10 @@ Points = list[tuple[float, float]]
 QUANTITY_CHART = {"loss": "train", "val_loss": "val", "grad_norm": "grad"}
 
 
-def _x(point: str, step: Any, epoch: Any) -> float | None:
-    value = epoch if point == "validation" else step
-    if value is None and point == "validation":
-        value = step
-    return float(value) if isinstance(value, int | float) else None
-
-
-def _num(value: Any) -> float | None:
-    """A float from a JSON value (``"nan"``/``"inf"`` strings included); None if absent."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _collect(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Points]:
     series: dict[tuple[str, str], Points] = {}
     for row in rows:
-        x = _x(row["point"], row["step"], row["epoch"])
+        x = x_of(row["point"], row["step"], row["epoch"])
         if x is not None:
             series.setdefault((row["point"], row["name"]), []).append((x, float(row["value"])))
     for points in series.values():
@@ -92,6 +77,8 @@ def _charts(series: Mapping[tuple[str, str], Points]) -> dict[str, Chart]:
         ("train", "Training loss per step", "step", curve("step", "loss")),
         ("val", "Validation loss per epoch", "epoch", curve("validation", "val_loss")),
         ("grad", "Gradient norm per step", "step", curve("step", "grad_norm")),
+        ("lr", "Learning rate per step", "step", curve("step", "lr")),
+        ("throughput", "Throughput per step (tokens/s)", "step", curve("step", "tokens_per_sec")),
         (
             "val_shares",
             "Validation loss-component shares per epoch",
@@ -156,7 +143,8 @@ def _route(
     exact = series.get((_series_point(inv.at), f"limit/{inv.id}"))
     notes = []
     if target is not None:
-        lines = _limit_lines(inv.id, kind, inv.at, decisions, exact)
+        curve_xs = [x for s in target.series for x, _ in s.points]
+        lines = limit_lines(inv.id, kind, inv.at, decisions, exact, curve_xs)
         target.limits += lines
         # a kind that names its first evaluation's limit apart (e.g. an epoch-0 cap) says so
         # when the run dir kept no record of that first limit
@@ -171,7 +159,7 @@ def _route(
                 f"{inv.id}: the {first} is not drawn: this run dir did not record it "
                 "(the verdict keeps the worst and last evaluations, evidence the violations)"
             )
-    elif inv.evaluations and any(_num(d.get("limit")) is not None for d in decisions):
+    elif inv.evaluations and any(number(d.get("limit")) is not None for d in decisions):
         notes.append(
             f"{inv.id} ({inv.check}): limit not drawn"
             + ("; its quantity is not one of the charts" if key is None else "; no curve")
@@ -190,59 +178,11 @@ def _series_point(at: str) -> str:
     return at if at in ("step", "validation") else "final"
 
 
-def _limit_lines(
-    inv_id: str,
-    kind: type[Check[Any]],
-    at: str,
-    decisions: Sequence[Mapping[str, Any]],
-    exact: Points | None,
-) -> list[LimitLine]:
-    """Where this invariant's limit applied, from the exact series or the kept decisions.
-
-    An exact series holds each value until the next one. Otherwise a limit the kind
-    declares constant is drawn across the chart, and other recorded limits only at the
-    evaluation they applied to.
-    """
-    comparison = next((str(e["comparison"]) for e in decisions if e.get("comparison")), "")
-    axis = "epoch" if at == "validation" else "step"
-    groups: dict[str, list[tuple[float, float | None, float]]] = {}
-    if exact:
-        held = [(x, y) for x, y in exact if math.isfinite(y)]
-        ends: list[float | None] = [x for x, _ in held[1:]]
-        for (x, y), until in zip(held, [*ends, None], strict=True):
-            groups.setdefault(kind.limit_label(x), []).append((x, until, y))
-    else:
-        found = set()
-        for entry in decisions:
-            limit = _num(entry.get("limit"))
-            x = _x(
-                "validation" if at == "validation" else "step",
-                entry.get("step"),
-                entry.get("epoch"),
-            )
-            if limit is not None and x is not None and math.isfinite(limit):
-                found.add((x, limit))
-        for x, y in sorted(found):
-            groups.setdefault(kind.limit_label(x), []).append((x, x, y))
-    constant = kind.drawing is not None and kind.drawing.constant
-    lines = []
-    for name, segments in groups.items():
-        where = ", ".join(f"{axis} {fmt_number(x)}" for x in sorted({s[0] for s in segments}))
-        shown = " / ".join(fmt_number(y) for y in sorted({s[2] for s in segments}))
-        source = "as applied from" if exact else "recorded at"
-        label = f"{inv_id} {name} {comparison} {shown} ({source} {where})"
-        drawn: list[tuple[float | None, float | None, float]] = list(segments)
-        if constant and not exact:
-            drawn = [(None, None, y) for y in {s[2] for s in segments}]
-        lines.append(LimitLine(name, label, drawn))
-    return lines
-
-
 def _mark(inv_id: str, event: Mapping[str, Any], chart: Chart, own: bool) -> Mark:
-    x = _num(event.get("epoch") if chart.x_label == "epoch" else event.get("step"))
+    x = number(event.get("epoch") if chart.x_label == "epoch" else event.get("step"))
     if x is None:
         x = max((p[0] for s in chart.series for p in s.points), default=0.0)
-    y = _num(event.get("observed")) if own else _curve_at(chart, x)
+    y = number(event.get("observed")) if own else _curve_at(chart, x)
     if y is not None and not math.isfinite(y):
         y = None
     color = VIOLATION_COLOR if event.get("event") == "violation" else WARNING_COLOR

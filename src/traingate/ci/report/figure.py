@@ -1,7 +1,10 @@
-"""Chart geometry: round ticks, the pixel layout of a chart, and curve decimation.
+"""Chart geometry: the pixel layout of a chart, and curve decimation.
 
-A :class:`Figure` is a list of drawing primitives in pixels that both renderers (SVG and
-PNG) draw, so the two pictures of a chart agree.
+A :class:`Figure` is a list of drawing primitives in pixels that the SVG renderer draws
+(and the built-in PNG fallback rasterises, text aside); the matplotlib PNG draws the same
+:class:`Chart` on the same :class:`~traingate.ci.report.ticks.Scale`, so the pictures of a
+chart agree. Each primitive carries SVG attributes (``class``, ``data-*``) that name what
+it is: a limit's invariant and where it applied, a violation's message.
 """
 
 from __future__ import annotations
@@ -13,35 +16,24 @@ from itertools import pairwise
 from typing import Any
 
 from traingate.ci.report.model import AXIS_COLOR, GRID_COLOR, LIMIT_COLOR, Chart
+from traingate.ci.report.ticks import Scale, make_scale, nice_ticks
+
+__all__ = ["Figure", "chart_scale", "layout", "nice_ticks"]
 
 WIDTH, HEIGHT = 880, 280
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 14, 34
-
-
-def nice_ticks(lo: float, hi: float, count: int = 5, integer: bool = False) -> list[float]:
-    """Round tick values covering [lo, hi] (steps of 1, 2 or 5 × 10^k)."""
-    span = hi - lo
-    raw = span / max(count, 1)
-    magnitude = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
-    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    if integer:
-        step = max(step, 1.0)
-    first = math.ceil(lo / step) * step
-    ticks = []
-    value = first
-    while value <= hi + step * 1e-9:
-        ticks.append(round(value, 12))
-        value += step
-    return ticks
+POINT_REACH = 8.0  # pixels either side of a limit drawn at one evaluation, at least
+Attrs = dict[str, str]
 
 
 @dataclass
 class Figure:
-    """A chart laid out in pixels: primitives both renderers draw (text is SVG only)."""
+    """A chart laid out in pixels: primitives the renderers draw, and the svg's attributes."""
 
     width: int
     height: int
     items: list[tuple[Any, ...]] = field(default_factory=list)
+    attrs: Attrs = field(default_factory=dict)
 
     def line(
         self,
@@ -52,69 +44,112 @@ class Figure:
         color: str,
         width: float = 1,
         dash: str = "",
+        attrs: Attrs | None = None,
     ) -> None:
         """A straight line; ``dash`` is an SVG dash pattern ("8 5"), empty for solid."""
-        self.items.append(("line", x0, y0, x1, y1, color, width, dash))
+        self.items.append(("line", x0, y0, x1, y1, color, width, dash, attrs or {}))
 
-    def polyline(self, points: list[tuple[float, float]], color: str, width: float = 2) -> None:
-        """A curve through ``points`` (nothing for none)."""
+    def polyline(
+        self,
+        points: list[tuple[float, float]],
+        color: str,
+        width: float = 2,
+        dash: str = "",
+        attrs: Attrs | None = None,
+        dots: bool = True,
+    ) -> None:
+        """A curve through ``points`` (nothing for none); ``dots`` marks a short curve's
+        points."""
         if points:
-            self.items.append(("polyline", points, color, width))
+            self.items.append(("polyline", points, color, width, dash, attrs or {}, dots))
+
+    def band(
+        self, x0: float, y0: float, x1: float, y1: float, color: str, attrs: Attrs | None = None
+    ) -> None:
+        """A translucent filled rectangle between two corners."""
+        self.items.append(("band", x0, y0, x1, y1, color, attrs or {}))
 
     def marker(self, x: float, y: float, color: str, shape: str, title: str) -> None:
         """A violation marker: ``"x"`` at a value, ``"triangle"`` for a non-finite one."""
         self.items.append(("marker", x, y, color, shape, title))
 
     def text(self, x: float, y: float, text: str, anchor: str = "middle", size: int = 11) -> None:
-        """A label (SVG only: the PNG leaves text to the HTML)."""
+        """A label (SVG only: the fallback PNG has no font)."""
         self.items.append(("text", x, y, text, anchor, size))
+
+
+def chart_scale(chart: Chart) -> Scale:
+    """The chart's ranges and ticks, from its curves, limits and marks."""
+    xs = [p[0] for s in chart.series for p in s.points] + [m.x for m in chart.marks]
+    xs += [x for lim in chart.limits for x in lim.xs()]
+    ys = [p[1] for s in chart.series for p in s.points if math.isfinite(p[1])]
+    ys += [y for lim in chart.limits for y in lim.ys()]
+    ys += [m.y for m in chart.marks if m.y is not None]
+    return make_scale(xs, ys)
 
 
 def layout(chart: Chart) -> Figure:
     """Scale the chart's data to pixels and lay out axes, grid, curves, limits and marks."""
-    xs = [p[0] for s in chart.series for p in s.points] + [m.x for m in chart.marks]
-    xs += [
-        x for lim in chart.limits for x0, x1, _ in lim.segments for x in (x0, x1) if x is not None
-    ]
-    ys = [p[1] for s in chart.series for p in s.points if math.isfinite(p[1])]
-    ys += [y for lim in chart.limits for *_, y in lim.segments]
-    ys += [m.y for m in chart.marks if m.y is not None]
-    x_lo, x_hi = (min(xs), max(xs)) if xs else (0.0, 1.0)
-    y_lo, y_hi = (min(ys), max(ys)) if ys else (0.0, 1.0)
-    if x_hi == x_lo:
-        x_lo, x_hi = x_lo - 1, x_hi + 1
-    pad = (y_hi - y_lo) * 0.06 or (abs(y_hi) * 0.1 or 1.0)
-    y_lo, y_hi = y_lo - pad, y_hi + pad
+    scale = chart_scale(chart)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def px(x: float) -> float:
-        return LEFT + (x - x_lo) / (x_hi - x_lo) * plot_w
+        return LEFT + scale.x_fraction(x) * plot_w
 
     def py(y: float) -> float:
-        return TOP + (y_hi - y) / (y_hi - y_lo) * plot_h
+        return TOP + (1 - scale.y_fraction(y)) * plot_h
 
-    fig = Figure(WIDTH, HEIGHT)
-    for t in nice_ticks(y_lo, y_hi):
+    fig = Figure(WIDTH, HEIGHT, attrs={"data-y-scale": "log" if scale.log else "linear"})
+    for t, label in zip(scale.y_ticks, scale.y_labels(), strict=True):
         fig.line(LEFT, py(t), WIDTH - RIGHT, py(t), GRID_COLOR)
-        fig.text(LEFT - 6, py(t) + 4, f"{t:.4g}", "end")
-    for t in nice_ticks(max(x_lo, 0.0) if min(xs, default=0.0) >= 0 else x_lo, x_hi, 8, True):
+        fig.line(LEFT - 4, py(t), LEFT, py(t), AXIS_COLOR)
+        fig.text(LEFT - 6, py(t) + 4, label, "end")
+    for t, label in zip(scale.x_ticks, scale.x_labels(), strict=True):
         fig.line(px(t), TOP, px(t), HEIGHT - BOTTOM, GRID_COLOR)
-        fig.text(px(t), HEIGHT - BOTTOM + 15, f"{t:.6g}")
+        fig.line(px(t), HEIGHT - BOTTOM, px(t), HEIGHT - BOTTOM + 4, AXIS_COLOR)
+        fig.text(px(t), HEIGHT - BOTTOM + 15, label)
     fig.text((LEFT + WIDTH - RIGHT) / 2, HEIGHT - 4, chart.x_label)
+    if scale.log:
+        fig.text(LEFT, HEIGHT - 4, "y axis: log scale", "start", 10)
+    xs = [p[0] for s in chart.series for p in s.points]
+    reach = max(px(scale.x_lo + _half_width(xs)) - px(scale.x_lo), POINT_REACH)
+
+    def span(x0: float | None, x1: float | None) -> tuple[float, float]:
+        left = LEFT if x0 is None else px(x0)
+        right = WIDTH - RIGHT if x1 is None else px(x1)
+        if right - left < 2 * POINT_REACH:  # a limit at one evaluation: a little either side
+            left, right = left - reach, right + reach
+        left, right = max(LEFT, left), min(WIDTH - RIGHT, right)
+        if right - left < 2 * POINT_REACH:  # clipped at an edge: keep it visible inside
+            if left <= LEFT:
+                right = LEFT + 2 * POINT_REACH
+            else:
+                left = WIDTH - RIGHT - 2 * POINT_REACH
+        return left, right
+
+    for lim in chart.limits:  # bands under the curves, their edges and the lines above
+        for x0, x1, lo, hi in lim.bands:
+            left, right = span(x0, x1)
+            where = {"data-x0": f"{x0:g}", "data-x1": f"{x1:g}"}
+            sides = {"data-low": f"{lo:g}", "data-high": f"{hi:g}"}
+            band = {"class": "limit band", "data-invariant": lim.invariant, **where, **sides}
+            fig.band(left, py(hi), right, py(lo), LIMIT_COLOR, band)
     for s in chart.series:
         for run in _finite_runs(s.points):
             fig.polyline(_decimate([(px(x), py(y)) for x, y in run], plot_w), s.color)
-    half = _half_width(xs)
     for lim in chart.limits:
+        attrs = {"class": "limit", "data-invariant": lim.invariant}
         for x0, x1, y in lim.segments:
-            left = LEFT if x0 is None else px(x0)
-            right = WIDTH - RIGHT if x1 is None else px(x1)
-            if right - left < 4:  # a limit at one evaluation: a little either side of it
-                reach = px(x_lo + half) - px(x_lo)
-                left, right = left - reach, right + reach
-            fig.line(
-                max(LEFT, left), py(y), min(WIDTH - RIGHT, right), py(y), LIMIT_COLOR, 2, "8 5"
-            )
+            left, right = span(x0, x1)
+            fig.line(left, py(y), right, py(y), LIMIT_COLOR, 2, "8 5", attrs)
+        if lim.path:
+            pts = _decimate([(px(x), py(y)) for x, y in lim.path], plot_w)
+            fig.polyline(pts, LIMIT_COLOR, 1.25, "6 3", {**attrs, "class": "limit moving"}, False)
+        for x0, x1, lo, hi in lim.bands:
+            left, right = span(x0, x1)
+            where = {"data-x0": f"{x0:g}", "data-x1": f"{x1:g}"}
+            for y in (lo, hi):
+                fig.line(left, py(y), right, py(y), LIMIT_COLOR, 2, "4 2", {**attrs, **where})
     for m in chart.marks:
         y = TOP + 6 if m.y is None else py(m.y)
         fig.marker(px(m.x), y, m.color, "x" if m.y is not None else "triangle", m.label)

@@ -10,6 +10,8 @@ from traingate.ci.report.charts import flagged
 from traingate.ci.report.model import Chart
 from traingate.ci.runcheck import RunCheck, describe_decision
 
+MARKS_LISTED = 5  # violations and warnings named in a chart's legend; the table has all
+
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;
 max-width:1100px}
@@ -23,7 +25,9 @@ td.pass,td.ok{color:#137333}td.fail{color:#a50e0e;font-weight:600}
 td.warn,td.not_evaluated,td.skip{color:#b06000;font-weight:600}
 td.not_applicable,td.not_selected{color:#777}
 figure{margin:12px 0 20px}figcaption{font-weight:600;margin-bottom:4px}
-.legend span{margin-right:14px;font-size:12px;white-space:nowrap}
+.legend{margin:4px 0;overflow-wrap:anywhere}
+.legend span{margin-right:14px;font-size:12px;display:inline-block;max-width:100%}
+td{overflow-wrap:anywhere}
 .sw{display:inline-block;width:18px;height:3px;vertical-align:middle;margin-right:4px}
 .dash{border-top:2px dashed #d62728;height:0;background:none}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px;font-size:13px}
@@ -105,9 +109,12 @@ def _legend(chart: Chart) -> str:
         f'<span class="limit-label"><i class="sw dash"></i>{e(lim.label)}</span>'
         for lim in chart.limits
     ]
-    for m in chart.marks:
+    for m in chart.marks[:MARKS_LISTED]:
         symbol = "✕" if m.y is not None else "▼ (not finite)"
         items.append(f'<span style="color:{m.color}">{symbol} {e(m.label)}</span>')
+    if len(chart.marks) > MARKS_LISTED:
+        more = len(chart.marks) - MARKS_LISTED
+        items.append(f"<span>… {more} more marked (see the violations table)</span>")
     return '<p class="legend">' + "".join(items) + "</p>"
 
 

@@ -23,15 +23,35 @@ class Series:
 
 @dataclass
 class LimitLine:
-    """Dashed limit segments ``(x0, x1, y)``; a ``None`` end runs to that edge of the chart,
-    and a segment at one x (x0 == x1) is drawn a little either side of it.
+    """Where one limit applied, drawn in the limit colour.
+
+    ``segments`` are dashed ``(x0, x1, y)``: a ``None`` end runs to that edge of the chart,
+    and a segment at one x (x0 == x1) is drawn a little either side of it. ``path`` is a
+    moving limit, one thin line through ``(x, limit)`` at each evaluation. ``bands`` are
+    two-sided bounds ``(x0, x1, low, high)``, filled between their dashed edges.
 
     ``name`` is what the limit is (the kind's ``limit_label``), ``label`` the legend text.
     """
 
     name: str
     label: str
-    segments: list[tuple[float | None, float | None, float]]
+    segments: list[tuple[float | None, float | None, float]] = field(default_factory=list)
+    path: list[tuple[float, float]] = field(default_factory=list)
+    bands: list[tuple[float, float, float, float]] = field(default_factory=list)
+    invariant: str = ""
+
+    def ys(self) -> list[float]:
+        """Every limit value it draws (for the chart's y range)."""
+        return (
+            [y for *_, y in self.segments]
+            + [y for _, y in self.path]
+            + [v for *_, lo, hi in self.bands for v in (lo, hi)]
+        )
+
+    def xs(self) -> list[float]:
+        """Every x it names (for the chart's x range; ``None`` ends excluded)."""
+        ends = [x for x0, x1, _ in self.segments for x in (x0, x1) if x is not None]
+        return ends + [x for x, _ in self.path] + [x for x0, x1, *_ in self.bands for x in (x0, x1)]
 
 
 @dataclass

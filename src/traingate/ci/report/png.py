@@ -1,5 +1,6 @@
-"""PNGs of the charts, rasterised with zlib/struct: lines, markers, axes (text stays in the
-HTML), since the project does not depend on a plotting library."""
+"""The built-in PNG of a chart, rasterised with zlib/struct: lines, bands, markers, axes
+and tick marks, but no text (there is no font). :mod:`traingate.ci.report.mpl` draws the
+PNG with labels and legend when matplotlib is installed; this is the fallback."""
 
 from __future__ import annotations
 
@@ -67,22 +68,36 @@ def _chunk(tag: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
 
+def _blend(rgb: RGB, alpha: float) -> RGB:
+    r, g, b = rgb
+    return (
+        round(255 - (255 - r) * alpha),
+        round(255 - (255 - g) * alpha),
+        round(255 - (255 - b) * alpha),
+    )
+
+
 def to_png(fig: Figure) -> bytes:
-    """Rasterise the figure's lines, curves and markers (its text is left to the HTML)."""
+    """Rasterise the figure's lines, curves, bands and markers (its text is left out)."""
     canvas = Canvas(fig.width, fig.height)
     for item in fig.items:
         kind = item[0]
         if kind == "line":
-            _, x0, y0, x1, y1, color, width, dash = item
+            _, x0, y0, x1, y1, color, width, dash, _attrs = item
             pattern = tuple(float(v) for v in dash.split()) if dash else None
             canvas.line((x0, y0), (x1, y1), _rgb(color), width, pattern)  # type: ignore[arg-type]
         elif kind == "polyline":
-            _, points, color, width = item
+            _, points, color, width, _dash, _attrs, dots = item
             for a, b in pairwise(points):
                 canvas.line(a, b, _rgb(color), width)
-            if len(points) <= 60:
+            if dots and len(points) <= 60:
                 for x, y in points:
                     canvas.dot(x, y, _rgb(color), 5)
+        elif kind == "band":
+            _, x0, y0, x1, y1, color, _attrs = item
+            fill = _blend(_rgb(color), 0.15)
+            for yy in range(math.floor(y0), math.ceil(y1) + 1):
+                canvas.line((x0, yy), (x1, yy), fill, 1)
         elif kind == "marker":
             _, x, y, color, shape, _label = item
             rgb = _rgb(color)

@@ -1,14 +1,18 @@
-"""Liveness metrics at validation scale: 10 000 × 384 embeddings and 10 000 predictions.
+"""Liveness at scale (issue 12): the five liveness checks on 10k, 30k and 100k × 384.
 
-Times every metric behind the liveness kinds (distinct labels, macro F1, top-1 share,
-collapse ratio, effective rank, MCL clusters) on three embedding sets: seed 002's collapse,
-well-separated Gaussian clusters, and iid random features. Prints the machine first, then
-per-metric medians over ``--repeats`` runs (wall and process CPU time) and the total::
+Times, per size and per embedding set (seed 002's collapse, well-separated Gaussian
+clusters, iid random features), each registered liveness kind end to end as the Guard runs it
+(``update`` with one validation's tensors, then ``verdict``, on the shipped contract's
+params), plus ``effective_rank`` on its own (the collapse check computes it beside the
+spread, so ``embedding_collapse − effective_rank`` is the spread's cost). Prints the machine
+and load average first, then per-row medians over ``--repeats`` runs (wall and process CPU
+time), a total per set, and the headline last: the worst set's total at the largest size::
 
-    PYTHONPATH=src python benchmarks/liveness_scale.py --repeats 5
+    PYTHONPATH=src python benchmarks/liveness_scale.py --repeats 3
 
 CPU time is reported beside wall time because a shared machine's wall time measures its
-neighbours too; the target is a total of ≤ 2 s wall on an idle 2-core machine.
+neighbours too; the target is a total of ≤ 2 s wall at 100 000 rows on an idle 2-core
+machine, growing no faster than N log N.
 """
 
 from __future__ import annotations
@@ -22,14 +26,18 @@ from collections.abc import Callable
 
 import torch
 
-from traingate.metrics.liveness import (
-    collapse_ratio,
-    distinct_labels,
-    effective_rank,
-    macro_f1,
-    mcl_clusters,
-    top1_share,
-)
+from traingate.checks import REGISTRY, CheckContext
+from traingate.contract.regime import Finetune
+from traingate.contract.shipped import invariant
+from traingate.metrics.liveness import effective_rank
+
+KINDS = {
+    "INV-LIVE-001": "distinct_predictions",
+    "INV-LIVE-002": "macro_f1",
+    "INV-LIVE-003": "prediction_share",
+    "INV-LIVE-004": "embedding_collapse",
+    "INV-LIVE-005": "embedding_clusters",
+}
 
 
 def datasets(n: int, dim: int) -> dict[str, torch.Tensor]:
@@ -59,11 +67,31 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float, object]
     return statistics.median(walls), statistics.median(cpus), result
 
 
+def check_verdict(inv_id: str, observation: dict[str, object]) -> Callable[[], object]:
+    """One validation through the shipped invariant's check: update, then verdict."""
+    inv = invariant(inv_id)
+
+    def run() -> object:
+        check = REGISTRY[inv.check](inv.params, CheckContext(Finetune()))
+        check.update(observation)
+        decision = check.verdict()
+        return None if decision is None else (decision.ok, decision.observed)
+
+    return run
+
+
+def shown(result: object) -> str:
+    if isinstance(result, tuple):
+        ok, observed = result
+        return f"{'pass' if ok else 'FAIL'} {observed:.4g}"
+    return f"{result:.4g}" if isinstance(result, float) else str(result)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
     parser.add_argument("--dim", type=int, default=384)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     print(f"machine: {platform.platform()} | {platform.processor() or platform.machine()}")
@@ -71,31 +99,50 @@ def main() -> None:
         f"cpus: {os.cpu_count()} | torch {torch.__version__} | threads {torch.get_num_threads()}"
         f" | load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
     )
-    g = torch.Generator().manual_seed(1)
-    labels = torch.randint(0, 82, (args.n,), generator=g)
-    predictions = torch.where(torch.rand(args.n, generator=g) < 0.7, labels, labels.roll(1))
-    collapse_ratio(torch.randn(16, 4))  # warm up the kernels outside the timings
-    effective_rank(torch.randn(16, 4))
-    mcl_clusters(torch.randn(16, 4))
+    warm = {"predictions": torch.arange(16) % 3, "labels": torch.arange(16) % 3}
+    for inv_id in KINDS:  # warm up the kernels outside the timings
+        check_verdict(inv_id, {**warm, "embeddings": torch.randn(16, 4)})()
 
-    for name, embeddings in datasets(args.n, args.dim).items():
-        metrics: dict[str, Callable[[], object]] = {
-            "distinct_labels": lambda: distinct_labels(predictions),
-            "macro_f1": lambda: macro_f1(predictions, labels),
-            "top1_share": lambda: top1_share(predictions),
-            "collapse_ratio": lambda e=embeddings: collapse_ratio(e),
-            "effective_rank": lambda e=embeddings: effective_rank(e),
-            "mcl_clusters": lambda e=embeddings: mcl_clusters(e),
-        }
-        total_wall = total_cpu = 0.0
-        print(f"\n{name}: {args.n} × {args.dim} embeddings, {args.n} predictions")
-        for metric, fn in metrics.items():
-            wall, cpu, result = timed(fn, args.repeats)
-            total_wall += wall
-            total_cpu += cpu
-            shown = f"{result:.4g}" if isinstance(result, float) else str(result)
-            print(f"  {metric:16s} {wall * 1000:8.1f} ms wall {cpu * 1000:8.1f} ms cpu  → {shown}")
-        print(f"  {'total':16s} {total_wall * 1000:8.1f} ms wall {total_cpu * 1000:8.1f} ms cpu")
+    totals: dict[tuple[int, str], float] = {}
+    for n in args.sizes:
+        g = torch.Generator().manual_seed(1)
+        labels = torch.randint(0, 82, (n,), generator=g)
+        predictions = torch.where(torch.rand(n, generator=g) < 0.7, labels, labels.roll(1))
+        for name, embeddings in datasets(n, args.dim).items():
+            obs = {"predictions": predictions, "labels": labels, "embeddings": embeddings}
+            rows: dict[str, Callable[[], object]] = {
+                kind: check_verdict(inv_id, obs) for inv_id, kind in KINDS.items()
+            }
+            total_wall = total_cpu = 0.0
+            print(f"\n{name}: {n} × {args.dim} embeddings, {n} predictions")
+            for row, fn in rows.items():
+                wall, cpu, result = timed(fn, args.repeats)
+                total_wall += wall
+                total_cpu += cpu
+                print(
+                    f"  {row:22s} {wall * 1000:9.1f} ms wall {cpu * 1000:9.1f} ms cpu  → "
+                    f"{shown(result)}"
+                )
+            wall, cpu, result = timed(lambda e=embeddings: effective_rank(e), args.repeats)
+            print(
+                f"  {'(of which rank)':22s} {wall * 1000:9.1f} ms wall {cpu * 1000:9.1f} ms cpu"
+                f"  → {shown(result)}"
+            )
+            print(
+                f"  {'total (5 checks)':22s} {total_wall * 1000:9.1f} ms wall "
+                f"{total_cpu * 1000:9.1f} ms cpu"
+            )
+            totals[n, name] = total_wall
+
+    print(f"\nload average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    largest = max(args.sizes)
+    worst = max(
+        (name for size, name in totals if size == largest), key=lambda s: totals[largest, s]
+    )
+    print(
+        f"headline: all five liveness checks at {largest} × {args.dim}: "
+        f"{totals[largest, worst]:.2f} s wall (worst set: {worst}; target ≤ 2 s)"
+    )
 
 
 if __name__ == "__main__":

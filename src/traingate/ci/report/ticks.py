@@ -9,6 +9,7 @@ nice numbers). Tick labels get the fewest decimals that keep them all distinct.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -81,7 +82,7 @@ class Scale:
     def y_labels(self) -> list[str]:
         """The y ticks' labels, all distinct."""
         if self.log:
-            return [f"{t:g}" for t in self.y_ticks]
+            return [re.sub(r"e\+?(-?)0*(\d)", r"e\1\2", f"{t:g}") for t in self.y_ticks]
         return tick_labels(self.y_ticks)
 
     def y_fraction(self, y: float) -> float:

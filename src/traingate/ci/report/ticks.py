@@ -82,7 +82,9 @@ class Scale:
     def y_labels(self) -> list[str]:
         """The y ticks' labels, all distinct."""
         if self.log:
-            return [re.sub(r"e\+?(-?)0*(\d)", r"e\1\2", f"{t:g}") for t in self.y_ticks]
+            wide = min(self.y_ticks, default=1.0) < 1e-3 or max(self.y_ticks, default=1.0) >= 1e5
+            form = "{:.0e}" if wide else "{:g}"  # ticks are 1, 2 or 5 × 10^k: exact either way
+            return [re.sub(r"e\+?(-?)0*(\d)", r"e\1\2", form.format(t)) for t in self.y_ticks]
         return tick_labels(self.y_ticks)
 
     def y_fraction(self, y: float) -> float:

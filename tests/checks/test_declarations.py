@@ -54,8 +54,8 @@ def test_limit_drawings() -> None:
     drawn = {kind: cls.drawing for kind, cls in REGISTRY.items() if cls.drawing is not None}
     assert drawn == {
         "non_divergence": LimitDrawing("val_loss"),
-        "loss_spike": LimitDrawing("loss"),
-        "initial_loss": LimitDrawing("loss", constant=True),
+        "loss_spike": LimitDrawing("loss", moving=True),
+        "initial_loss": LimitDrawing("loss", constant=True, once=True, mirror="ln_num_classes"),
         "gradient_norm": LimitDrawing("grad_norm", constant=True),
         "loss_balance": LimitDrawing("component_shares", constant=True),
     }

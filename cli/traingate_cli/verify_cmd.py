@@ -8,6 +8,7 @@ of "missing" tests), 2 unreadable input.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -28,12 +29,23 @@ from traingate_cli.usage import fail
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=2,
-    show_default=True,
-    help="Parallel pytest processes for --mutants.",
+    default=lambda: os.cpu_count() or 2,
+    show_default="CPU count",
+    help="Parallel worker processes for --mutants.",
+)
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="With --mutants: run every mutant in its own pytest process (slow; the reference "
+    "the default in-process path falls back on).",
 )
 def verify(
-    paths: tuple[Path, ...], fmt: str, root: Path | None, mutants: bool, workers: int
+    paths: tuple[Path, ...],
+    fmt: str,
+    root: Path | None,
+    mutants: bool,
+    workers: int,
+    fresh: bool,
 ) -> None:
     """Run every falsifier and evidence test; derive invariant and gate status from them."""
     from traingate.ci.verify import verify as run_verify
@@ -47,7 +59,7 @@ def verify(
         from traingate.ci.mutants.results import render_text
         from traingate.ci.mutants.running import run_mutation
 
-        mutation = run_mutation(report.loaded, root, workers)
+        mutation = run_mutation(report.loaded, root, workers, fresh=fresh)
         click.echo(
             json.dumps(mutation.to_dict(), indent=2) if fmt == "json" else render_text(mutation)
         )

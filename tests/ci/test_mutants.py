@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from traingate.checks.base import REGISTRY
 from traingate.ci.mutant_plugin import install_module
 from traingate.ci.mutants.code_gen import module_mutants
 from traingate.ci.mutants.contract_gen import formula_mutants
-from traingate.ci.mutants.results import render_text
-from traingate.ci.mutants.running import run_mutation
+from traingate.ci.mutants.inprocess import installed
+from traingate.ci.mutants.results import ContractEdit, ModuleEdit, render_text
+from traingate.ci.mutants.running import plan_mutation, run_mutation, run_planned
 from traingate.contract.formula import Formula, unparse
 from traingate.contract.loading import load_contract
 
@@ -185,6 +187,62 @@ def test_falsifier_missing_the_boundary_lets_mutants_survive(tmp_path: Path) -> 
     text = render_text(report)
     assert "survived:" in text and "contracts/mut.yaml:13 invariants[0].params.predicate" in text
     assert report.to_dict()["ok"] is False
+    # the old way, every mutant in its own process, finds the very same survivors
+    fresh = run_mutation([load_contract(root / "contracts" / "mut.yaml")], root, fresh=True)
+    assert [(m.id, m.outcome) for m in fresh.mutants] == [(m.id, m.outcome) for m in report.mutants]
+    for m in report.mutants:  # a survivor is never reported from the in-process run alone
+        if m.outcome == "survived":
+            assert m.verdicts == {"in-process": "survived", "fresh": "survived"}
+        else:
+            assert m.verdicts == {"in-process": "killed"}
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_in_process_and_fresh_process_runs_agree_on_shipped_mutants() -> None:
+    """Three contract mutants and three check-module mutants of C-LOSS-BALANCE."""
+    loaded = [load_contract(REPO / "contracts" / "loss-balance-v1.yaml")]
+    outcomes = []
+    for fresh in (False, True):
+        report, plans = plan_mutation(loaded, REPO)
+        contract = [m for m in report.mutants if m.kind != "code"][:3]
+        code = [m for m in report.mutants if m.kind == "code"][:3]
+        assert len(contract) == 3 and len(code) == 3
+        assert {m.edit.module for m in code if isinstance(m.edit, ModuleEdit)} == {
+            "traingate.checks.loss_balance"
+        }
+        report.mutants = contract + code
+        run_planned(report, plans, workers=2, fresh=fresh)
+        assert not report.baseline_failures
+        outcomes.append([(m.id, m.outcome) for m in report.mutants])
+        if not fresh:  # decided in the workers, not handed to the fresh path
+            assert all(m.verdicts == {"in-process": "killed"} for m in report.mutants)
+    assert outcomes[0] == outcomes[1]
+    assert all(outcome == "killed" for _, outcome in outcomes[0])
+
+
+def test_an_installed_mutant_is_fully_restored(tmp_path: Path) -> None:
+    import traingate.checks
+    import traingate.checks.expression as expression
+
+    registry = list(REGISTRY.items())
+    source = next(iter(module_mutants(Path(expression.__file__).read_text())))[0]
+    with installed(ModuleEdit("traingate.checks.expression", source), tmp_path):
+        assert sys.modules["traingate.checks.expression"] is not expression
+        assert (
+            REGISTRY["expression"] is not registry[[k for k, _ in registry].index("expression")][1]
+        )
+    assert sys.modules["traingate.checks.expression"] is expression
+    assert traingate.checks.expression is expression
+    assert list(REGISTRY.items()) == registry  # the same classes, in the same order
+    contract = tmp_path / "contracts" / "mut.yaml"
+    contract.parent.mkdir()
+    contract.write_text(CONTRACT)
+    with installed(ContractEdit(Path("contracts/mut.yaml"), "mutated"), tmp_path):
+        assert contract.read_text() == "mutated"
+    assert contract.read_text() == CONTRACT
 
 
 @pytest.mark.slow

@@ -7,9 +7,13 @@ invariants run (:mod:`.code_gen`: comparisons swapped in the check module's func
 requires at least one of the contract's falsifiers to fail on each (:mod:`.running`). A
 mutant that survives is a finding (:mod:`.results`).
 
-Every mutant runs in its own copy of the project's ``contracts/`` and ``falsifiers/``
-(``TRAINGATE_SHIPPED_ROOT`` points the falsifiers at the copy); a code mutant is installed by
-:mod:`traingate.ci.mutant_plugin` before the falsifiers import it.
+Each mutant first runs in a long-lived worker process (:mod:`.inprocess`, fed by
+:mod:`.pool`): installed there, run against only the falsifiers that cover what it changed
+with ``pytest.main`` in-process, then undone. A kill there is final; any other mutant runs
+again the old way (:mod:`.fresh`), in its own copy of the project's ``contracts/`` and
+``falsifiers/`` (``TRAINGATE_SHIPPED_ROOT`` points the falsifiers at the copy) and its own
+pytest process, where :mod:`traingate.ci.mutant_plugin` installs a code mutant before the
+falsifiers import it, and that run's verdict is the one reported.
 """
 
 from pathlib import Path

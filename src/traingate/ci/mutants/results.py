@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 MutantKind = Literal["formula", "param", "decision", "code"]
 Outcome = Literal["pending", "killed", "survived", "error"]
+RunPath = Literal["in-process", "fresh"]  # a long-lived worker's pytest, or its own process
 REPORTED = ("id", "contract", "kind", "location", "description", "outcome", "detail")
 
 
@@ -41,6 +42,14 @@ class Mutant:
     id: str = ""  # ``CONTRACT#n``, given once all of a contract's mutants are made
     outcome: Outcome = "pending"
     detail: str = ""
+    # what each path that ran it found (in-process first; not reported)
+    verdicts: dict[RunPath, Outcome] = field(default_factory=dict, repr=False, compare=False)
+
+    def decide(self, path: RunPath, outcome: Outcome, detail: str) -> Mutant:
+        """Record what ``path`` found; the last path's verdict is the outcome."""
+        self.verdicts[path] = outcome
+        self.outcome, self.detail = outcome, detail
+        return self
 
     def to_dict(self) -> dict[str, str]:
         """The reported fields (not the edit itself)."""

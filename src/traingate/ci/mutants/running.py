@@ -1,137 +1,50 @@
-"""Running mutants: each in a fresh copy of the project, the contract's falsifiers on it.
+"""Running mutants: the contract's falsifiers on each, in-process first, a fresh process after.
 
 A contract's falsifiers first run unmutated (a baseline that fails makes its mutants
-meaningless); then each mutant runs the falsifiers it targets first, then the rest, until one
-fails (killed) or all pass (survived).
+meaningless). Then each mutant runs, in one of ``workers`` long-lived worker processes
+(:mod:`.inprocess`), the falsifiers that target it: those its contract names in the
+``falsified_by`` of the mutated invariant or decision rule, or, for a mutant of a check
+module, of the contract's invariants of that kind. A kill there is final. Every other
+mutant (one the targeted falsifiers let through, an error, a timeout) runs again in its own
+copy and pytest process, targeted falsifiers first and then the rest (:mod:`.fresh`), and
+that run's verdict is reported; so a survivor is never reported from the fast path alone.
+
+``fresh=True`` runs everything the old way (each mutant and baseline in its own process).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
-from traingate.ci.mutants import PACKAGE_PARENT
 from traingate.ci.mutants.code_gen import code_mutants
 from traingate.ci.mutants.contract_gen import contract_mutants
-from traingate.ci.mutants.results import ContractEdit, Mutant, MutationReport
+from traingate.ci.mutants.fresh import baseline, run_mutant
+from traingate.ci.mutants.pool import run_jobs
+from traingate.ci.mutants.results import Mutant, MutationReport
 from traingate.ci.verify import cited_tests
 from traingate.contract.loading import LoadedContract
-from traingate.contract.schema import Contract
 from traingate.contract.testids import find_root
 
-TIMEOUT_S = 300
+
+@dataclass(frozen=True)
+class Plan:
+    """One contract's project root and the falsifiers it cites."""
+
+    contract: str
+    root: Path
+    tests: list[str]
 
 
-def copy_project(root: Path, dest: Path) -> None:
-    """Copy the project's ``contracts/``, ``falsifiers/`` and ``conftest.py`` into ``dest``."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache")
-    for name in ("contracts", "falsifiers"):
-        if (root / name).is_dir():
-            shutil.copytree(root / name, dest / name, ignore=ignore)
-    if (root / "conftest.py").is_file():
-        shutil.copy2(root / "conftest.py", dest / "conftest.py")
-
-
-def run_pytest(
-    work: Path, ids: list[str], env: dict[str, str], stop_first: bool
-) -> tuple[int, str]:
-    """Run ``ids`` in ``work`` with the mutant plugin; (exit code or -1 on timeout, output)."""
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    cmd += ["-p", "traingate.ci.mutant_plugin", "--rootdir", str(work), "-o", "addopts="]
-    cmd += ["-x"] if stop_first else []
-    try:
-        proc = subprocess.run(
-            [*cmd, *ids],
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return -1, f"timed out after {TIMEOUT_S} s"
-    return proc.returncode, (proc.stdout + proc.stderr).strip()
-
-
-def mutant_env(work: Path, extra: dict[str, str]) -> dict[str, str]:
-    """The environment a copy's pytest runs in: this traingate importable, shipped root moved."""
-    path = os.pathsep.join(p for p in (str(PACKAGE_PARENT), os.environ.get("PYTHONPATH", "")) if p)
-    return {
-        **os.environ,
-        "PYTHONPATH": path,
-        "TRAINGATE_SHIPPED_ROOT": str(work),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        **extra,
-    }
-
-
-def last_line(output: str) -> str:
-    """The last non-blank line of pytest's output (its summary)."""
-    lines = [ln for ln in output.splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
-
-
-def apply_edit(mutant: Mutant, work: Path) -> dict[str, str]:
-    """Write ``mutant``'s edit into the copy ``work``; the environment the plugin reads."""
-    edit = mutant.edit
-    if isinstance(edit, ContractEdit):
-        (work / edit.file).write_text(edit.text, encoding="utf-8")
-        return {}
-    source = work / "_mutant_module.py"
-    source.write_text(edit.source, encoding="utf-8")
-    return {"TRAINGATE_MUTANT_MODULE": edit.module, "TRAINGATE_MUTANT_SOURCE": str(source)}
-
-
-def run_mutant(mutant: Mutant, root: Path, tests: list[str]) -> Mutant:
-    """Apply ``mutant`` in a fresh copy of ``root`` and run the falsifiers (targeted first)."""
-    with tempfile.TemporaryDirectory(prefix="traingate-mutant-") as tmp:
-        work = Path(tmp)
-        copy_project(root, work)
-        env = mutant_env(work, apply_edit(mutant, work))
-        first = [t for t in mutant.targeted if t in tests]
-        rest = [t for t in tests if t not in first]
-        for stage in (first, rest):
-            if not stage:
-                continue
-            code, output = run_pytest(work, stage, env, stop_first=True)
-            if code in (1, 2):  # a falsifier failed (2: it failed to even collect)
-                mutant.outcome = "killed"
-                mutant.detail = last_line(output)
-                return mutant
-            if code != 0:
-                mutant.outcome = "error"
-                mutant.detail = f"pytest exit {code}: {last_line(output)}"
-                return mutant
-        mutant.outcome = "survived"
-        mutant.detail = f"{len(tests)} falsifiers all passed"
-        return mutant
-
-
-def baseline(root: Path, tests: list[str]) -> str | None:
-    """None when the falsifiers pass on an unmutated copy, else why not."""
-    if not tests:
-        return "the contract cites no falsifiers"
-    with tempfile.TemporaryDirectory(prefix="traingate-baseline-") as tmp:
-        work = Path(tmp)
-        copy_project(root, work)
-        code, output = run_pytest(work, tests, mutant_env(work, {}), stop_first=False)
-    return None if code == 0 else f"pytest exit {code}: {last_line(output)}"
-
-
-def run_mutation(
-    loaded: list[LoadedContract], root: Path | None = None, workers: int = 2
-) -> MutationReport:
-    """Generate every contract's mutants and run its falsifiers on each, ``workers`` at once."""
-    start = time.monotonic()
+def plan_mutation(
+    loaded: list[LoadedContract], root: Path | None = None
+) -> tuple[MutationReport, dict[str, Plan]]:
+    """Every contract's mutants (numbered ``CONTRACT#n``), none run yet, and each plan."""
     report = MutationReport()
-    plans: list[tuple[Contract, Path, list[str]]] = []
+    plans: dict[str, Plan] = {}
     for lc in loaded:
         if lc.contract is None:
             continue
@@ -145,16 +58,87 @@ def run_mutation(
         report.mutants.extend(mutants)
         if invalid:
             report.invalid_skipped[contract.contract] = invalid
-        plans.append((contract, base, cited_tests(contract)))
-    tests_of = {c.contract: (base, tests) for c, base, tests in plans}
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        baselines = {c.contract: pool.submit(baseline, base, tests) for c, base, tests in plans}
-        for name, future in baselines.items():
-            failure = future.result()
-            if failure is not None:
-                report.baseline_failures[name] = failure
-        runnable = [m for m in report.mutants if m.contract not in report.baseline_failures]
-        report.mutants = runnable
-        list(pool.map(lambda m: run_mutant(m, *tests_of[m.contract]), runnable))
+        plans[contract.contract] = Plan(contract.contract, base, cited_tests(contract))
+    return report, plans
+
+
+def targeted_tests(mutant: Mutant, plan: Plan) -> list[str]:
+    """The falsifiers that cover what ``mutant`` changed (all the contract's if none do)."""
+    return [t for t in mutant.targeted if t in plan.tests] or plan.tests
+
+
+def run_mutation(
+    loaded: list[LoadedContract],
+    root: Path | None = None,
+    workers: int = 2,
+    fresh: bool = False,
+) -> MutationReport:
+    """Generate every contract's mutants and run its falsifiers on each, ``workers`` at once."""
+    start = time.monotonic()
+    report, plans = plan_mutation(loaded, root)
+    run_planned(report, plans, workers, fresh)
     report.wall_s = time.monotonic() - start
     return report
+
+
+def run_planned(
+    report: MutationReport, plans: dict[str, Plan], workers: int = 2, fresh: bool = False
+) -> None:
+    """Run the baselines and then ``report.mutants`` (in place); drop a failing contract's."""
+    workers = max(1, workers)
+
+    def fresh_run(m: Mutant) -> Mutant:
+        return run_mutant(m, plans[m.contract].root, plans[m.contract].tests)
+
+    if fresh:
+        with ThreadPoolExecutor(max_workers=workers) as threads:
+            runs = {c: threads.submit(baseline, p.root, p.tests) for c, p in plans.items()}
+            for contract, future in runs.items():
+                if (failure := future.result()) is not None:
+                    report.baseline_failures[contract] = failure
+            report.mutants = [
+                m for m in report.mutants if m.contract not in report.baseline_failures
+            ]
+            list(threads.map(fresh_run, report.mutants))
+        return
+    with tempfile.TemporaryDirectory(prefix="traingate-workers-") as tmp:
+        scratch = Path(tmp)
+        untrusted = run_baselines(report, plans, workers, scratch)
+        report.mutants = [m for m in report.mutants if m.contract not in report.baseline_failures]
+        fast = [m for m in report.mutants if m.contract not in untrusted]
+        jobs = [
+            ("mutant", m.edit, plans[m.contract].root, targeted_tests(m, plans[m.contract]))
+            for m in fast
+        ]
+        verdicts = run_jobs(jobs, workers, scratch, lambda job, why: ("error", why))
+        for mutant, (verdict, detail) in zip(fast, verdicts, strict=True):
+            mutant.decide("in-process", verdict, detail)
+    again = [m for m in report.mutants if m.outcome != "killed"]
+    with ThreadPoolExecutor(max_workers=workers) as threads:
+        list(threads.map(fresh_run, again))
+
+
+def run_baselines(
+    report: MutationReport, plans: dict[str, Plan], workers: int, scratch: Path
+) -> set[str]:
+    """Each contract's unmutated falsifiers, in the workers; a failure there is confirmed in a
+    fresh process (recorded when it fails there too). The contracts whose falsifiers passed
+    fresh but not in-process: their mutants skip the in-process path."""
+    cited = [p for p in plans.values() if p.tests]
+    jobs = [("baseline", p.root, p.tests) for p in cited]
+    passed = {
+        p.contract: answer is True
+        for p, answer in zip(
+            cited, run_jobs(jobs, workers, scratch, lambda job, why: False), strict=True
+        )
+    }
+    untrusted: set[str] = set()
+    for contract, plan in plans.items():
+        if passed.get(contract, False):
+            continue
+        failure = baseline(plan.root, plan.tests)
+        if failure is None:
+            untrusted.add(contract)
+        else:
+            report.baseline_failures[contract] = failure
+    return untrusted

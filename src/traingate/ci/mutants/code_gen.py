@@ -89,8 +89,54 @@ def module_mutants(source: str) -> Iterator[tuple[str, int, str, str]]:
         yield ast.unparse(mutated), getattr(node, "lineno", 0), func_name, what
 
 
+def reached(tree: ast.Module) -> dict[str, set[str]]:
+    """Each top-level function or class → the top-level functions and classes its code
+    (bases, decorators and body included) reaches, itself included, through the names it
+    uses."""
+    defs = {
+        node.name: node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    }
+    uses = {
+        name: {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id in defs}
+        for name, node in defs.items()
+    }
+    reach: dict[str, set[str]] = {}
+    for name in defs:
+        seen, todo = {name}, [name]
+        while todo:
+            for used in uses[todo.pop()] - seen:
+                seen.add(used)
+                todo.append(used)
+        reach[name] = seen
+    return reach
+
+
+def covering_kinds(module: str, reach: dict[str, set[str]], func: str) -> set[str]:
+    """The registered kinds whose class (defined in ``module``, whose :func:`reached` is
+    ``reach``) reaches function ``func``: a mutant of ``func`` changes what those kinds
+    decide, and no other kind's."""
+    return {
+        kind
+        for kind, cls in REGISTRY.items()
+        if cls.__module__ == module and func in reach.get(cls.__name__, set())
+    }
+
+
+def covering_tests(contract: Contract, kinds: set[str]) -> tuple[str, ...]:
+    """The falsifiers of the contract's invariants of ``kinds``, in contract order."""
+    return tuple(
+        dict.fromkeys(
+            t for inv in contract.invariants if inv.check in kinds for t in inv.falsified_by
+        )
+    )
+
+
 def code_mutants(contract: Contract, root: Path) -> list[Mutant]:
-    """Comparison mutants of every check module the contract's invariants use."""
+    """Comparison mutants of every check module the contract's invariants use, once per
+    kind. Each targets the falsifiers of the contract's invariants whose kind reaches the
+    mutated function (those of ``kind`` when none does)."""
     mutants: list[Mutant] = []
     for kind in dict.fromkeys(inv.check for inv in contract.invariants):
         cls = REGISTRY.get(kind)
@@ -99,12 +145,11 @@ def code_mutants(contract: Contract, root: Path) -> list[Mutant]:
         module = sys.modules[cls.__module__]
         file = Path(inspect.getsourcefile(module) or "")
         shown = display_path(file, root)
-        targeted = tuple(
-            dict.fromkeys(
-                t for inv in contract.invariants if inv.check == kind for t in inv.falsified_by
-            )
-        )
-        for source, line, func, what in module_mutants(file.read_text(encoding="utf-8")):
+        text = file.read_text(encoding="utf-8")
+        reach = reached(ast.parse(text))
+        for source, line, func, what in module_mutants(text):
+            kinds = covering_kinds(module.__name__, reach, func)
+            targeted = covering_tests(contract, kinds) or covering_tests(contract, {kind})
             mutants.append(
                 Mutant(
                     contract=contract.contract,

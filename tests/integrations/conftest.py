@@ -31,7 +31,7 @@ def run_script(
         cwd=tmp_path,
         env=env,
         capture_output=True,
-        text=True,
+        encoding="utf-8",  # text, decoded the same way on every platform
         timeout=timeout,
         check=False,
     )

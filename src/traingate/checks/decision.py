@@ -85,10 +85,23 @@ class CheckContext:
 
     regime: Finetune | FromScratch
     values: Mapping[str, float] = field(default_factory=dict)
+    # threshold id -> (threshold, its resolution): the regime and values are fixed for the
+    # run, so each threshold is evaluated and rendered once, not at every step
+    _resolved: dict[int, tuple[Any, Resolved]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def resolve(self, threshold: Any) -> Resolved:
-        """Evaluate a threshold field of the params for this run (the one way checks do)."""
-        return resolve(threshold, self.regime, self.values)
+        """Evaluate a threshold field of the params for this run (the one way checks do);
+        the first resolution of each threshold object is kept and returned thereafter."""
+        hit = self._resolved.get(id(threshold))
+        if hit is not None and hit[0] is threshold:
+            return hit[1]
+        resolved = resolve(threshold, self.regime, self.values)
+        if len(self._resolved) >= 64:  # a run binds a few; a shared test context, many
+            self._resolved.clear()
+        self._resolved[id(threshold)] = (threshold, resolved)
+        return resolved
 
     def symbols(self) -> dict[str, float]:
         """Every symbol a formula may name: the run values, then the regime's own (which win)."""

@@ -19,12 +19,41 @@ from traingate.runtime.verdict import Status, invariant_status
 _EXCESS_SIGN = {"<=": 1.0, "<": 1.0, ">=": -1.0, ">": -1.0}
 
 
+class _Evaluation:
+    """One evaluation as recorded, its entry dict built on first read: a passing step's
+    decision is kept, not copied into a dict, unless the verdict, a summary or a
+    checkpoint asks for it."""
+
+    __slots__ = ("decision", "entry", "epoch", "metrics", "step")
+
+    def __init__(self, decision: Decision, step: int | None, epoch: int | None) -> None:
+        self.decision, self.step, self.epoch = decision, step, epoch
+        self.metrics = dict(decision.metrics)  # as it was then, whatever a check does later
+        self.entry: dict[str, Any] | None = None
+
+    def built(self) -> dict[str, Any]:
+        if self.entry is None:
+            d = self.decision
+            self.entry = {
+                "observed": d.observed,
+                "limit": d.limit,
+                "comparison": d.comparison,
+                "ok": d.ok,
+                "detail": d.detail,
+                "step": self.step,
+                "epoch": self.epoch,
+                "metrics": self.metrics,
+            }
+        return self.entry
+
+
 @dataclass
 class Tracked:
     """An invariant bound to its check, with the tallies the verdict reports.
 
     ``needs`` is the check's ``observes()``, fixed by its params, so it is taken once here
-    rather than rebuilt for every invariant at every step.
+    rather than rebuilt for every invariant at every step. ``worst`` and ``last`` are the
+    entries of the worst and the latest evaluation (built when read).
     """
 
     invariant: Invariant
@@ -32,32 +61,40 @@ class Tracked:
     check: Check[Any]
     evaluations: int = 0
     violations: int = 0
-    worst: dict[str, Any] | None = None
     worst_excess: float = -math.inf
-    last: dict[str, Any] | None = field(default=None)
     needs: frozenset[str] = field(init=False)
+    _worst: _Evaluation | dict[str, Any] | None = field(default=None, init=False, repr=False)
+    _last: _Evaluation | dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.needs = self.check.observes()
 
+    @property
+    def worst(self) -> dict[str, Any] | None:
+        w = self._worst
+        return w.built() if isinstance(w, _Evaluation) else w
+
+    @worst.setter
+    def worst(self, value: dict[str, Any] | None) -> None:
+        self._worst = value
+
+    @property
+    def last(self) -> dict[str, Any] | None:
+        w = self._last
+        return w.built() if isinstance(w, _Evaluation) else w
+
+    @last.setter
+    def last(self, value: dict[str, Any] | None) -> None:
+        self._last = value
+
     def record(self, decision: Decision, step: int | None, epoch: int | None) -> None:
         self.evaluations += 1
         excess = excess_of(decision)
-        entry = {
-            "observed": decision.observed,
-            "limit": decision.limit,
-            "comparison": decision.comparison,
-            "ok": decision.ok,
-            "detail": decision.detail,
-            "step": step,
-            "epoch": epoch,
-            "metrics": dict(decision.metrics),
-        }
-        self.last = entry
+        entry = self._last = _Evaluation(decision, step, epoch)
         if not decision.ok:
             self.violations += 1
-        if self.worst is None or excess > self.worst_excess:
-            self.worst, self.worst_excess = entry, excess
+        if self._worst is None or excess > self.worst_excess:
+            self._worst, self.worst_excess = entry, excess
 
     @property
     def status(self) -> Status:

@@ -187,23 +187,29 @@ class Guard:
         """
         if grad_norm is None and model is not None and self._needs_grad_norm:
             grad_norm = total_grad_norm(model)
-        names = ["loss"] + (["grad_norm"] if grad_norm is not None else [])
-        comp_names = list(components or {})
-        device_values = [loss] + ([grad_norm] if grad_norm is not None else [])
-        values = to_host(
-            device_values + [components[n] for n in comp_names] if components else device_values
-        )
-        obs: dict[str, Any] = dict(zip(names, values[: len(names)], strict=True))
+        device_values = [loss] if grad_norm is None else [loss, grad_norm]
+        n = len(device_values)
+        comp_names = list(components) if components else []
+        moved = device_values + [components[k] for k in comp_names] if components else device_values
+        values = to_host(moved)
+        # obs: what the checks see; flat: its float values, as metrics.parquet records them
+        obs: dict[str, Any] = {"loss": values[0]}
+        if grad_norm is not None:
+            obs["grad_norm"] = values[1]
+        flat: dict[str, float] = dict(obs)
         if comp_names:
-            obs["components"] = dict(zip(comp_names, values[len(names) :], strict=True))
+            obs["components"] = comps = dict(zip(comp_names, values[n:], strict=True))
         if weights:
             obs["weights"] = {k: float(v) for k, v in weights.items()}
-        scalars = {k: scalar(v) for k, v in metrics.items()}
-        obs.update(scalars)
+        for k, v in metrics.items():
+            obs[k] = flat[k] = scalar(v)
         obs["step"] = step
+        if isinstance(step, float):
+            flat["step"] = step
         self.last_step = step
-        flat = {k: v for k, v in obs.items() if isinstance(v, float)}
-        flat.update({f"component/{k}": v for k, v in obs.get("components", {}).items()})
+        if comp_names:
+            for k, v in comps.items():
+                flat[f"component/{k}"] = v
         self._record("step", step, self.epoch, flat)
         self._evaluate("step", obs, step, self.epoch)
         if self.summary_every and step % self.summary_every == 0:
@@ -260,13 +266,14 @@ class Guard:
         tracked = self.by_point[point]
         if not tracked:
             return
+        keys = obs.keys()
         decisions: list[Decision | None] = []
         for t in tracked:
-            if not t.needs.issubset(obs.keys()):
+            if t.needs.issubset(keys):
+                t.check.update(obs)
+                decisions.append(t.check.verdict())
+            else:
                 decisions.append(None)
-                continue
-            t.check.update(obs)
-            decisions.append(t.check.verdict())
         reduced = self.ranks.reduce(decisions)
         first_abort: ViolationRecord | None = None
         for t, (decision, rank) in zip(tracked, reduced, strict=True):

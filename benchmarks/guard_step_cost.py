@@ -1,0 +1,231 @@
+"""Guard step cost: a small MLP step (about 2 ms on one CPU thread) with and without the Guard.
+
+The Guard runs every shipped step-level invariant that applies to a from-scratch run, and
+the loop hands it what they need: ``loss``, ``grad_norm``, two loss ``components`` (so the
+loss-balance invariant is evaluated too) and ``tokens_per_sec``. Each invariant's
+evaluation count is printed, so one that was never evaluated shows. Three measurements::
+
+    PYTHONPATH=src python benchmarks/guard_step_cost.py --threads 1
+
+1. step time without and with the Guard, in interleaved rounds (each pair alternates its
+   order), medians: the headline ratio, printed last;
+2. ``guard.step`` host time (µs) in the loop, beside a naive hand-written check (one
+   ``isfinite(...).item()`` over loss and grad norm plus a grad-norm range test);
+3. ``guard.step`` host time on a fixed observation with 0, 1, ... of the invariants bound,
+   and the least-squares slope: the cost per invariant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from step_times import print_step_times
+from torch import nn
+
+from traingate.contract.regime import FromScratch
+from traingate.contract.shipped import shipped_contracts
+from traingate.runtime.guard import Guard
+
+HEAD_CLASSES = 10  # two 10-way heads: a cold start's summed loss is ln 100 = ln(vocab_size)
+REGIME = FromScratch(HEAD_CLASSES * HEAD_CLASSES)
+LR = 1e-3
+
+
+def step_invariants(regime: FromScratch) -> list[str]:
+    """Ids of every shipped step-level invariant that applies to ``regime``."""
+    return [
+        inv.id
+        for contract in shipped_contracts()
+        for inv in contract.invariants
+        if inv.at == "step" and regime.kind in inv.regimes
+    ]
+
+
+class TwoHeadMLP(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Linear(128, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU()
+        )
+        self.a = nn.Linear(width, HEAD_CLASSES)
+        self.b = nn.Linear(width, HEAD_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body(x)
+        return self.a(h), self.b(h)
+
+
+class Loop:
+    """A plain training step on fixed random batches; two cross-entropy loss components."""
+
+    def __init__(self, batch: int, width: int) -> None:
+        torch.manual_seed(0)
+        self.model = TwoHeadMLP(width)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=LR)
+        gen = torch.Generator().manual_seed(0)
+        self.batches = [
+            (
+                torch.randn(batch, 128, generator=gen),
+                torch.randint(0, HEAD_CLASSES, (batch,), generator=gen),
+                torch.randint(0, HEAD_CLASSES, (batch,), generator=gen),
+            )
+            for _ in range(8)
+        ]
+        self.batch = batch
+        self.step = 0
+        self.last_seconds = 0.0
+        self.guard_seconds: list[float] = []
+        self.naive_seconds: list[float] = []
+
+    def round(self, steps: int, guard: Guard | None, naive: bool = False) -> list[float]:
+        times = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            x, ya, yb = self.batches[self.step % len(self.batches)]
+            la, lb = self.model(x)
+            loss_a = nn.functional.cross_entropy(la, ya)
+            loss_b = nn.functional.cross_entropy(lb, yb)
+            loss = loss_a + loss_b
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            tokens_per_sec = self.batch / self.last_seconds if self.last_seconds else 0.0
+            if guard is not None:
+                g0 = time.perf_counter()
+                guard.step(
+                    self.step,
+                    loss=loss.detach(),
+                    grad_norm=grad_norm,
+                    components={"a": loss_a.detach(), "b": loss_b.detach()},
+                    lr=LR,
+                    tokens_per_sec=tokens_per_sec,
+                )
+                self.guard_seconds.append(time.perf_counter() - g0)
+            elif naive:
+                g0 = time.perf_counter()
+                naive_check(loss.detach(), grad_norm)
+                self.naive_seconds.append(time.perf_counter() - g0)
+            self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
+            self.step += 1
+            self.last_seconds = time.perf_counter() - t0
+            times.append(self.last_seconds)
+        return times
+
+
+def naive_check(loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+    """What a hand-written loop would do: one sync, then a finiteness and a range test."""
+    both = torch.stack([loss, grad_norm])
+    if not bool(torch.isfinite(both).all().item()):
+        raise FloatingPointError("non-finite loss or grad norm")
+    norm = float(grad_norm)
+    if not 1e-3 <= norm <= 100.0:
+        raise FloatingPointError(f"grad norm {norm:.4g} out of range")
+
+
+def step_host_us(id_sets: Sequence[Sequence[str]], reps: int, tmp: Path) -> list[float]:
+    """Median host µs of ``guard.step`` on a fixed observation, one Guard per id set, the
+    Guards stepped in turn (interleaved), after enough steps that every window is full."""
+    loss = torch.tensor(4.6)
+    grad_norm = torch.tensor(0.5)
+    comps = {"a": torch.tensor(2.3), "b": torch.tensor(2.3)}
+    guards = [
+        Guard(regime=REGIME, only=list(ids), run_dir=tmp / f"sweep{i}")
+        for i, ids in enumerate(id_sets)
+    ]
+    samples: list[list[float]] = [[] for _ in guards]
+    for step in range(reps + 150):
+        order = list(enumerate(guards))
+        for i, guard in order if step % 2 == 0 else order[::-1]:
+            g0 = time.perf_counter()
+            guard.step(
+                step, loss=loss, grad_norm=grad_norm, components=comps, lr=LR, tokens_per_sec=1.0
+            )
+            if step >= 150:
+                samples[i].append(time.perf_counter() - g0)
+    for guard in guards:
+        guard.close()
+    return [statistics.median(s) * 1e6 for s in samples]
+
+
+def slope(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
+    """Least-squares (intercept, slope) of ``ys`` on ``xs``."""
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mx) ** 2 for x in xs
+    )
+    return my - b * mx, b
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=20, help="steps per round")
+    parser.add_argument("--rounds", type=int, default=30, help="rounds of each variant")
+    parser.add_argument("--warmup", type=int, default=150, help="untimed guarded steps")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--reps", type=int, default=400, help="guard.step calls per sweep point")
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
+    print(f"load average at start: {os.getloadavg()}")
+    ids = step_invariants(REGIME)
+    print(f"guarded step-level invariants: {', '.join(ids)}")
+    loop = Loop(args.batch, args.width)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        guard = Guard(regime=REGIME, only=ids, run_dir=tmp / "run")
+        with guard:
+            loop.round(args.warmup, guard)  # fills the windows: every invariant decides
+            loop.guard_seconds.clear()
+            without: list[list[float]] = []
+            with_guard: list[list[float]] = []
+            for i in range(args.rounds):
+                order = [(None, without), (guard, with_guard)]
+                for g, into in order if i % 2 == 0 else order[::-1]:
+                    into.append(loop.round(args.steps, g))
+            for _ in range(args.rounds // 3 or 1):  # the naive check: not in the baseline
+                loop.round(args.steps, None, naive=True)
+        verdict = guard.judge()
+        for inv_id, inv in verdict.invariants.items():
+            print(f"  {inv_id}: {inv.status} ({inv.evaluations} evaluations)")
+        never = [i for i, inv in verdict.invariants.items() if inv.evaluations == 0]
+        if never:
+            raise SystemExit(f"never evaluated: {', '.join(never)}")
+
+        counts = list(range(len(ids) + 1))
+        cost = step_host_us([ids[:k] for k in counts], args.reps, tmp)
+    print("guard.step host time on a fixed observation, by invariants bound:")
+    for k, us in zip(counts, cost, strict=True):
+        print(f"  {k} invariant(s): {us:.1f} us")
+    fixed, per = slope(counts, cost)
+    print(f"cost growth: {fixed:.1f} us fixed + {per:.2f} us per invariant")
+
+    base = [t for r in without for t in r]
+    guarded = [t for r in with_guard for t in r]
+    print_step_times([("without Guard", base), ("with Guard", guarded)])
+    inside = statistics.median(loop.guard_seconds) * 1e6
+    naive = statistics.median(loop.naive_seconds) * 1e6
+    print(f"guard.step host time in the loop: median {inside:.1f} us")
+    print(f"naive isfinite(...).item() + grad-norm check: median {naive:.1f} us")
+    pairs = [
+        statistics.median(w) / statistics.median(b)
+        for w, b in zip(with_guard, without, strict=True)
+    ]
+    print(f"median of per-pair ratios: {statistics.median(pairs):.3f}")
+    print(f"load average at end: {os.getloadavg()}")
+    ratio = statistics.median(guarded) / statistics.median(base)
+    assert math.isfinite(ratio)
+    print(f"guard overhead ratio (median step time with/without): {ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()

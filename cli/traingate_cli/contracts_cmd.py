@@ -2,32 +2,53 @@
 
 The one place the ``contracts`` group is defined: each command lives in its own module
 (which imports only :mod:`traingate_cli.common` and :mod:`traingate_cli.usage`) and is
-attached here. Exit codes: 0 clean, 1 findings (or undischarged ship-blocking gates),
-2 usage or unreadable input, 130 interrupted (Ctrl-C). Validating never imports torch: it
-starts fast.
+attached here by name, its module imported only when that command runs (or when ``--help``
+lists it). Exit codes: 0 clean, 1 findings (or undischarged ship-blocking gates), 2 usage or
+unreadable input, 130 interrupted (Ctrl-C). Validating never imports torch, the runtime or
+the audit machinery: it starts fast.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from traingate_cli.common import PROG
-from traingate_cli.decide_cmd import decide
-from traingate_cli.inspect_cmds import codes, list_cmd, validate
-from traingate_cli.run_cmds import audit, check, report
-from traingate_cli.show_cmd import show
 from traingate_cli.usage import InterruptibleGroup
-from traingate_cli.verify_cmd import verify
+
+PROG = "contracts"  # == traingate_cli.common.PROG (not imported: it loads the contract layer)
+
+# command name → (module, attribute); ``--help`` lists them sorted, as click does
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("traingate_cli.inspect_cmds", "validate"),
+    "list": ("traingate_cli.inspect_cmds", "list_cmd"),
+    "show": ("traingate_cli.show_cmd", "show"),
+    "verify": ("traingate_cli.verify_cmd", "verify"),
+    "codes": ("traingate_cli.inspect_cmds", "codes"),
+    "check": ("traingate_cli.run_cmds", "check"),
+    "audit": ("traingate_cli.run_cmds", "audit"),
+    "report": ("traingate_cli.run_cmds", "report"),
+    "decide": ("traingate_cli.decide_cmd", "decide"),
+}
 
 
-@click.group(cls=InterruptibleGroup, context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(InterruptibleGroup):
+    """A group whose commands are imported by name, on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *super().list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, attr = COMMANDS[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="traingate")
 def cli() -> None:
     """Validate, inspect and verify traingate contracts."""
-
-
-for command in (validate, list_cmd, show, verify, codes, check, audit, report, decide):
-    cli.add_command(command)
 
 
 def main() -> None:

@@ -74,15 +74,74 @@ class LoadedContract:
         return self.located.mark(loc, key=key) if self.located else Mark(0, 0)
 
 
+_MARKS: dict[tuple[int, int, bool], Mark] = {}  # marks are immutable: share equal ones
+
+
 def _mark(node: yaml.Node) -> Mark:
-    style = getattr(node, "style", None)
-    return Mark(node.start_mark.line + 1, node.start_mark.column + 1, style in ("'", '"'))
+    start = node.start_mark
+    key = (start.line, start.column, getattr(node, "style", None) in ("'", '"'))
+    mark = _MARKS.get(key)
+    if mark is None:
+        if len(_MARKS) >= 200_000:
+            _MARKS.clear()
+        mark = _MARKS[key] = Mark(key[0] + 1, key[1] + 1, key[2])
+    return mark
+
+
+# libyaml's parser (PyYAML's C extension) scans ~10x faster than the pure-Python one and
+# gives the same nodes and marks (line, column in characters). Its composer recurses in C
+# with no depth check (~100,000 nested `[` crash the process), so text that might nest
+# deeply takes the pure-Python path, as does any text the C path fails on: errors and their
+# messages are the pure-Python loader's, whichever path parsed first. libyaml also accepts
+# tabs where PyYAML's scanner refuses them (``a: [1,\t2]``), so text with a tab takes the
+# pure-Python path too.
+_RESOLVED: dict[tuple[str, tuple[bool, bool]], str] = {}
+
+
+class _CachingResolve:
+    """A scalar's implicit tag depends only on its text and style (SafeLoader has no path
+    resolvers): remember it, since a contract's keys and values repeat across files."""
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is not yaml.ScalarNode or self.yaml_path_resolvers:  # type: ignore[attr-defined]
+            return super().resolve(kind, value, implicit)  # type: ignore[misc]
+        key = (value, implicit)
+        tag = _RESOLVED.get(key)
+        if tag is None:
+            if len(_RESOLVED) >= 100_000:
+                _RESOLVED.clear()
+            tag = _RESOLVED[key] = super().resolve(kind, value, implicit)  # type: ignore[misc]
+        return tag
+
+
+CLoader: type[yaml.SafeLoader] | None = (
+    type("CLoader", (_CachingResolve, yaml.CSafeLoader), {})
+    if hasattr(yaml, "CSafeLoader")
+    else None
+)
+C_MAX_NESTING = 2_000  # far above what _build accepts (100), far below what crashes libyaml
+
+
+def _nesting_bound(text: str) -> int:
+    """An upper bound on the text's nesting depth: every flow level opens a bracket, every
+    block level sits at least one column right of its parent (or after ``- ``/``? ``)."""
+    longest = max((len(line) for line in text.splitlines()), default=0)
+    return text.count("[") + text.count("{") + 2 * (longest + 1)
 
 
 def compose_located(text: str) -> Located:
     """Parse YAML text into plain data with locations; raises LoadError on syntax errors."""
+    if CLoader is not None and "\t" not in text and _nesting_bound(text) <= C_MAX_NESTING:
+        try:
+            return _compose(CLoader, text)
+        except (LoadError, yaml.YAMLError, RecursionError, ValueError, TypeError):
+            pass  # the pure-Python loader says what is wrong, in its own words
+    return _compose(yaml.SafeLoader, text)
+
+
+def _compose(loader_class: type[yaml.SafeLoader], text: str) -> Located:
     try:
-        loader = yaml.SafeLoader(text)  # already rejects non-printable characters
+        loader = loader_class(text)  # the pure-Python one already rejects non-printables
     except yaml.YAMLError as exc:
         raise LoadError(f"YAML error: {str(exc).splitlines()[0]}") from None
     try:
@@ -103,38 +162,47 @@ def compose_located(text: str) -> Located:
         loader.dispose()
 
 
+_STR = "tag:yaml.org,2002:str"  # a str scalar constructs to its text, nothing more
+
+
 def _build(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, out: Located, depth: int) -> Any:
     if depth > 100:
         raise LoadError("YAML is nested too deeply")
-    if len(out.values) >= MAX_NODES:
+    values = out.values
+    if len(values) >= MAX_NODES:
         m = _mark(node)
         raise LoadError(f"{m.line}:{m.column}: YAML expands to more than {MAX_NODES} values")
-    out.values[loc] = _mark(node)
+    values[loc] = _mark(node)
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == _STR:
+            return node.value
+        try:
+            return loader.construct_object(node, deep=True)
+        except (ValueError, OverflowError):
+            # `2026-02-30` matches YAML's timestamp pattern but is no date; a 5000-digit int
+            # exceeds Python's int-parsing limit: keep the text, and the schema reports it
+            return node.value
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 m = _mark(key_node)
                 raise LoadError(f"{m.line}:{m.column}: mapping keys must be plain scalars")
-            key = loader.construct_object(key_node)
+            key = key_node.value if key_node.tag == _STR else loader.construct_object(key_node)
             if not isinstance(key, str | int | float | bool) and key is not None:
                 key = str(key)
+            where = (*loc, key)
             if key in result:
-                out.duplicates.append(((*loc, key), _mark(key_node)))
+                out.duplicates.append((where, _mark(key_node)))
                 continue
-            out.keys[(*loc, key)] = _mark(key_node)
-            result[key] = _build(loader, value_node, (*loc, key), out, depth + 1)
+            out.keys[where] = _mark(key_node)
+            result[key] = _build(loader, value_node, where, out, depth + 1)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
             _build(loader, item, (*loc, i), out, depth + 1) for i, item in enumerate(node.value)
         ]
-    try:
-        return loader.construct_object(node, deep=True)
-    except (ValueError, OverflowError):
-        # `2026-02-30` matches YAML's timestamp pattern but is no date; a 5000-digit int
-        # exceeds Python's int-parsing limit: keep the text, and the schema reports it
-        return node.value
+    return loader.construct_object(node, deep=True)  # pragma: no cover  (no other node kind)
 
 
 def _fields_at(model: type[BaseModel], loc: Loc) -> list[str]:

@@ -135,6 +135,7 @@ def cross_check(loaded: Iterable[LoadedContract], root: Path | None = None) -> l
     found: list[Finding] = []
     seen_contracts: dict[str, str] = {}
     seen_ids: dict[str, str] = {}
+    resolved: dict[tuple[str, Path], str | None] = {}
     valid = [lc for lc in loaded if lc.contract is not None]
     all_invariants = {inv.id for lc in valid for inv in lc.contract.invariants}  # type: ignore[union-attr]
     for lc in valid:
@@ -154,7 +155,9 @@ def cross_check(loaded: Iterable[LoadedContract], root: Path | None = None) -> l
         ) -> None:
             """TG150: every cited test id resolves to a test function (parsed, not imported)."""
             for j, tid in enumerate(ids):
-                problem = problem_with_test_id(tid, base)
+                if (tid, base) not in resolved:  # 1,000 files cite the same few tests
+                    resolved[tid, base] = problem_with_test_id(tid, base)
+                problem = resolved[tid, base]
                 if problem:
                     found.append(_finding(lc, "TG150", "error", problem, (*loc, j)))
 

@@ -45,6 +45,30 @@ class Decision:
     evaluated: str | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
 
+    def __init__(  # the dataclass's own, without its nine frozen setattr calls (hot path)
+        self,
+        ok: bool,
+        observed: float,
+        limit: float | None,
+        comparison: str,
+        detail: str,
+        hint: str = "",
+        formula: str | None = None,
+        evaluated: str | None = None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> None:
+        self.__dict__.update(
+            ok=ok,
+            observed=observed,
+            limit=limit,
+            comparison=comparison,
+            detail=detail,
+            hint=hint,
+            formula=formula,
+            evaluated=evaluated,
+            metrics={} if metrics is None else metrics,
+        )
+
     @classmethod
     def against(
         cls,

@@ -266,24 +266,26 @@ class Guard:
         tracked = self.by_point[point]
         if not tracked:
             return
-        keys = obs.keys()
+        keys = obs.keys()  # a keys view: ``keys >= needs`` tests membership, no set built
         decisions: list[Decision | None] = []
         for t in tracked:
-            if t.needs.issubset(keys):
+            if keys >= t.needs:
                 t.check.update(obs)
                 decisions.append(t.check.verdict())
             else:
                 decisions.append(None)
         reduced = self.ranks.reduce(decisions)
+        limits = self._limits
         first_abort: ViolationRecord | None = None
         for t, (decision, rank) in zip(tracked, reduced, strict=True):
             if decision is None:
                 continue
             t.record(decision, step, epoch)
-            if decision.limit is not None and self._limits.get(t.invariant.id) != decision.limit:
+            limit = decision.limit
+            if limit is not None and limits.get(t.invariant.id) != limit:
                 # record a limit when it changes, so a report can draw it where it applied
-                self._limits[t.invariant.id] = decision.limit
-                self._record(point, step, epoch, {f"limit/{t.invariant.id}": decision.limit})
+                limits[t.invariant.id] = limit
+                self._record(point, step, epoch, {f"limit/{t.invariant.id}": limit})
             if decision.ok:
                 continue
             record = ViolationRecord(

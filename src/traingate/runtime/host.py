@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 
@@ -17,21 +18,26 @@ def scalar(value: Any) -> float:
 
 def to_host(values: list[Any]) -> list[float]:
     """Move a list of scalars to the host in one transfer (one sync), as floats."""
+    torch = sys.modules.get("torch")  # no torch imported: no tensors among the values
+    if torch is not None and values and all(type(v) is torch.Tensor for v in values):
+        # the common case, every value a plain one-element tensor on one device: stack them
+        # as they are (type promotion is exact; the float32 cast rounds as one by one would)
+        try:
+            stacked = torch.stack(values)
+        except RuntimeError:  # devices or shapes differ: one by one, below
+            pass
+        else:
+            if stacked.numel() == len(values):
+                if stacked.dim() != 1:
+                    stacked = stacked.reshape(-1)
+                if stacked.dtype != torch.float32:
+                    stacked = stacked.to(torch.float32)
+                return stacked.tolist()
     tensors = [v for v in values if is_tensor(v)]
     if not tensors:
         return [float(v) for v in values]
     import torch
 
-    if len(tensors) == len(values):
-        # the common case, every value a one-element tensor on one device: stack them as
-        # they are (type promotion is exact, the float32 cast rounds as one by one would)
-        try:
-            stacked = torch.stack([v.detach() for v in values])
-        except RuntimeError:
-            pass
-        else:
-            if stacked.numel() == len(values):
-                return stacked.reshape(-1).to(torch.float32).tolist()
     device = tensors[0].device
     stacked = torch.stack(
         [

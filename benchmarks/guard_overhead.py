@@ -25,25 +25,14 @@ import time
 from pathlib import Path
 
 import torch
-from step_times import print_step_times
+from step_times import add_round_options, print_step_times, step_invariants
 
 from traingate.contract.regime import FromScratch
-from traingate.contract.shipped import shipped_contracts
 from traingate.runtime.guard import Guard
 from traingate.train.model import build_model
 
 VOCAB = 257  # bytes + one special token, as the byte tokenizer has it
 LR = 3e-4
-
-
-def step_invariants(regime: FromScratch) -> list[str]:
-    """Ids of every shipped step-level invariant that applies to ``regime``."""
-    return [
-        inv.id
-        for contract in shipped_contracts()
-        for inv in contract.invariants
-        if inv.at == "step" and regime.kind in inv.regimes
-    ]
 
 
 class LMLoop:
@@ -131,8 +120,7 @@ def machine_info(device: torch.device) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--steps", type=int, default=5, help="steps per round")
-    parser.add_argument("--rounds", type=int, default=40, help="rounds of each variant")
+    add_round_options(parser, steps=5, rounds=40)
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps of each variant")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=128)

@@ -27,26 +27,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from step_times import print_step_times
+from step_times import add_round_options, print_step_times, step_invariants
 from torch import nn
 
 from traingate.contract.regime import FromScratch
-from traingate.contract.shipped import shipped_contracts
 from traingate.runtime.guard import Guard
 
 HEAD_CLASSES = 10  # two 10-way heads: a cold start's summed loss is ln 100 = ln(vocab_size)
 REGIME = FromScratch(HEAD_CLASSES * HEAD_CLASSES)
 LR = 1e-3
-
-
-def step_invariants(regime: FromScratch) -> list[str]:
-    """Ids of every shipped step-level invariant that applies to ``regime``."""
-    return [
-        inv.id
-        for contract in shipped_contracts()
-        for inv in contract.invariants
-        if inv.at == "step" and regime.kind in inv.regimes
-    ]
 
 
 class TwoHeadMLP(nn.Module):
@@ -166,8 +155,7 @@ def slope(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=20, help="steps per round")
-    parser.add_argument("--rounds", type=int, default=30, help="rounds of each variant")
+    add_round_options(parser, steps=20, rounds=30)
     parser.add_argument("--warmup", type=int, default=150, help="untimed guarded steps")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--width", type=int, default=512)

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 import transformers
-from step_times import print_step_times
+from step_times import add_round_options, print_step_times
 from transformers import (
     GPT2Config,
     GPT2LMHeadModel,
@@ -169,8 +169,7 @@ def quiet() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=30, help="optimizer steps per round")
-    parser.add_argument("--rounds", type=int, default=20, help="rounds of each variant")
+    add_round_options(parser, steps=30, rounds=20)  # steps: optimizer steps
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps of each round")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=64)

@@ -1,8 +1,29 @@
-"""The summary lines the step-time benchmarks print, shared so their outputs compare."""
+"""What the step-time benchmarks share: the invariants they gate with, their round options
+and the summary lines they print, so their outputs compare."""
 
 from __future__ import annotations
 
+import argparse
 import statistics
+
+from traingate.contract.regime import FromScratch
+from traingate.contract.shipped import shipped_contracts
+
+
+def step_invariants(regime: FromScratch) -> list[str]:
+    """Ids of every shipped step-level invariant that applies to ``regime``."""
+    return [
+        inv.id
+        for contract in shipped_contracts()
+        for inv in contract.invariants
+        if inv.at == "step" and regime.kind in inv.regimes
+    ]
+
+
+def add_round_options(parser: argparse.ArgumentParser, steps: int, rounds: int) -> None:
+    """``--steps`` per round and ``--rounds`` of each variant, interleaved."""
+    parser.add_argument("--steps", type=int, default=steps, help="steps per round")
+    parser.add_argument("--rounds", type=int, default=rounds, help="rounds of each variant")
 
 
 def print_step_times(variants: list[tuple[str, list[float]]]) -> None:

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import torch
-from step_times import add_round_options, print_step_times, step_invariants
+from step_times import add_round_options, print_step_times, step_invariants, timed_guard_step
 
 from traingate.contract.regime import FromScratch
 from traingate.runtime.guard import Guard
@@ -70,8 +70,9 @@ class LMLoop:
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
             tokens_per_sec = self.tokens / self.last_seconds if self.last_seconds else 0.0
             if guard is not None:
-                g0 = time.perf_counter()
-                guard.step(
+                timed_guard_step(
+                    guard,
+                    self.guard_seconds,
                     self.step,
                     loss=loss.detach(),
                     grad_norm=grad_norm,
@@ -79,7 +80,6 @@ class LMLoop:
                     lr=LR,
                     tokens_per_sec=tokens_per_sec,
                 )
-                self.guard_seconds.append(time.perf_counter() - g0)
             self.opt.step()
             self.opt.zero_grad(set_to_none=True)
             self.step += 1

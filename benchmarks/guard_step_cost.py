@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from step_times import add_round_options, print_step_times, step_invariants
+from step_times import add_round_options, print_step_times, step_invariants, timed_guard_step
 from torch import nn
 
 from traingate.contract.regime import FromScratch
@@ -87,16 +87,14 @@ class Loop:
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
             tokens_per_sec = self.batch / self.last_seconds if self.last_seconds else 0.0
             if guard is not None:
-                g0 = time.perf_counter()
-                guard.step(
-                    self.step,
-                    loss=loss.detach(),
-                    grad_norm=grad_norm,
-                    components={"a": loss_a.detach(), "b": loss_b.detach()},
-                    lr=LR,
-                    tokens_per_sec=tokens_per_sec,
-                )
-                self.guard_seconds.append(time.perf_counter() - g0)
+                observed = {  # every step invariant's observations, the two heads as components
+                    "loss": loss.detach(),
+                    "grad_norm": grad_norm,
+                    "components": {"a": loss_a.detach(), "b": loss_b.detach()},
+                    "lr": LR,
+                    "tokens_per_sec": tokens_per_sec,
+                }
+                timed_guard_step(guard, self.guard_seconds, self.step, **observed)
             elif naive:
                 g0 = time.perf_counter()
                 naive_check(loss.detach(), grad_norm)

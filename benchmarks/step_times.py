@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import time
+from typing import Any
 
 from traingate.contract.regime import FromScratch
 from traingate.contract.shipped import shipped_contracts
+from traingate.runtime.guard import Guard
 
 
 def step_invariants(regime: FromScratch) -> list[str]:
@@ -18,6 +21,13 @@ def step_invariants(regime: FromScratch) -> list[str]:
         for inv in contract.invariants
         if inv.at == "step" and regime.kind in inv.regimes
     ]
+
+
+def timed_guard_step(guard: Guard, into: list[float], step: int, **observations: Any) -> None:
+    """``guard.step(step, **observations)``, its host wall time appended to ``into``."""
+    start = time.perf_counter()
+    guard.step(step, **observations)
+    into.append(time.perf_counter() - start)
 
 
 def add_round_options(parser: argparse.ArgumentParser, steps: int, rounds: int) -> None:

@@ -57,17 +57,10 @@ class Decision:
         evaluated: str | None = None,
         metrics: Mapping[str, float] | None = None,
     ) -> None:
-        self.__dict__.update(
-            ok=ok,
-            observed=observed,
-            limit=limit,
-            comparison=comparison,
-            detail=detail,
-            hint=hint,
-            formula=formula,
-            evaluated=evaluated,
-            metrics={} if metrics is None else metrics,
-        )
+        fields = {"ok": ok, "observed": observed, "limit": limit, "comparison": comparison}
+        fields |= {"detail": detail, "hint": hint, "formula": formula, "evaluated": evaluated}
+        fields["metrics"] = {} if metrics is None else metrics
+        self.__dict__.update(fields)  # one update: a frozen dataclass, built per evaluation
 
     @classmethod
     def against(

@@ -47,6 +47,23 @@ class _Evaluation:
         return self.entry
 
 
+class _Entry:
+    """``Tracked.worst`` / ``.last``: the evaluation held in ``_worst`` / ``_last``, read as
+    its entry dict (built then); set to a dict or None, or internally to an evaluation."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.held = f"_{name}"
+
+    def __get__(self, tracked: Any, owner: type | None = None) -> Any:
+        if tracked is None:
+            return self
+        held = getattr(tracked, self.held)
+        return held.built() if isinstance(held, _Evaluation) else held
+
+    def __set__(self, tracked: Any, value: _Evaluation | dict[str, Any] | None) -> None:
+        setattr(tracked, self.held, value)
+
+
 @dataclass
 class Tracked:
     """An invariant bound to its check, with the tallies the verdict reports.
@@ -65,27 +82,11 @@ class Tracked:
     needs: frozenset[str] = field(init=False)
     _worst: _Evaluation | dict[str, Any] | None = field(default=None, init=False, repr=False)
     _last: _Evaluation | dict[str, Any] | None = field(default=None, init=False, repr=False)
+    worst = _Entry()
+    last = _Entry()
 
     def __post_init__(self) -> None:
         self.needs = self.check.observes()
-
-    @property
-    def worst(self) -> dict[str, Any] | None:
-        w = self._worst
-        return w.built() if isinstance(w, _Evaluation) else w
-
-    @worst.setter
-    def worst(self, value: dict[str, Any] | None) -> None:
-        self._worst = value
-
-    @property
-    def last(self) -> dict[str, Any] | None:
-        w = self._last
-        return w.built() if isinstance(w, _Evaluation) else w
-
-    @last.setter
-    def last(self, value: dict[str, Any] | None) -> None:
-        self._last = value
 
     def record(self, decision: Decision, step: int | None, epoch: int | None) -> None:
         self.evaluations += 1

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import torch
 
-from traingate.integrations.grad_norm import grad_layout, sharded_grad_norm, total_grad_norm
+from traingate.integrations.grad_norm import grad_layout, sharded_grad_norm
+from traingate.runtime.host import total_grad_norm
 
 from .conftest import free_port, run_script
 

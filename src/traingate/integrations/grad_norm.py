@@ -1,11 +1,10 @@
-"""The total gradient norm of a model, measured before any clipping, on device (no sync).
+"""The gradient norm of a model whose gradients are sharded across ranks, before clipping.
 
-Framework adapters use it when the framework does not clip (and so reports no norm). With
-FSDP2 or tensor parallelism the gradients are ``DTensor`` shards: their norm is reduced
-over the mesh (``full_tensor()``), so every rank sees the norm of the whole model. FSDP1's
-flat-parameter shards are plain tensors: :func:`sharded_grad_norm` all-reduces their
-``|g|^p`` sums into the norm of the whole (the HF adapter instead reads the norm the
-framework's own clipping returns, ``model.clip_grad_norm_``).
+Where every rank holds whole gradients (or ``DTensor`` shards) adapters use the Guard's own
+:func:`traingate.runtime.host.total_grad_norm`. FSDP1's flat-parameter shards are plain
+tensors: :func:`sharded_grad_norm` all-reduces their ``|g|^p`` sums into the norm of the
+whole (the HF adapter instead reads the norm the framework's own clipping returns,
+``model.clip_grad_norm_``).
 """
 
 from __future__ import annotations
@@ -13,18 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from typing import Any, Literal
-
-
-def total_grad_norm(parameters: Iterable[Any], norm_type: float = 2.0) -> Any:
-    """The ``norm_type`` norm of all the parameters' gradients together, as a 0-d tensor."""
-    import torch
-
-    grads = [p.grad.detach() for p in parameters if p.grad is not None]
-    if not grads:
-        return torch.tensor(0.0)
-    norm = torch.nn.utils.get_total_norm(grads, norm_type)
-    full_tensor = getattr(norm, "full_tensor", None)  # a DTensor: reduce the shards' norms
-    return full_tensor() if callable(full_tensor) else norm
 
 
 def sharded_grad_norm(
@@ -38,10 +25,11 @@ def sharded_grad_norm(
     """The ``norm_type`` norm of the whole model's gradients when each rank holds a part.
 
     ``DTensor`` gradients (FSDP2, tensor parallelism) are reduced over their mesh, as in
-    :func:`total_grad_norm`. Plain-tensor gradients are, with ``sharded=True`` (FSDP1's
-    flat-parameter shards), disjoint pieces of the whole: each rank's sum of ``|g|^p`` is
-    all-reduced (``SUM``) over ``group`` and the ``1/p`` power taken (the inf norm: the local
-    maxima all-reduced with ``MAX``), in float64, so every rank gets the norm of the whole.
+    :func:`~traingate.runtime.host.total_grad_norm`. Plain-tensor gradients are, with
+    ``sharded=True`` (FSDP1's flat-parameter shards), disjoint pieces of the whole: each
+    rank's sum of ``|g|^p`` is all-reduced (``SUM``) over ``group`` and the ``1/p`` power
+    taken (the inf norm: the local maxima all-reduced with ``MAX``), in float64, so every
+    rank gets the norm of the whole.
     With ``sharded=False`` plain gradients are taken as replicas (counted once, no reduce).
     A shard's padding is zeros and does not change the norm; replicated plain gradients must
     not be passed with ``sharded=True`` (they would be counted once per rank).

@@ -25,7 +25,7 @@ What the Guard needs and where it comes from (transformers 4.57):
   accelerate's FSDP/unscale logic; reading the logged ``grad_norm`` comes after the
   optimizer step. With clipping off (``max_grad_norm=0``) nothing is clipped, so the
   callback measures the norm itself in ``on_pre_optimizer_step``
-  (:func:`traingate.integrations.grad_norm.total_grad_norm`, unscaling fp16 gradients
+  (:func:`traingate.runtime.host.total_grad_norm`, unscaling fp16 gradients
   first). Not covered: DeepSpeed (its engine clips inside its own step, and
   ``accelerator.clip_grad_norm_`` returns ``None`` there): the Guard then gets the norm the
   callback measures, which under ZeRO is the local shard's.
@@ -77,9 +77,9 @@ except ModuleNotFoundError as exc:  # the framework is an extra: say which
     raise missing_extra(exc, "huggingface", "hf") from exc
 
 from traingate.files import atomic_write_text
-from traingate.integrations.grad_norm import total_grad_norm
 from traingate.integrations.overflow import OverflowSkips, enabled_scaler
 from traingate.runtime.guard import Guard, GuardEvent, InvariantViolation
+from traingate.runtime.host import total_grad_norm
 from traingate.runtime.verdict import Verdict
 
 __all__ = ["STATE_FILE", "TraingateCallback"]

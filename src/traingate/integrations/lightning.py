@@ -98,9 +98,10 @@ try:
 except ModuleNotFoundError as exc:  # the framework is an extra: say which
     raise missing_extra(exc, "lightning", "lightning") from exc
 
-from traingate.integrations.grad_norm import grad_layout, sharded_grad_norm, total_grad_norm
+from traingate.integrations.grad_norm import grad_layout, sharded_grad_norm
 from traingate.integrations.overflow import OverflowSkips, enabled_scaler
 from traingate.runtime.guard import Guard, InvariantViolation
+from traingate.runtime.host import total_grad_norm
 from traingate.runtime.rundir import holds_run
 from traingate.runtime.verdict import Verdict
 

@@ -186,7 +186,7 @@ class Guard:
         host-side values (floats) so the loop can log them without another sync.
         """
         if grad_norm is None and model is not None and self._needs_grad_norm:
-            grad_norm = total_grad_norm(model)
+            grad_norm = total_grad_norm(model.parameters())
         device_values = [loss] if grad_norm is None else [loss, grad_norm]
         n = len(device_values)
         comp_names = list(components) if components else []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -50,13 +51,15 @@ def to_host(values: list[Any]) -> list[float]:
     return stacked.tolist()
 
 
-def total_grad_norm(model: Any) -> Any:
-    """Total L2 norm of the model's gradients, on device (no sync)."""
+def total_grad_norm(parameters: Iterable[Any], norm_type: float = 2.0) -> Any:
+    """The ``norm_type`` norm of all the parameters' gradients together, as a 0-d tensor on
+    device (no sync). ``DTensor`` gradients (FSDP2, tensor parallelism) are reduced over
+    their mesh (``full_tensor()``), so every rank sees the whole model's norm."""
     import torch
 
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    grads = [p.grad.detach() for p in parameters if p.grad is not None]
     if not grads:
         return torch.tensor(0.0)
-    return torch.linalg.vector_norm(
-        torch.stack([torch.linalg.vector_norm(g.detach(), 2.0) for g in grads]), 2.0
-    )
+    norm = torch.nn.utils.get_total_norm(grads, norm_type)
+    full_tensor = getattr(norm, "full_tensor", None)  # a DTensor: reduce the shards' norms
+    return full_tensor() if callable(full_tensor) else norm

@@ -13,9 +13,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
-
 from traingate.contract.constants import check_constants
+from traingate.contract.fields import Opaque
 from traingate.contract.formula import (
     Formula,
     FormulaError,
@@ -170,9 +169,4 @@ def _to_predicate(value: Any) -> Predicate:
     return parse_text(value, _checked, refusal)
 
 
-PredicateField = Annotated[
-    Predicate,
-    PlainValidator(_to_predicate),
-    PlainSerializer(lambda p: p.source, return_type=str),
-    WithJsonSchema({"type": "string"}),
-]
+PredicateField = Annotated[Predicate, Opaque(_to_predicate, lambda p: p.source, {"type": "string"})]

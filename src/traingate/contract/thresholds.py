@@ -13,10 +13,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
 
 from traingate.contract.constants import check_constants
+from traingate.contract.fields import Opaque
 from traingate.contract.formula import Formula, FormulaError
 from traingate.contract.regime import REGIME_NAMES, Finetune, FromScratch
 
@@ -62,9 +63,7 @@ def _to_formula(value: Any) -> Formula:
 
 FormulaField = Annotated[
     Formula,
-    PlainValidator(_to_formula),
-    PlainSerializer(lambda f: f.source, return_type=str),
-    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}]}),
+    Opaque(_to_formula, lambda f: f.source, {"anyOf": [{"type": "number"}, {"type": "string"}]}),
 ]
 
 
@@ -113,11 +112,11 @@ def _to_threshold(value: Any) -> Formula | RegimeThreshold:
 
 Threshold = Annotated[
     Formula | RegimeThreshold,
-    PlainValidator(_to_threshold),
-    PlainSerializer(
-        lambda t: t.source if isinstance(t, Formula) else t.model_dump(), return_type=Any
+    Opaque(
+        _to_threshold,
+        lambda t: t.source if isinstance(t, Formula) else t.model_dump(),
+        {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "object"}]},
     ),
-    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "object"}]}),
 ]
 
 

@@ -125,3 +125,13 @@ def test_a_draft_without_falsifiers_is_a_warning_an_active_one_an_error(tmp_path
     (warned,) = validate_paths([draft]).findings
     assert (warned.code, warned.severity) == ("TG151", "warning")
     assert warned.message.endswith("(a draft may lack one for now; status: active may not)")
+
+
+def test_verify_on_the_pv_fixture_refuses_with_the_pointer_and_grouped_errors() -> None:
+    result = CliRunner().invoke(cli, ["verify", "--root", str(REPO), str(PV)])
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"{PV}: error {FOREIGN_CODE}: {POINTER}"
+    errors = len(validate_paths([PV], root=REPO).errors)
+    assert lines[-1] == f"contracts: {errors} validation errors; fix them before verify"
+    assert len(lines) - 1 < errors / 2

@@ -100,6 +100,7 @@ class _Mapper:
     stem: str = "PV"
 
     def run(self) -> Imported:
+        """The whole mapping: header, blocks, invariants, gates, then the status they imply."""
         data = self.data
         meta = mapping(data.get("metadata", {}), ("metadata",))
 
@@ -172,6 +173,7 @@ class _Mapper:
         return status
 
     def description(self, prose: Any, raw_id: Any, cid: str, version: str) -> str:
+        """pv's description, where it came from, and the list of what was not imported."""
         head = f"Imported from pv contract {raw_id} {version} by `contracts import --from pv`."
         if str(raw_id) != cid:
             head += f" Original id: {raw_id}."
@@ -216,6 +218,7 @@ class _Mapper:
         return inv_id
 
     def blocks(self) -> None:
+        """Map every structured block the file has, in a fixed order (so ids are stable)."""
         for name, read in (
             ("per_step_metrics", self.metrics),
             ("convergence", self.convergence),
@@ -227,12 +230,15 @@ class _Mapper:
                 read(name, mapping(self.data[name], (name,)))
 
     def extra(self, block: dict[Any, Any], known: set[str]) -> list[str]:
+        """The block's keys nothing maps, as ``key: value`` text for the draft note."""
         return [f"{k}: {block[k]!r}" for k in block if k not in known]
 
     def row(self, source: str, status: RowStatus, notes: list[str], target: str) -> None:
+        """Record what ``source`` became (empty notes dropped)."""
         self.rows.append(Row(source, status, "; ".join(n for n in notes if n), target))
 
     def metrics(self, name: str, block: dict[Any, Any]) -> None:
+        """``per_step_metrics`` → metrics_present (forbid_null false: not imported)."""
         required = names(block.get("required"), (name, "required"))
         forbid = flag(block.get("forbid_null"), (name, "forbid_null"))
         if forbid is False:
@@ -256,6 +262,7 @@ class _Mapper:
         self.row(name, "draft" if unmapped else "mapped", notes, inv_id)
 
     def convergence(self, name: str, block: dict[Any, Any]) -> None:
+        """``convergence`` → patience at validation (stop) and the target at final."""
         loc: Loc = (name,)
         unmapped = self.extra(block, {"patience", "min_epochs", "min_delta", "target_val_loss"})
         made, notes = [], []
@@ -298,6 +305,7 @@ class _Mapper:
         self.row(name, "mapped" if exact else "draft", [*notes, *unmapped], ", ".join(made))
 
     def placeholder(self, name: str, block: dict[Any, Any]) -> None:
+        """``no_placeholder``/``placeholder`` → no_placeholder (no window: not imported)."""
         loc: Loc = (name,)
         if "window" not in block:
             self.skip(name, "no window: not imported (traingate's default 5 is never assumed)")
@@ -330,6 +338,7 @@ class _Mapper:
         self.row(name, "draft" if unmapped else "mapped", [*notes, *unmapped], inv_id)
 
     def hyperparameters(self, name: str, block: dict[Any, Any]) -> None:
+        """``hyperparameter_defaults`` → ``modes``, one row per mode holding all four fields."""
         for mode_key, raw_row in block.items():
             loc: Loc = (name, mode_key)
             source = f"{name}.{mode_key}"
@@ -371,6 +380,7 @@ class _Mapper:
             self.row(source, "draft" if unmapped else "mapped", notes, f"modes.{mode}")
 
     def pv_invariants(self, entries: Any) -> None:
+        """pv's prose invariants: never imported, each listed with its prose and falsifier."""
         if not isinstance(entries, list):
             raise PvImportError(("invariants",), f"expected a list, got {entries!r}")
         for i, entry in enumerate(entries):
@@ -383,6 +393,7 @@ class _Mapper:
             self.skip(str(entry["id"]), why, "; ".join(p for p in (title, said) if p))
 
     def pv_gates(self, entries: Any) -> None:
+        """pv's gates: imported when every invariant or block they name was imported."""
         if not isinstance(entries, list):
             raise PvImportError(("gates",), f"expected a list, got {entries!r}")
         prose_ids = {

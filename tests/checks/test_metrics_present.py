@@ -28,7 +28,10 @@ def test_registered_and_evaluated_at_every_step() -> None:
     assert check.demands() == frozenset(LISTED)
 
 
-@pytest.mark.parametrize("params", [{}, {"observations": []}, {"observations": ["lr", "lr"]}])
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"observations": []}, {"observations": ["lr", "lr"]}, {"observations": ["components"]}],
+)
 def test_bad_params_are_refused(params: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         MetricsPresentParams.model_validate(params)

@@ -38,7 +38,14 @@ def test_registered_with_the_origins_defaults() -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"window": 1}, {"observations": []}, {"observations": ["loss", "loss"]}, {"windw": 3}],
+    [
+        {"window": 1},
+        {"observations": []},
+        {"observations": ["loss", "loss"]},
+        {"observations": ["components"]},
+        {"fingerprint": {"weights": 1.0}},
+        {"windw": 3},
+    ],
 )
 def test_bad_params_are_refused(params: dict[str, object]) -> None:
     with pytest.raises(ValidationError):

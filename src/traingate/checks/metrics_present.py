@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from pydantic import Field, field_validator
 
-from traingate.checks.base import Check, CheckParams, Observation, register, unique_names
+from traingate.checks.base import Check, CheckParams, Observation, register, scalar_names
 from traingate.checks.decision import Decision
 
 
@@ -24,7 +24,7 @@ class MetricsPresentParams(CheckParams):
 
     observations: list[str] = Field(min_length=1)
 
-    _unique = field_validator("observations")(unique_names)
+    _scalars = field_validator("observations")(scalar_names)
 
 
 def check_metrics_present(

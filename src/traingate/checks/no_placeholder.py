@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from pydantic import Field, field_validator
 
-from traingate.checks.base import Check, CheckParams, Observation, register, unique_names
+from traingate.checks.base import Check, CheckParams, Observation, register, scalar_names
 from traingate.checks.decision import CheckContext, Decision
 
 
@@ -37,7 +37,13 @@ class NoPlaceholderParams(CheckParams):
     window: int = Field(default=5, ge=2)
     fingerprint: dict[str, float] = Field(default_factory=dict)
 
-    _unique = field_validator("observations")(unique_names)
+    _scalars = field_validator("observations")(scalar_names)
+
+    @field_validator("fingerprint")
+    @classmethod
+    def _scalar_fields(cls, fingerprint: dict[str, float]) -> dict[str, float]:
+        scalar_names(list(fingerprint))
+        return fingerprint
 
 
 @dataclass

@@ -8,6 +8,7 @@ input. Errors are one line on stderr, never a traceback.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from traingate.contract.loading import LoadError
 from traingate.runtime.verdict import load_verdict
 from traingate_cli.common import (
     PROG,
+    F,
     assignments,
     contracts_option,
     default_paths,
@@ -33,6 +35,11 @@ from traingate_cli.common import (
 from traingate_cli.usage import fail
 
 FORMATS = sorted(RENDERERS)
+
+
+def reference_option(text: str) -> Callable[[F], F]:
+    """``--reference PATH``: what the ``reproducible`` invariants compare with."""
+    return click.option("--reference", type=click.Path(path_type=Path), default=None, help=text)
 
 
 def _emit(check: RunCheck, fmt: str, out: Path | None) -> None:
@@ -58,13 +65,27 @@ def _emit(check: RunCheck, fmt: str, out: Path | None) -> None:
 )
 @format_option(*FORMATS)
 @out_file_option("--out", "Write the report to FILE (e.g. junit.xml) and print a one-line summary.")
-def check(run_dir: Path, contract_paths: tuple[Path, ...], fmt: str, out: Path | None) -> None:
+@reference_option(
+    "A reference run dir: re-decide the contracts' reproducible invariants from both runs' "
+    "metrics.parquet (a violation fails the check)."
+)
+def check(
+    run_dir: Path,
+    contract_paths: tuple[Path, ...],
+    fmt: str,
+    out: Path | None,
+    reference: Path | None,
+) -> None:
     """Gate a run dir in CI: re-derive its verdict from the hash-chained evidence and exit 1
     unless it is consistent and every ship-blocking invariant passed."""
+    from traingate.ci.reproduce import with_reference
+
     try:
         claimed = load_verdict(run_dir)
         expected = expected_contracts(default_paths(list(contract_paths)))
         result = check_against(run_dir, claimed, expected, require_all=bool(contract_paths))
+        if reference is not None:
+            result = with_reference(result, reference, expected)
     except (RunDirError, LoadError) as exc:
         fail(f"{PROG} check", str(exc))
     _emit(result, fmt, out)
@@ -116,6 +137,10 @@ def check(run_dir: Path, contract_paths: tuple[Path, ...], fmt: str, out: Path |
     default=None,
     help="Run dir to write (default: ./audit-<stem>, numbered if it exists).",
 )
+@reference_option(
+    "A reference run dir, or a log of the same format and mapping: reproducible invariants "
+    "compare the replayed steps with its steps."
+)
 @format_option(*FORMATS)
 @out_file_option("--report-out", "Write the --format output to this file instead of stdout.")
 def audit(
@@ -131,6 +156,7 @@ def audit(
     out: Path | None,
     fmt: str,
     report_out: Path | None,
+    reference: Path | None,
 ) -> None:
     """Replay an existing metrics log (CSV, JSON lines, parquet, TensorBoard, MLflow,
     Hugging Face trainer_state.json, Lightning metrics.csv) through the Guard."""
@@ -159,6 +185,7 @@ def audit(
             where=where,
             fmt=None if log_format == "auto" else log_format,
             validation_index=validation_index,
+            reference=reference,
         )
         result = check_run(run_dir)
     except (AuditError, ContractError, LoadError, RunDirError, ValueError) as exc:
@@ -187,12 +214,14 @@ def _rows(n: int) -> str:
 def _audit_summary(metrics: Path, run_dir: Path, info: dict[str, Any]) -> str:
     """What the replay did: rows replayed, excluded by --where, skipped (each, with why)."""
     stop, skipped, excluded = info["stopped_at"], info["skipped_rows"], info["excluded"]
+    early = info.get("early_stop_at")
     where = " ".join(f"{c}={v}" for c, v in info["where"].items())
     lines = [
         f"audited {metrics}: {info['replayed']} of {info['rows']} rows replayed into {run_dir}"
         + (f"; {_rows(excluded)} excluded by --where {where}" if excluded else "")
         + (f"; {_rows(len(skipped))} skipped" if skipped else "")
         + (f"; stopped at row {stop['row']} by {stop['invariant']}" if stop else "")
+        + (f"; early stop at row {early['row']} by {early['invariant']}" if early else "")
     ]
     if info.get("validation_index") == "nth":
         lines.append("  validation index: the n-th validation row (not the epoch column)")

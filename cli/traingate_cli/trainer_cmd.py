@@ -1,6 +1,7 @@
 """``trainer``: gated pretraining (``pretrain``) and ONNX export with parity (``export``).
 
-Exit codes: 0 success, 3 a contract aborted the run (the message names the invariant),
+Exit codes: 0 success (an early stop by a ``stop`` invariant included: the verdict line says
+``early_stop``), 3 a contract aborted the run (the message names the invariant),
 2 bad usage or bad input (a missing ``traingate[train]`` package included), 128 + the signal's
 number for a run a signal stopped (130 SIGINT, 143 SIGTERM; it saved a checkpoint and its
 verdict first), 1 anything else.
@@ -64,6 +65,7 @@ def gate_table(verdict: Verdict, run_dir: Path) -> str:
 def verdict_line(verdict: Verdict, run_dir: Path) -> str:
     """``verdict: FAIL — 6/7 invariants passed, 126 evaluations; INV-TRAIN-003: never …``."""
     from traingate.ci.runcheck import judge_verdict
+    from traingate.runtime.verdict import where
 
     check = judge_verdict(verdict, run_dir)
     passed = sum(1 for inv in check.invariants if inv.outcome == "pass")
@@ -71,6 +73,9 @@ def verdict_line(verdict: Verdict, run_dir: Path) -> str:
         f"verdict: {'PASS' if verdict.ok else 'FAIL'} — {passed}/{len(check.invariants)} "
         f"invariants passed, {verdict.evaluations} evaluations"
     )
+    if verdict.early_stop is not None:  # status early_stop: no failure, said on the line
+        stop = verdict.early_stop
+        line += f"; early_stop{where(stop.step, stop.epoch)} by {stop.invariant}"
     if check.failures:
         more = len(check.failures) - 1
         line += f"; {check.failures[0]}" + (f" (and {more} more)" if more else "")
@@ -95,9 +100,10 @@ def cli(verbose: bool) -> None:
 @cli.command()
 @click.option(
     "--mode",
-    type=click.Choice(["from-scratch", "finetune"]),
+    metavar="NAME",
     required=True,
-    help="Sets the regime and (lr, warm-up, target val loss) together.",
+    help="A mode the enforced contracts declare (shipped: from-scratch, finetune); its row "
+    "sets the regime, lr, warm-up and target val loss together (an explicit flag wins).",
 )
 @click.option(
     "--data",
@@ -185,6 +191,13 @@ def cli(verbose: bool) -> None:
 )
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None)
 @click.option("--no-export", is_flag=True, help="Skip the ONNX export and its parity invariant.")
+@click.option(
+    "--reference",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="A reference run dir: reproducible invariants (C-TRAIN-REPRODUCIBLE) compare this "
+    "run's first steps with its metrics.parquet.",
+)
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
 )

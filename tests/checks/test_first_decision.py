@@ -24,6 +24,7 @@ from .test_state import BALANCED, CASES, WEIGHTS, validation
 
 Healthy = Callable[[int], Mapping[str, Any]]
 
+ONES = {"loss": [1.0] * 3, "grad_norm": [1.0] * 3}  # three identical steps, run and reference
 # The i-th (0-based) healthy observation of each kind that is not a validation-tensor kind.
 HEALTHY: dict[str, Healthy] = {
     "finite": lambda i: {"step": i, "loss": 1.0, "grad_norm": 1.0},
@@ -33,10 +34,18 @@ HEALTHY: dict[str, Healthy] = {
     "expression": lambda i: {"step": i, "tokens_per_sec": 500.0},
     "loss_balance": lambda i: {"step": i, "components": BALANCED, "weights": WEIGHTS},
     "non_divergence": lambda i: {"step": i, "epoch": i, "val_loss": 3.0},
+    "convergence": lambda i: {"step": i, "epoch": i, "val_loss": 3.0 - i / 8},
+    "no_placeholder": lambda i: {"step": i, "loss": 3.0 - i / 8, "grad_norm": 1.0 + i / 8},
+    "metrics_present": lambda i: {"step": i, "loss": 2.0, "grad_norm": 1.0},
+    "reproducible": lambda i: {"step": i, "run_steps": ONES, "reference_steps": ONES},
 }
 
 # Params that make a kind need more than its test_state case does.
-RAISED: dict[str, dict[str, Any]] = {"loss_spike": {"window": 12}, "loss_balance": {"warmup": 3}}
+RAISED: dict[str, dict[str, Any]] = {
+    "loss_spike": {"window": 12},
+    "loss_balance": {"warmup": 3},
+    "no_placeholder": {"window": 6},
+}
 
 
 def tensor_kind(kind: str) -> bool:
@@ -100,6 +109,8 @@ def test_the_raised_params_raise_the_count_where_a_kind_has_them(kind: str) -> N
         ("non_divergence", {"epoch_zero_cap": 10.0}, 1),  # epoch 0 is judged by its cap
         ("initial_loss", {"num_classes": 8}, 1),
         ("gradient_norm", {"patience": 5}, 1),  # patience delays failing, not deciding
+        ("no_placeholder", {}, 5),  # no shorter run can repeat a value 5 times
+        ("metrics_present", {"observations": ["loss"]}, 1),
         ("macro_f1", {"min_f1": 0.1, "from_epoch": 10}, 11),
         ("confusion_rate", {"from_labels": [1], "to_labels": [0], "max_rate": 0.1}, 1),
     ],

@@ -135,6 +135,46 @@ CASES: dict[str, Case] = {
 }
 
 
+def placeholder_steps() -> list[dict[str, float]]:
+    rng = random.Random(5)
+    values = [1.0, 1.0, 1.0, 2.0, math.nan]
+    steps = [{"loss": rng.choice(values), "grad_norm": rng.choice(values)} for _ in range(60)]
+    return [{k: v for k, v in s.items() if rng.random() > 0.2} for s in steps]
+
+
+CASES.update(
+    {
+        "no_placeholder": Case(
+            {"window": 3, "fingerprint": {"loss": 1.0, "grad_norm": 1.0}},
+            placeholder_steps(),
+            {"streaks": [{}, 0, 0], "evaluated": False},
+        ),
+        "metrics_present": Case(
+            {"observations": ["loss", "grad_norm"]},
+            [{"loss": 1.0, "grad_norm": 2.0}, {"loss": 1.0}, {"loss": math.nan, "grad_norm": 1.0}],
+            {"last": None},
+        ),
+    }
+)
+
+CASES["convergence"] = Case(
+    {"patience": 2, "min_delta": 0.1},
+    [{"epoch": e, "val_loss": v} for e, v in enumerate([3.0, 2.5, 2.45, math.nan, 2.0, 2.0, 2.0])],
+    {"best": math.inf, "since_best": 0, "last": None},
+)
+
+SAME_STEPS = {"loss": [3.0, 2.9, 2.8, 2.7], "grad_norm": [1.0, 1.1, 1.2, 1.3]}
+CASES["reproducible"] = Case(
+    {"steps": 3},
+    [
+        {"run_steps": SAME_STEPS, "reference_steps": SAME_STEPS},
+        {"run_steps": {**SAME_STEPS, "loss": [3.0, math.nan]}, "reference_steps": SAME_STEPS},
+        {"run_steps": SAME_STEPS, "reference_steps": {"loss": [3.0, 2.9, 2.8]}},
+    ],
+    {"last": None},
+)
+
+
 def make(kind: str) -> Check[Any]:
     case = CASES[kind]
     return build(REGISTRY[kind], case.context, **case.params)

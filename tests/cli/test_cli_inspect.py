@@ -71,7 +71,7 @@ def test_list_json_has_stable_keys_for_every_contract() -> None:
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert set(payload) == {"summary", "contracts"}
-    assert payload["summary"]["contracts"] == len(payload["contracts"]) == 7
+    assert payload["summary"]["contracts"] == len(payload["contracts"]) == 9
     by_id = {c["id"]: c for c in payload["contracts"]}
     keys = {"file", "valid", "id", "version", "ref", "title", "status"}
     assert all(keys | {"invariants", "gates", "decisions"} == set(c) for c in by_id.values())

@@ -15,7 +15,7 @@ def names(paths) -> list[str]:
 
 
 def test_pretrain_is_the_loop_contract_and_the_default() -> None:
-    assert names(shipped("pretrain")) == ["training-loop-pretrain-v1.yaml"]
+    assert names(shipped("pretrain")) == ["training-loop-pretrain-v1.yaml", "convergence-v1.yaml"]
     assert shipped() == shipped("pretrain")
     assert traingate.shipped is shipped
 
@@ -59,5 +59,6 @@ def test_only_without_contracts_loads_the_contracts_defining_those_ids() -> None
 
 def test_the_default_guard_holds_only_the_pretrain_invariants() -> None:
     guard = Guard(regime=FromScratch(256))
-    assert [c.contract for c in guard.contracts] == ["C-TRAIN-PRETRAIN"]
-    assert {t.invariant.id for t in guard.tracked} == {f"INV-TRAIN-00{i}" for i in range(1, 7)}
+    assert [c.contract for c in guard.contracts] == ["C-TRAIN-PRETRAIN", "C-TRAIN-CONVERGENCE"]
+    loop = {f"INV-TRAIN-00{i}" for i in range(1, 9)}
+    assert {t.invariant.id for t in guard.tracked} == loop | {"INV-CONV-001", "INV-CONV-002"}

@@ -20,6 +20,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from traingate.checks import REGISTRY
+from traingate.contract.presets import shipped
 from traingate.contract.regime import FromScratch
 from traingate.runtime.evidence import read_evidence
 from traingate.runtime.guard import Guard, InvariantViolation
@@ -121,6 +122,18 @@ def _healthy(rank: int, contracts: Path, out: Path) -> dict[str, Any]:
     }
 
 
+def _plateau_on_one_rank(rank: int, contracts: Path, out: Path) -> dict[str, Any]:
+    """Rank 1's val loss plateaus, rank 0's improves: C-TRAIN-CONVERGENCE's stop (patience 3)."""
+    del contracts  # the shipped convergence contract
+    guard = Guard(shipped("C-TRAIN-CONVERGENCE"), regime=FromScratch(CLASSES), run_dir=out)
+    stops = []
+    with guard:
+        for epoch in range(6):
+            guard.validation(epoch, val_loss=3.0 if rank == BAD_RANK else 3.0 - epoch / 10)
+            stops.append(guard.should_stop)
+    return {"stops": stops, "reason": guard.stop_reason}
+
+
 def _spy_updates(guard: Guard) -> list[dict[str, Any]]:
     """Record the observation each validation check's ``update`` receives."""
     seen: list[dict[str, Any]] = []
@@ -195,6 +208,8 @@ if "finite" in REGISTRY:
     SCENARIOS["nan"] = _nan_on_one_rank
 if "distinct_predictions" in REGISTRY:
     SCENARIOS["distinct"] = _distinct_predictions
+if "convergence" in REGISTRY:
+    SCENARIOS["plateau"] = _plateau_on_one_rank
 
 
 def _worker(rank: int, init_file: str, contracts: str, out: str) -> None:
@@ -259,6 +274,18 @@ def test_validation_violation_on_one_rank_aborts_both(ranks: list[dict[str, Any]
     violations = [e for e in ranks[0]["val"]["events"] if e["event"] == "violation"]
     assert len(violations) == 1
     assert violations[0]["observed"] == 100.0
+
+
+@pytest.mark.skipif(
+    "convergence" not in REGISTRY, reason="check kind `convergence` is not registered"
+)
+def test_a_plateau_on_one_rank_stops_every_rank_at_the_same_validation(
+    ranks: list[dict[str, Any]],
+) -> None:
+    results = [r["plateau"] for r in ranks]
+    assert [r["stops"] for r in results] == [[False] * 3 + [True] * 3] * WORLD
+    assert results[0]["reason"] == results[1]["reason"]
+    assert results[0]["reason"].startswith("INV-CONV-001: epoch 3:")
 
 
 def test_violation_names_the_rank_that_observed_it(ranks: list[dict[str, Any]]) -> None:

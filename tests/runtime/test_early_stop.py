@@ -5,6 +5,7 @@ is not given ``target_val_loss`` names INV-CONV-002 unevaluable at start."""
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from pathlib import Path
 
@@ -72,11 +73,15 @@ def test_the_early_stop_survives_a_resume(tmp_path: Path) -> None:
 
 
 def test_the_default_guard_names_the_target_unevaluable_without_the_parameter(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The README's Guard (a regime only) loads C-TRAIN-CONVERGENCE: no crash, no silent pass."""
-    with pytest.warns(UnevaluableWarning, match="INV-CONV-002 .* needs the run parameter"):
-        g = Guard(regime=FromScratch(50257), run_dir=tmp_path / "run")
+    """The README's Guard (a regime only) loads C-TRAIN-CONVERGENCE: no crash, no silent pass,
+    and no warning either (the parameter is declared optional): an info line and an event."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnevaluableWarning)
+        with caplog.at_level(logging.INFO, logger="traingate"):
+            g = Guard(regime=FromScratch(50257), run_dir=tmp_path / "run")
+    assert "INV-CONV-002 (convergence) needs the run parameter target_val_loss" in caplog.text
     assert "INV-CONV-001" in [t.invariant.id for t in g.tracked]
     unbound = [u for u in g.unevaluable if isinstance(u, Unbound)]
     assert [(u.invariant_id, u.missing) for u in unbound] == [

@@ -68,7 +68,7 @@ def _feed_shipped(guard: Guard, steps: range) -> None:
     (INV-TRAIN-002 fires at the 5th, step 131) straddling the checkpoint at step 129."""
     for step in steps:
         spike = step in (128, 129, 130)
-        grad_norm = 500.0 if 127 <= step <= 131 else 0.7
+        grad_norm = (500.0 if 127 <= step <= 131 else 0.7) + 0.001 * math.cos(step)  # real: varies
         loss = 6.0 if spike else 2.0 + 0.01 * math.sin(step)
         guard.step(
             step,

@@ -220,6 +220,9 @@ def test_full_default_contract_run_passes_check_and_export(
     statuses = {i: v.status for i, v in verdict.invariants.items()}
     assert statuses["INV-TRAIN-003"] == "pass"  # 110 steps: the spike window filled
     assert statuses["INV-EXPORT-001"] == "pass"
+    # C-TRAIN-CONVERGENCE: no plateau in 2 validations; the from-scratch target 3.0 is out of
+    # a 110-step run's reach, an advisory warn that does not fail the run
+    assert statuses.pop("INV-CONV-002") == "warn"
     assert set(statuses.values()) == {"pass"}
     assert json.loads((out / "config.json").read_text())["vocab_size"] == 257
 

@@ -6,6 +6,7 @@ Each module here stays importable without torch (see :mod:`traingate.checks.base
 from traingate.checks import (
     calibration,
     confusion,
+    convergence,
     expression,
     finite,
     gradient_norm,
@@ -13,7 +14,10 @@ from traingate.checks import (
     liveness,
     loss_balance,
     loss_spike,
+    metrics_present,
+    no_placeholder,
     non_divergence,
+    reproducible,
 )
 from traingate.checks.base import REGISTRY, Check, CheckParams, register
 from traingate.checks.decision import CheckContext, Decision
@@ -26,6 +30,7 @@ __all__ = [
     "Decision",
     "calibration",
     "confusion",
+    "convergence",
     "expression",
     "finite",
     "gradient_norm",
@@ -33,6 +38,9 @@ __all__ = [
     "liveness",
     "loss_balance",
     "loss_spike",
+    "metrics_present",
+    "no_placeholder",
     "non_divergence",
     "register",
+    "reproducible",
 ]

@@ -45,6 +45,8 @@ __all__ = [
     "own_params",
     "present_scalars",
     "register",
+    "scalar_names",
+    "unique_names",
 ]
 
 
@@ -87,6 +89,25 @@ class LatestScalars:
 def present_scalars(observation: Mapping[str, Any], names: Iterable[str]) -> dict[str, float]:
     """The scalars among ``names`` that ``observation`` carries (absent or ``None`` skipped)."""
     return {n: float(v) for n in names if (v := observation.get(n)) is not None}
+
+
+GROUPS = frozenset({"components", "weights"})  # step observations that are dicts of scalars
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """A params validator: ``names`` as given, or a ValueError naming those listed twice."""
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"observations are listed twice: {', '.join(duplicates)}")
+    return names
+
+
+def scalar_names(names: list[str]) -> list[str]:
+    """A params validator: ``names``, unique, none of them a group of values (``GROUPS``)."""
+    grouped = [n for n in names if n in GROUPS]
+    if grouped:
+        raise ValueError(f"{', '.join(grouped)}: a group of values, not a scalar observation")
+    return unique_names(names)
 
 
 def own_params(params: CheckParams, model: type[PM]) -> PM:
@@ -183,6 +204,11 @@ class Check(ABC, Generic[P]):
 
     def observes_any(self) -> frozenset[str]:
         """Observations of which at least one must be present (empty: no such need)."""
+        return frozenset()
+
+    def demands(self) -> frozenset[str]:
+        """Observations whose absence is itself a violation, not a reason to skip (e.g.
+        ``metrics_present``): a loop that never supplies one violates it at every point."""
         return frozenset()
 
     @abstractmethod

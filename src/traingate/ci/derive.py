@@ -6,7 +6,8 @@ rebuilds the verdict with the one policy (:mod:`traingate.runtime.verdict`): the
 ``start`` event gives the run's identity and each invariant's definition (its
 ``on_violation``, whether a ship-blocking gate requires it) and the gates; the ``end`` event
 gives each invariant's tallies, cross-checked against the ``violation``/``warning`` events
-since that start (plus what a ``resume`` event restored). Each field of ``verdict.json``
+since that start (plus what a ``resume`` event restored); the first ``early_stop`` event
+gives the early stop, which the end event must repeat. Each field of ``verdict.json``
 that the derived verdict contradicts is a problem that names both values.
 """
 
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 from traingate.runtime.evidence import EVIDENCE, Chained, RunDirError, read_chained
 from traingate.runtime.verdict import (
     SCHEMA_VERSION,
+    EarlyStop,
     GateRecord,
     InvariantRecord,
     Verdict,
@@ -150,6 +152,16 @@ def _rebuild(
         )
         for gate_id, g in start["gates"].items()
     }
+    stops = [e for e in segment if e.get("event") == "early_stop"]
+    if stops:
+        early_stop = {name: stops[0].get(name) for name in EarlyStop.model_fields}
+    else:  # a run that stopped before a resume: the resume event carries it
+        early_stop = resumes[-1].get("early_stop") if resumes else None
+    if end.get("early_stop") != early_stop:
+        out.problems.append(
+            f"the end event says early_stop: {end.get('early_stop')}, the evidence gives "
+            f"{early_stop}"
+        )
     aborts = [e for e in segment if e.get("event") == "violation"]
     aborted = next((e for e in reversed(aborts) if e["invariant"] == end["aborted_by"]), None)
     verdict = Verdict(
@@ -160,6 +172,7 @@ def _rebuild(
         crashed=end.get("crashed"),
         evaluations=sum(r.evaluations for r in invariants.values()),
         aborted_by=Violation.model_validate(aborted) if aborted else None,
+        early_stop=early_stop,
         last_step=end.get("last_step"),
         last_epoch=end.get("last_epoch"),
         invariants=invariants,
@@ -203,6 +216,11 @@ def _compare(claimed: Verdict, derived: Verdict, out: Derived) -> None:
         "aborted_by",
         claimed.aborted_by and claimed.aborted_by.invariant,
         derived.aborted_by and derived.aborted_by.invariant,
+    )
+    differ(
+        "early_stop",
+        claimed.early_stop and claimed.early_stop.model_dump(),
+        derived.early_stop and derived.early_stop.model_dump(),
     )
     differ("ok", claimed.ok, derived.ok)
 

@@ -28,6 +28,7 @@ from traingate.runtime.verdict import (
     invariant_outcome,
     load_verdict,
     run_problems,
+    run_status,
     where,
 )
 
@@ -133,6 +134,7 @@ class RunCheck:
         return {
             "run_dir": str(self.run_dir),
             "ok": self.ok,
+            "status": run_status(self.verdict) if self.ok else "fail",
             "exit_code": self.exit_code,
             "failures": self.failures,
             "problems": self.problems,
@@ -142,6 +144,7 @@ class RunCheck:
             "params": verdict["params"],
             "evaluations": verdict["evaluations"],
             "aborted_by": verdict["aborted_by"],
+            "early_stop": verdict["early_stop"],
             "crashed": verdict["crashed"],
             "audit": self.audit,
             "invariants": [inv.to_dict() for inv in self.invariants],
@@ -250,6 +253,12 @@ def judge_verdict(
     if crashed_events and not verdict.crashed:  # the end event saw a crash the verdict missed
         verdict = verdict.model_copy(update={"crashed": crashed_events[-1]})
     problems = run_problems(verdict)
+    if verdict.early_stop is not None:  # no failure: said once, where the run ended
+        early = verdict.early_stop
+        notes.append(
+            f"the run stopped early{where(early.step, early.epoch)}: "
+            f"{early.invariant}: {early.reason}"
+        )
     if audit and audit.get("stopped_at"):
         stop = audit["stopped_at"]
         notes.append(

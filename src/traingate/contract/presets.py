@@ -16,7 +16,10 @@ from traingate.contract.shipped import ContractError, shipped_contracts, shipped
 
 # preset → the shipped contract ids it loads, and what loop it is for
 PRESETS: dict[str, tuple[tuple[str, ...], str]] = {
-    "pretrain": (("C-TRAIN-PRETRAIN",), "a language-model training loop: steps and val loss"),
+    "pretrain": (
+        ("C-TRAIN-PRETRAIN", "C-TRAIN-CONVERGENCE"),
+        "a language-model training loop: steps and val loss",
+    ),
     "export": (("C-EXPORT-ONNX",), "ONNX export parity against torch"),
     "classifier": (
         ("C-TRAIN-PRETRAIN", "C-LIVENESS", "C-CALIBRATION"),

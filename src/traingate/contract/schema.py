@@ -28,8 +28,10 @@ SEMVER = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-
 CONTRACT_ID = r"^C-[A-Z0-9]+(?:-[A-Z0-9]+)*$"
 INVARIANT_ID = r"^INV-[A-Z0-9]+(?:-[A-Z0-9]+)*-\d{3}$"
 GATE_ID = r"^GATE-[A-Z0-9]+(?:-[A-Z0-9]+)*-\d{3}$"
+MODE_NAME = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
 
 InvariantId = Annotated[str, StringConstraints(pattern=INVARIANT_ID)]
+ModeName = Annotated[str, StringConstraints(pattern=MODE_NAME)]
 GateId = Annotated[str, StringConstraints(pattern=GATE_ID)]
 Status = Literal["draft", "active", "deprecated"]
 
@@ -47,6 +49,9 @@ class Parameter(Strict):
     min: float | None = None
     max: float | None = None
     description: str | None = None
+    # false: a run that does not give it leaves the invariants whose thresholds name it
+    # unevaluated (named at start, like a plan too short for them) instead of being refused
+    required: bool = True
 
     def check_value(self, name: str, value: float) -> float:
         """Return ``value`` if it fits this parameter's type and bounds, else raise ValueError."""
@@ -59,6 +64,17 @@ class Parameter(Strict):
         if self.max is not None and value > self.max:
             raise ValueError(f"parameter {name} = {value} is above its maximum {self.max:g}")
         return float(value)
+
+
+class ModeRow(Strict):
+    """What ``trainer pretrain --mode NAME`` sets together: the regime the Guard judges the
+    run in, the peak lr, the warm-up steps and the target val loss (an explicit flag wins)."""
+
+    regime: RegimeName
+    lr: float = Field(gt=0, allow_inf_nan=False)
+    warmup: int = Field(ge=1)
+    target_val_loss: float = Field(gt=0, allow_inf_nan=False)
+    description: str | None = None
 
 
 class Invariant(Strict):
@@ -76,7 +92,8 @@ class Invariant(Strict):
     at: At
     # the default ({}) is validated too: a kind with required params reports them missing
     params: CheckParams = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
-    on_violation: Literal["abort", "warn"]
+    # stop: a violation asks the loop to end early and cleanly (``guard.should_stop``)
+    on_violation: Literal["abort", "warn", "stop"]
     regimes: list[RegimeName] = Field(default_factory=lambda: list(REGIME_NAMES), min_length=1)
     hint: str | None = None
     falsified_by: list[TestId] = Field(default_factory=list)
@@ -110,7 +127,18 @@ class Invariant(Strict):
         kind = KINDS.get(info.data.get("check", ""))
         if kind is None:
             return params  # `check` failed and has its own error; this model is not built
-        return kind.params_model.model_validate(params)
+        return kind.params_model.model_validate(params, context={"at": info.data.get("at")})
+
+    @field_validator("on_violation")
+    @classmethod
+    def _stop_has_a_loop(cls, on_violation: str, info: ValidationInfo) -> str:
+        if on_violation == "stop" and info.data.get("at") == "final":
+            raise PydanticCustomError(
+                "stop_at_final",
+                "on_violation `stop` ends the loop early; at `final` the loop has ended "
+                "(use warn or abort)",
+            )
+        return on_violation
 
 
 class Gate(Strict):
@@ -121,6 +149,9 @@ class Gate(Strict):
     requires: list[InvariantId] = Field(min_length=1)
     ship_blocking: bool
     evidence: list[TestId] = Field(default_factory=list)
+    # evidence traingate cannot run (another language's tests, a benchmark): `verify` reports
+    # each as `external`, never as discharged, so a gate citing one is never discharged
+    external_evidence: list[Text] = Field(default_factory=list)
 
 
 class Contract(Strict):
@@ -133,6 +164,7 @@ class Contract(Strict):
     description: str | None = None
     changelog: list[ChangelogEntry] = Field(min_length=1)
     parameters: dict[str, Parameter] = Field(default_factory=dict)
+    modes: dict[ModeName, ModeRow] = Field(default_factory=dict)
     invariants: list[Invariant] = Field(default_factory=list)
     gates: list[Gate] = Field(default_factory=list)
     decisions: list[DecisionRule] = Field(default_factory=list)

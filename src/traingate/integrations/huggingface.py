@@ -50,7 +50,10 @@ What the Guard needs and where it comes from (transformers 4.57):
   ``checkpoint-N/traingate_state.json`` (world process zero); ``train(resume_from_checkpoint=…)``
   rebuilds the Guard with ``resume=True`` and loads it, so tallies continue.
 - **Validation.** ``on_evaluate`` calls ``guard.validation(k, val_loss=metrics["eval_loss"])``
-  with ``k`` counting evaluations from 0 (not the training epoch).
+  with ``k`` counting evaluations from 0 (not the training epoch). When a ``stop``
+  invariant (C-TRAIN-CONVERGENCE's patience) asks for it (``guard.should_stop``), it sets
+  ``control.should_training_stop``: the run ends early and cleanly, its verdict records the
+  early stop and no violation is raised.
 - **Logs.** Each limit the Guard draws and each invariant's violation count go into the
   next ``on_log`` as ``traingate/limit/INV-…`` and ``traingate/violations/INV-…`` (the
   callback runs ahead of the reporting callbacks, so W&B/TensorBoard/MLflow see them); at
@@ -288,6 +291,9 @@ class TraingateCallback(TrainerCallback):
             guard.validation(index, val_loss=metrics.get("eval_loss"))
         except InvariantViolation as violation:
             self._violated(violation, control)
+            return
+        if guard.should_stop:  # a `stop` invariant (patience): the Trainer ends cleanly
+            control.should_training_stop = True
 
     def on_save(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any

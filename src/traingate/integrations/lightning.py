@@ -28,6 +28,10 @@ Where each observation comes from:
   The sanity check is skipped; the index is the number of real validation runs so far.
 - **final**: ``on_fit_end`` hands every scalar in ``trainer.callback_metrics`` to
   ``guard.final(...)``.
+- **early stop**: when a ``stop`` invariant (C-TRAIN-CONVERGENCE's patience) asks for it
+  (``guard.should_stop``) after a validation, ``trainer.should_stop`` is set, like
+  Lightning's ``EarlyStopping``; the Guard reduced the decision across ranks already, so
+  every rank sets it at the same validation. The final point still runs.
 
 A violation either raises :class:`~traingate.InvariantViolation` (``on_violation="raise"``,
 the default; a step violation raises inside ``optimizer.step`` before the update) or stops
@@ -393,6 +397,8 @@ class TraingateCallback(Callback):
                 self._log_validation(trainer, guard)
                 raise
             self._stop(trainer, violation)
+        if guard.should_stop:  # a `stop` invariant (patience): the same on every rank
+            trainer.should_stop = True
         self._log_validation(trainer, guard)
 
     def _stop(self, trainer: Trainer, violation: InvariantViolation) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,8 @@ class Tracked:
     evaluations: int = 0
     violations: int = 0
     worst_excess: float = -math.inf
+    # optional run parameters its thresholds name that the run did not give: never evaluated
+    unbound: tuple[str, ...] = ()
     needs: frozenset[str] = field(init=False)
     _worst: _Evaluation | dict[str, Any] | None = field(default=None, init=False, repr=False)
     _last: _Evaluation | dict[str, Any] | None = field(default=None, init=False, repr=False)
@@ -168,9 +170,10 @@ def bind(
             if regime.kind not in inv.regimes:
                 continue
             kind = REGISTRY[inv.check]
-            require_symbols(inv, kind, regime, values)
+            optional = {n for n, spec in contract.parameters.items() if not spec.required}
+            unbound = require_symbols(inv, kind, regime, values, optional)
             context = CheckContext(regime, values)
-            tracked.append(Tracked(inv, contract, kind(inv.params, context)))
+            tracked.append(Tracked(inv, contract, kind(inv.params, context), unbound=unbound))
     if wanted is not None:
         missing = wanted - known
         if missing:
@@ -183,15 +186,21 @@ def require_symbols(
     kind: type[Check[Any]],
     regime: Finetune | FromScratch,
     values: Mapping[str, float],
-) -> None:
-    """Fail at construction, not mid-run, when a threshold names a parameter with no value."""
+    optional: Collection[str] = (),
+) -> tuple[str, ...]:
+    """Fail at construction, not mid-run, when a threshold names a parameter with no value;
+    the ``optional`` ones (declared ``required: false``) missing are returned instead."""
     other = {name for name in REGIME_NAMES if name != regime.kind}
     metrics = kind.metric_symbols(inv.params)  # type: ignore[arg-type]
+    unbound: set[str] = set()
     for path, formula in iter_formulas(inv.params):
         if other & {str(p) for p in path}:
             continue  # the other regime's threshold
-        missing = sorted(formula.symbols() - metrics - set(values))
-        if missing:
+        missing = formula.symbols() - metrics - set(values)
+        required = sorted(missing - set(optional))
+        if required:
             raise ValueError(
-                f"{inv.id}: `{formula.source}` needs {', '.join(missing)}: pass it in params="
+                f"{inv.id}: `{formula.source}` needs {', '.join(required)}: pass it in params="
             )
+        unbound |= missing
+    return tuple(sorted(unbound))

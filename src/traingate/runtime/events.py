@@ -37,6 +37,12 @@ class GuardEvent:
 
 
 Listener = Callable[[GuardEvent], None]
+# the evidence events the Guard writes itself (``contracts check`` derives the verdict from
+# them) and the listener-only ``metrics``: a loop's own event may not take these names
+GUARD_EVENTS = frozenset(
+    {"start", "summary", "violation", "warning", "unevaluable", "resume", "end", "metrics"}
+    | {"early_stop", "config_change", "repaired"}
+)
 
 
 class EventStream:
@@ -59,6 +65,13 @@ class EventStream:
         if self.evidence is not None:
             self.evidence.write(kind, **fields)
         self.notify(GuardEvent(kind, fields.get("step"), fields.get("epoch"), fields))
+
+    def own(self, kind: str, **fields: Any) -> None:
+        """Record an event of the loop's own (e.g. ``data_cycled`` when the data stream starts
+        a new pass), at rank 0; a kind the Guard writes itself is a ValueError."""
+        if kind in GUARD_EVENTS:
+            raise ValueError(f"event kind {kind!r} is the Guard's own: choose another name")
+        self.write(kind, **fields)
 
     def metrics(
         self, point: str, step: int | None, epoch: int | None, values: Mapping[str, float]

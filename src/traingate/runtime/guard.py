@@ -13,25 +13,36 @@ Each step moves the step's device scalars to the host in ONE transfer (the only 
 Guard adds); a non-finite loss or gradient raises before the optimizer can apply it. Under
 torch.distributed each evaluation point all-reduces one violation flag per invariant
 ("any rank violated" wins), so every rank raises the same violation at the same step.
+A violated ``on_violation: stop`` invariant raises nothing: it sets ``guard.should_stop``
+(and ``guard.stop_reason``) on every rank, and the loop ends early and cleanly.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from traingate.checks import Decision
 from traingate.contract.regime import Finetune, FromScratch
-from traingate.runtime import described
+from traingate.runtime import described, planning
 from traingate.runtime.binding import Tracked, bind, load_contracts
 from traingate.runtime.distributed import Ranks
 from traingate.runtime.events import EventStream, GuardEvent, Listener
 from traingate.runtime.evidence import MetricsBuffer, jsonable, require_parquet
 from traingate.runtime.host import is_tensor, scalar, to_host, total_grad_norm
 from traingate.runtime.planning import Unevaluable, Unsupplied, announce, unevaluable, unsupplied
+from traingate.runtime.reference import (
+    SUPPLIED,
+    Reference,
+    reference_of,
+    reference_steps,
+    unreferenced,
+)
 from traingate.runtime.rundir import open_evidence
+from traingate.runtime.stopping import StopsEarly
 from traingate.runtime.verdict import (
     SCHEMA_VERSION,
     TRAINGATE_VERSION,
@@ -49,7 +60,7 @@ __all__ = ["Guard", "GuardEvent", "InvariantViolation", "Listener", "Tracked", "
 log = logging.getLogger("traingate")
 
 
-class Guard:
+class Guard(StopsEarly):
     """Enforces contracts inside a training loop and records the evidence.
 
     Args:
@@ -75,6 +86,8 @@ class Guard:
             verdict.
         supplies: the observations this loop (or integration) ever hands the Guard; an
             invariant needing another is named at start the same way.
+        reference: a reference run dir (or :class:`Reference`) that ``reproducible``
+            invariants compare the first steps with at the final point (none: unevaluable).
     """
 
     def __init__(
@@ -93,16 +106,19 @@ class Guard:
         max_validations: int | None = None,
         listeners: Sequence[Listener] = (),
         supplies: Collection[str] | None = None,
+        reference: str | Path | Reference | None = None,
     ) -> None:
         self.config = dict(config or {})
         self.regime = regime or Finetune()
         self.params = dict(params or {})
+        self.reference = reference_of(reference)  # read now: a bad one fails before any step
         self.contracts, self.contract_sha256 = load_contracts(contracts, only)
         self.tracked = bind(self.contracts, self.regime, self.params, only)
         self.only = list(only) if only is not None else None
         self.by_point: dict[str, list[Tracked]] = {"step": [], "validation": [], "final": []}
         for t in self.tracked:
-            self.by_point[t.invariant.at].append(t)
+            if not t.unbound:  # a threshold naming a run parameter not given: never judged
+                self.by_point[t.invariant.at].append(t)
         self._needs_grad_norm = any("grad_norm" in t.needs for t in self.by_point["step"])
         self.summary_every = summary_every
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -122,6 +138,7 @@ class Guard:
         self.epoch: int | None = None
         self.aborted_by: ViolationRecord | None = None
         self.interrupted: str | None = None  # set by a loop stopped early (e.g. by a signal)
+        self.early_stop = None  # the first violated ``stop`` invariant (see StopsEarly)
         self._limits: dict[str, float] = {}  # last limit written to metrics, per invariant
         self.closed: Verdict | None = None  # the verdict close() wrote
         self.events = EventStream(self.evidence, listeners, active=self.rank == 0)
@@ -132,10 +149,13 @@ class Guard:
             definitions=described.definitions(self.contracts, self.tracked),
             gates=described.gates(self.contracts),
             excluded=described.excluded(self.contracts, self.regime),
+            reference=self.reference.identity() if self.reference else None,
         )
         self.unevaluable: list[Unevaluable | Unsupplied] = [
             *unevaluable(self.tracked, max_steps=max_steps, max_validations=max_validations),
-            *(unsupplied(self.tracked, supplies) if supplies is not None else []),
+            *(unsupplied(self.tracked, {*supplies, *SUPPLIED}) if supplies is not None else []),
+            *(unreferenced(self.tracked) if self.reference is None else []),
+            *planning.unbound(self.tracked),
         ]
         if self.rank == 0:
             announce(self.unevaluable, self.events, max_steps, max_validations)
@@ -157,6 +177,10 @@ class Guard:
         decorator. Events from the constructor go to ``Guard(listeners=[...])``."""
         self.events.add(listener)
         return listener
+
+    def record_event(self, kind: str, **fields: Any) -> None:
+        """Write the loop's own evidence event (e.g. ``data_cycled``): :meth:`EventStream.own`."""
+        self.events.own(kind, **fields)
 
     def _record(
         self, point: str, step: int | None, epoch: int | None, values: Mapping[str, float]
@@ -256,6 +280,8 @@ class Guard:
             self.epoch,
             {k: v for k, v in obs.items() if isinstance(v, float)},
         )
+        if self.rank == 0:  # ``reproducible``: rank 0's steps, as a reference run records them
+            obs.update(reference_steps(self.reference, self.metrics))
         self._evaluate("final", obs, self.last_step, self.epoch)
 
     # -- deciding --------------------------------------------------------------------------
@@ -294,7 +320,7 @@ class Guard:
                 t.invariant.title,
                 point,
                 t.invariant.on_violation,
-                decision if not t.invariant.hint else _with_hint(decision, t.invariant.hint),
+                decision if not t.invariant.hint else replace(decision, hint=t.invariant.hint),
                 step,
                 epoch,
                 rank,
@@ -304,6 +330,8 @@ class Guard:
             )
             if record.on_violation == "warn":
                 log.warning("traingate: %s", record.message())
+            elif record.on_violation == "stop":
+                self._stop_early(record)
             elif first_abort is None:
                 first_abort = record
         if first_abort is not None:
@@ -367,6 +395,7 @@ class Guard:
             crashed=crashed,
             evaluations=sum(t.evaluations for t in self.tracked),
             aborted_by=self.aborted_by.to_dict() if self.aborted_by else None,
+            early_stop=self.early_stop,
             last_step=self.last_step,
             last_epoch=self.epoch,
             invariants=invariants,
@@ -388,6 +417,7 @@ class Guard:
             "epoch": self.epoch,
             "metrics_rows": len(self.metrics),
             "limits": dict(self._limits),
+            "early_stop": self.early_stop,
             "checks": {t.invariant.id: t.check.state_dict() for t in self.tracked},
             "tallies": {
                 t.invariant.id: {
@@ -406,6 +436,7 @@ class Guard:
         self.last_step = state["last_step"]
         self.epoch = state["epoch"]
         self._limits = dict(state.get("limits", {}))
+        self.early_stop = state.get("early_stop")
         rows = int(state.get("metrics_rows", 0))
         if self.evidence and self.run_dir is not None and rows:
             self.metrics = MetricsBuffer.read(self.run_dir, rows)
@@ -427,6 +458,7 @@ class Guard:
             epoch=self.epoch,
             metrics_rows=len(self.metrics),
             tallies=restored,
+            early_stop=self.early_stop,
         )
 
     def close(self, error: BaseException | None = None) -> Verdict:
@@ -445,6 +477,7 @@ class Guard:
             crashed=crashed,
             interrupted=self.interrupted,
             aborted_by=self.aborted_by.invariant_id if self.aborted_by else None,
+            early_stop=self.early_stop,
             last_step=self.last_step,
             last_epoch=self.epoch,
             tallies=self._tallies(kept=True),
@@ -462,9 +495,3 @@ class Guard:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self.close(exc)
-
-
-def _with_hint(decision: Decision, hint: str) -> Decision:
-    from dataclasses import replace
-
-    return replace(decision, hint=hint)

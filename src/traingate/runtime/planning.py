@@ -10,12 +10,16 @@ final point) before the first step. Pure: it reads the bound checks and changes 
 
 from __future__ import annotations
 
+import logging
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from traingate.runtime.binding import Tracked
 from traingate.runtime.events import EventStream
+
+log = logging.getLogger("traingate")
 
 
 class UnevaluableWarning(UserWarning):
@@ -26,8 +30,20 @@ class UnevaluableWarning(UserWarning):
 FINAL_EVALUATIONS = 1
 
 
+class Said(ABC):
+    """A planning finding whose string is its one-line ``message``."""
+
+    @property
+    @abstractmethod
+    def message(self) -> str:
+        """One readable line: the invariant, what it needs, why the run cannot give it."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
 @dataclass(frozen=True)
-class Unevaluable:
+class Unevaluable(Said):
     """An invariant the plan cannot evaluate, and why.
 
     ``needed`` is how many observations at its point ``at`` it takes to decide (its first
@@ -63,30 +79,46 @@ class Unevaluable:
             f"the run plans {self.planned}"
         )
 
-    def __str__(self) -> str:
-        return self.message
-
 
 @dataclass(frozen=True)
-class Unsupplied:
+class Unsupplied(Said):
     """An invariant needing observations the loop (or integration) says it never supplies."""
 
     invariant_id: str
     kind: str
     missing: tuple[str, ...]
     any_of: bool = False  # the kind needs one of ``missing``, and none is supplied
+    demanded: bool = False  # ``missing`` are demanded (Check.demands): every point violates
 
     @property
     def message(self) -> str:
         """One readable line naming the invariant and what it would need."""
         names = (" or " if self.any_of else ", ").join(self.missing)
+        outcome = (
+            "each of its points will violate it" if self.demanded else "it will not be evaluated"
+        )
         return (
             f"{self.invariant_id} ({self.kind}) needs {names}, which this loop never "
-            "supplies: it will not be evaluated"
+            f"supplies: {outcome}"
         )
 
-    def __str__(self) -> str:
-        return self.message
+
+@dataclass(frozen=True)
+class Unbound(Unsupplied):
+    """An invariant whose threshold names optional run parameters the run did not give."""
+
+    @property
+    def message(self) -> str:
+        """One readable line naming the invariant and the parameters it would need."""
+        return (
+            f"{self.invariant_id} ({self.kind}) needs the run parameter "
+            f"{', '.join(self.missing)}, which params= does not give: it will not be evaluated"
+        )
+
+
+def unbound(tracked: Sequence[Tracked]) -> list[Unbound]:
+    """The invariants of ``tracked`` left unbound by a missing optional run parameter."""
+    return [Unbound(t.invariant.id, t.invariant.check, t.unbound) for t in tracked if t.unbound]
 
 
 def unsupplied(tracked: Sequence[Tracked], supplies: Collection[str]) -> list[Unsupplied]:
@@ -97,10 +129,13 @@ def unsupplied(tracked: Sequence[Tracked], supplies: Collection[str]) -> list[Un
     for t in tracked:
         missing = tuple(sorted(t.needs - given))
         either = t.check.observes_any()
+        demanded = tuple(sorted(t.check.demands() - given))
         if missing:
             found.append(Unsupplied(t.invariant.id, t.invariant.check, missing))
         elif either and not either & given:
             found.append(Unsupplied(t.invariant.id, t.invariant.check, tuple(sorted(either)), True))
+        elif demanded:
+            found.append(Unsupplied(t.invariant.id, t.invariant.check, demanded, demanded=True))
     return found
 
 
@@ -146,10 +181,14 @@ def announce(
     max_steps: int | None,
     max_validations: int | None,
 ) -> None:
-    """Say at start what the plan cannot evaluate: one :class:`UnevaluableWarning` each, and
-    one ``unevaluable`` evidence event listing them (nothing when the plan covers all)."""
+    """Say at start what the plan cannot evaluate: one :class:`UnevaluableWarning` each (an
+    info line for an :class:`Unbound` one: its parameter is declared optional, so leaving it
+    out is a choice, not a mistake), and one ``unevaluable`` evidence event listing them all."""
     for item in items:
-        warnings.warn(item.message, UnevaluableWarning, stacklevel=3)
+        if isinstance(item, Unbound):
+            log.info("traingate: %s", item.message)
+        else:
+            warnings.warn(item.message, UnevaluableWarning, stacklevel=3)
     if items:
         events.write(
             "unevaluable",

@@ -9,9 +9,12 @@ that both sides call, so the writer and the readers cannot disagree:
 * a gate fails on a failed required invariant, or on a warned one when it is ship-blocking;
   an advisory gate whose required invariant warned is ``warn``; one missing a required
   invariant is ``not_evaluated``, never a pass (:func:`gate_status`);
-* a run is ok when it evaluated something, did not crash, abort or stop early, and every
+* a run is ok when it evaluated something, did not crash, abort or get interrupted, and every
   ship-blocking invariant was evaluated and never violated (:func:`failures`): ``on_violation``
-  decides whether the run stops, the gate decides whether the model ships.
+  decides whether the run stops, the gate decides whether the model ships;
+* an early stop (a violated ``on_violation: stop`` invariant, recorded in ``early_stop``) is
+  no failure: the invariant reads ``warn``, advisory unless a ship-blocking gate requires it,
+  and the run's status is ``early_stop`` (:func:`run_status`).
 """
 
 from __future__ import annotations
@@ -71,6 +74,16 @@ class Violation(BaseModel):
     rank: int = 0
 
 
+class EarlyStop(BaseModel):
+    """Why the loop ended early: the first violated ``stop`` invariant, as its
+    ``early_stop`` evidence event records it."""
+
+    invariant: str
+    reason: str
+    step: int | None = None
+    epoch: int | None = None
+
+
 class InvariantRecord(BaseModel):
     """One tracked invariant: its status, tallies and the evaluations kept (worst, last)."""
 
@@ -82,7 +95,7 @@ class InvariantRecord(BaseModel):
     title: str = ""
     check: str = ""
     at: str = ""
-    on_violation: Literal["abort", "warn"] = "abort"
+    on_violation: Literal["abort", "warn", "stop"] = "abort"
     worst: Evaluation | None = None
     last: Evaluation | None = None
 
@@ -122,6 +135,7 @@ class Verdict(BaseModel):
     crashed: str | None = None
     evaluations: int = Field(strict=True, ge=0)
     aborted_by: Violation | None = None
+    early_stop: EarlyStop | None = None
     last_step: int | None = None
     last_epoch: int | None = None
     invariants: dict[str, InvariantRecord]
@@ -189,10 +203,13 @@ def invariant_outcome(record: InvariantRecord) -> tuple[Outcome, str]:
     if record.status == "fail":
         return "fail", f"{violated}; the run aborted"
     if record.ship_blocking:
+        kept = "ended the run early" if record.on_violation == "stop" else "kept the run going"
         return "fail", (
-            f"{violated} (on_violation: warn kept the run going, "
+            f"{violated} (on_violation: {record.on_violation} {kept}, "
             "but it is required by a ship-blocking gate)"
         )
+    if record.on_violation == "stop":
+        return "warn", f"{violated}; the run stopped early (advisory)"
     return "warn", f"{violated} (advisory)"
 
 
@@ -224,6 +241,14 @@ def failures(verdict: Verdict) -> list[str]:
         if outcome == "fail":
             failed.append(f"{inv_id}: {reason}")
     return run_problems(verdict) + failed
+
+
+def run_status(verdict: Verdict) -> Literal["pass", "early_stop", "fail"]:
+    """The run in one word: ``fail`` when it may not ship, else ``early_stop`` when a
+    ``stop`` invariant ended it early, else ``pass``."""
+    if not verdict.ok:
+        return "fail"
+    return "early_stop" if verdict.early_stop is not None else "pass"
 
 
 def where(step: int | None, epoch: int | None) -> str:

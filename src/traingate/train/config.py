@@ -14,28 +14,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from traingate.contract.modes import mode_row
 from traingate.contract.presets import shipped
+from traingate.contract.regime import RegimeName
 from traingate.errors import TraingateError
 from traingate.train.model import PRESETS
 
-Mode = Literal["from-scratch", "finetune"]
 TokenizerKind = Literal["bytes", "bpe"]
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
-class ModeDefaults:
-    """What ``--mode`` sets together: peak lr, warm-up steps and the reported target val loss."""
-
-    lr: float
-    warmup: int
-    target_val_loss: float
-
-
-MODE_DEFAULTS: dict[str, ModeDefaults] = {
-    "from-scratch": ModeDefaults(lr=3e-4, warmup=1000, target_val_loss=3.0),
-    "finetune": ModeDefaults(lr=5e-5, warmup=100, target_val_loss=2.2),
-}
 # The shipped presets a pretraining run enforces (liveness, calibration and confusion need a
 # classifier's predictions: pass them with --contracts when a loop has them).
 PRETRAIN_PRESETS = ("pretrain", "export")
@@ -47,9 +35,10 @@ class UsageError(TraingateError):
 
 @dataclass
 class PretrainConfig:
-    """The options of a run as given; lr/warmup/target default from ``mode`` (explicit wins)."""
+    """The options of a run as given; regime, lr, warm-up and target come from the ``mode``
+    row of the enforced contracts (an explicit lr/warmup/target wins)."""
 
-    mode: Mode = "from-scratch"
+    mode: str = "from-scratch"
     out: Path = Path("runs/pretrain")
     data: Path | None = None
     text_column: str = "text"
@@ -77,6 +66,7 @@ class PretrainConfig:
     val_percent: float = 5.0
     export_onnx: bool = True
     progress: bool | None = None
+    reference: Path | None = None  # a reference run dir for reproducible invariants
 
 
 @dataclass(frozen=True)
@@ -85,12 +75,15 @@ class RunConfig:
 
     ``data`` is the corpus actually read (the built-in one's cache path when none was given),
     ``vocab_size`` the tokenizer's, ``block_size`` the preset's unless overridden,
-    ``contracts`` the files enforced and ``only`` the invariant ids (empty: all of them).
+    ``contracts`` the files enforced and ``only`` the invariant ids (empty: all of them);
+    ``regime`` and ``mode_source`` say which contract's ``mode`` row set the defaults.
     Where the weights start (fresh, resumed, ``--init-from``) is the setup's
     :class:`~traingate.train.setup.Start`, not a setting.
     """
 
-    mode: Mode
+    mode: str
+    regime: RegimeName
+    mode_source: str
     out: Path
     data: Path
     text_column: str
@@ -116,6 +109,7 @@ class RunConfig:
     val_percent: float
     export_onnx: bool
     progress: bool
+    reference: Path | None
 
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON values: paths as strings, tuples as lists."""
@@ -137,11 +131,14 @@ def resolve(options: PretrainConfig, *, data: Path, vocab_size: int) -> RunConfi
         raise ValueError(
             f"unknown model preset {options.model!r}: expected one of {sorted(PRESETS)}"
         )
-    mode = MODE_DEFAULTS[options.mode]
     eval_every = options.eval_every or max(1, options.max_steps // 4)
-    presets = PRETRAIN_PRESETS if options.export_onnx else PRETRAIN_PRESETS[:1]
+    contracts = tuple(options.contracts or shipped(*enforced_presets(options)))
+    mode = mode_row(contracts, options.mode)
+    row = mode.row
     return RunConfig(
         mode=options.mode,
+        regime=row.regime,
+        mode_source=mode.source,
         out=options.out,
         data=data,
         text_column=options.text_column,
@@ -154,12 +151,12 @@ def resolve(options: PretrainConfig, *, data: Path, vocab_size: int) -> RunConfi
         allow_config_change=options.allow_config_change,
         seed=options.seed,
         device=options.device,
-        contracts=tuple(options.contracts or shipped(*presets)),
+        contracts=contracts,
         only=tuple(options.only or ()),
         batch_size=options.batch_size,
-        lr=_given(options.lr, mode.lr),
-        warmup=_given(options.warmup, min(mode.warmup, max(1, options.max_steps // 10))),
-        target_val_loss=_given(options.target_val_loss, mode.target_val_loss),
+        lr=_given(options.lr, row.lr),
+        warmup=_given(options.warmup, min(row.warmup, max(1, options.max_steps // 10))),
+        target_val_loss=_given(options.target_val_loss, row.target_val_loss),
         eval_every=eval_every,
         eval_blocks=options.eval_blocks,
         checkpoint_every=options.checkpoint_every or eval_every,
@@ -167,7 +164,15 @@ def resolve(options: PretrainConfig, *, data: Path, vocab_size: int) -> RunConfi
         val_percent=options.val_percent,
         export_onnx=options.export_onnx,
         progress=_given(options.progress, sys.stderr.isatty()),
+        reference=options.reference,
     )
+
+
+def enforced_presets(options: PretrainConfig) -> tuple[str, ...]:
+    """The shipped presets a run enforces when no ``--contracts`` are given (a run given a
+    ``--reference`` enforces C-TRAIN-REPRODUCIBLE too)."""
+    presets = PRETRAIN_PRESETS if options.export_onnx else PRETRAIN_PRESETS[:1]
+    return presets + (("C-TRAIN-REPRODUCIBLE",) if options.reference is not None else ())
 
 
 def _given(value: _T | None, default: _T) -> _T:

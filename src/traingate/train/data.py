@@ -8,7 +8,8 @@ falls under ``val_percent`` — the same text always lands in the same split, on
 
 ``TokenStream`` concatenates ``encode(doc) + [eot]`` over the train split and yields
 ``(x, y)`` LongTensors of shape (batch, block), ``y`` being ``x`` shifted by one token. It
-cycles forever, logging one line per completed pass, and its position is a small dict
+cycles forever, logging one line per completed pass (and telling ``on_cycle``'s callback:
+the trainer records a ``data_cycled`` evidence event), and its position is a small dict
 (``state_dict()``), so a resumed stream yields exactly the batches an uninterrupted one would.
 """
 
@@ -18,7 +19,7 @@ import hashlib
 import json
 import logging
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -241,6 +242,7 @@ class _RowReader:
         self.split = split
         self.val_percent = val_percent
         self.cycle = cycle
+        self.on_cycle: Callable[..., None] | None = None  # told of each new pass (TokenStream)
         self.seek(_DocRef(0, 0, 0), 0)
 
     def seek(self, start: _DocRef, offset: int) -> None:
@@ -303,6 +305,10 @@ class _RowReader:
                 tokens_in_pass,
                 cycle + 1,
             )
+            if self.on_cycle is not None:
+                self.on_cycle(
+                    pass_index=cycle + 1, documents_in_pass=matched, tokens_in_pass=tokens_in_pass
+                )
             cycle, file, doc = cycle + 1, 0, 0
 
     def _pull(self) -> bool:
@@ -369,6 +375,13 @@ class TokenStream:
         self.world_size = world_size
         self.batches = 0
         self._rows = _RowReader(source, tokenizer, block_size, split, val_percent, cycle=True)
+
+    def on_cycle(self, callback: Callable[..., None]) -> None:
+        """Call ``callback(batch=, pass_index=, documents_in_pass=, tokens_in_pass=)`` each
+        time the stream wraps to a new pass (besides its one log line), so a loop can
+        record it: ``batch`` is the batch being built, ``pass_index`` the new pass (1 at
+        the first wrap), the counts those read in the pass just completed."""
+        self._rows.on_cycle = lambda **fields: callback(batch=self.batches, **fields)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self

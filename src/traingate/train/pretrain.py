@@ -5,7 +5,9 @@ tokenizer, the resolved config, model and optimizer, Guard), restore a resumed r
 train: forward, backward, clip (its norm feeds the gradient checks: no second pass), the
 Guard's step check *before* the optimizer applies anything, validation every
 ``eval_every`` steps (an "epoch" for the contracts), atomic checkpoints, ONNX export at the
-end. A violated ``abort`` invariant raises :class:`~traingate.InvariantViolation`.
+end. A violated ``abort`` invariant raises :class:`~traingate.InvariantViolation`; a violated
+``stop`` invariant (C-TRAIN-CONVERGENCE's patience) ends the loop early after its validation,
+with a checkpoint, and the end of the run (export, final point) follows as usual.
 """
 
 from __future__ import annotations
@@ -53,13 +55,15 @@ log = logging.getLogger("traingate.train")
 @dataclass
 class PretrainResult:
     """How a run ended, with the Guard's verdict and where things were written
-    (``signum``: the signal that stopped an interrupted run)."""
+    (``signum``: the signal that stopped an interrupted run; ``early_stopped``: a ``stop``
+    invariant ended it early, its checkpoint saved and its final point judged)."""
 
     steps: int
     val_losses: list[float]
     train_losses: list[float]
     verdict: Verdict
     interrupted: bool = False
+    early_stopped: bool = False
     signum: int | None = None
     onnx_path: Path | None = None
     onnx_max_abs_diff: float | None = None
@@ -71,8 +75,8 @@ def pretrain(options: PretrainConfig) -> PretrainResult:
     # Setup: every default is resolved (RunConfig) before the loop starts.
     check_device(options.device)
     rank, world = init_distributed(options.device)
+    start = starting_point(options)  # refuses an undeclared --mode before anything is written
     open_run_dir(options)
-    start = starting_point(options)
     seed_everything(options.seed)
     source = text_source(options)
     tokenizer = build_tokenizer(options, source, start)
@@ -86,6 +90,8 @@ def pretrain(options: PretrainConfig) -> PretrainResult:
     result = PretrainResult(0, [], [], {})
 
     with open_guard(cfg) as guard:
+        # a wrap of the train data is evidence (at the step whose batch starts the new pass)
+        stream.on_cycle(lambda **fields: guard.record_event("data_cycled", step=step, **fields))
         step, epoch, result.val_losses = restore(start, raw_model, optimizer, stream, guard)
         write_config(cfg, start, guard, rank)
         progress, stop = Progress(cfg.max_steps, cfg.progress, rank), StopFlag()
@@ -131,10 +137,14 @@ def pretrain(options: PretrainConfig) -> PretrainResult:
                     if val_loss <= cfg.target_val_loss and not reached:
                         reached = True
                         progress.note(f"target val loss {cfg.target_val_loss} reached")
+                    if guard.should_stop:  # a `stop` invariant (patience): end early, cleanly
+                        result.early_stopped = True
+                        progress.note(f"early stop at step {step}: {guard.stop_reason}")
 
-                # Checkpointing: on schedule, at the end, and when a signal asks to stop (rank 0
-                # writes; every rank records the path).
-                if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or stop.signum:
+                # Checkpointing: on schedule, at the end, when a signal asks to stop, and at an
+                # early stop (rank 0 writes; every rank records the path).
+                at_end = step == cfg.max_steps or result.early_stopped
+                if step % cfg.checkpoint_every == 0 or at_end or stop.signum:
                     path = step_checkpoint_path(cfg.out / "checkpoints", step)
                     if rank == 0:
                         counters = {"step": step, "epoch": epoch, "val_losses": result.val_losses}
@@ -152,6 +162,8 @@ def pretrain(options: PretrainConfig) -> PretrainResult:
                         f"stopped by signal {stop.signum} at step {step}; checkpoint saved, "
                         "continue with --resume auto"
                     )
+                    break
+                if result.early_stopped:  # the end of the run follows: export, final point
                     break
         progress.close()
         result.steps = step

@@ -18,11 +18,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from traingate.contract.modes import mode_row
+from traingate.contract.presets import shipped
 from traingate.contract.regime import Finetune, FromScratch
+from traingate.contract.shipped import load_valid
+from traingate.contract.validation import discover
 from traingate.runtime.guard import Guard
 from traingate.runtime.planning import UnevaluableWarning
 from traingate.train.checkpoint import latest_valid_checkpoint, load_checkpoint
-from traingate.train.config import PretrainConfig, RunConfig, UsageError
+from traingate.train.config import PretrainConfig, RunConfig, UsageError, enforced_presets
 from traingate.train.corpus import builtin_corpus_path
 from traingate.train.data import TextSource, TokenStream, validation_set
 from traingate.train.model import GPT, build_model
@@ -90,7 +94,8 @@ class Start:
 
 
 def starting_point(options: PretrainConfig) -> Start:
-    """Resume beats ``--init-from``; a finetune from neither is warned about."""
+    """Resume beats ``--init-from``; a finetune from neither is warned about (an undeclared
+    ``--mode`` is refused here, before any data or tokenizer work)."""
     ckpt_dir = options.out / "checkpoints"
     resume = latest_valid_checkpoint(ckpt_dir) if options.resume else None
     if options.resume and resume is None:
@@ -99,7 +104,8 @@ def starting_point(options: PretrainConfig) -> Start:
         return Start(resume=resume)
     if options.init_from is not None:
         return Start(init=(options.init_from, load_checkpoint(options.init_from)))
-    if options.mode == "finetune":
+    contracts = options.contracts or shipped(*enforced_presets(options))
+    if mode_row(contracts, options.mode).row.regime == "finetune":
         log.warning(
             "finetune without --init-from: the weights are random "
             "(INV-TRAIN-005 will judge the cold start)"
@@ -243,16 +249,25 @@ RESUME_KEEPS = (
 )
 
 
+def run_params(cfg: RunConfig) -> dict[str, float]:
+    """The run parameters the Guard gets: ``vocab_size`` and ``target_val_loss`` (the final
+    target of C-TRAIN-CONVERGENCE), each where an enforced contract declares it (the Guard
+    refuses a parameter no contract declares)."""
+    declared = {name for f in discover(list(cfg.contracts)) for name in load_valid(f).parameters}
+    values = {"vocab_size": float(cfg.vocab_size), "target_val_loss": cfg.target_val_loss}
+    return {name: value for name, value in values.items() if name in declared}
+
+
 def open_guard(cfg: RunConfig) -> Guard:
-    """The Guard of ``cfg``'s contracts, in the regime ``--mode`` names, writing to the run dir."""
-    regime = FromScratch(cfg.vocab_size) if cfg.mode == "from-scratch" else Finetune()
+    """The Guard of ``cfg``'s contracts, in the regime of the mode's row, writing to the run dir."""
+    regime = FromScratch(cfg.vocab_size) if cfg.regime == "from_scratch" else Finetune()
     with warnings.catch_warnings():  # the loop prints guard.unevaluable as notes instead
         warnings.simplefilter("ignore", UnevaluableWarning)
         return Guard(
             list(cfg.contracts),
             only=list(cfg.only) or None,
             regime=regime,
-            params={"vocab_size": cfg.vocab_size},
+            params=run_params(cfg),
             run_dir=cfg.out,
             summary_every=cfg.eval_every,
             config={name: cfg.to_json()[name] for name in RESUME_KEEPS},
@@ -260,6 +275,7 @@ def open_guard(cfg: RunConfig) -> Guard:
             allow_config_change=cfg.allow_config_change,
             max_steps=cfg.max_steps,
             max_validations=math.ceil(cfg.max_steps / cfg.eval_every),  # each eval_every, the last
+            reference=cfg.reference,
         )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -30,8 +31,10 @@ from traingate.ci.audit.tables import read_table
 from traingate.ci.runcheck import AUDIT
 from traingate.contract.regime import Finetune, FromScratch
 from traingate.files import atomic_write_text
-from traingate.runtime.evidence import EVIDENCE, VERDICT, jsonable
+from traingate.runtime.evidence import EVIDENCE, METRICS, VERDICT, jsonable
 from traingate.runtime.guard import Guard, InvariantViolation
+from traingate.runtime.planning import UnevaluableWarning
+from traingate.runtime.reference import Reference, read_reference, step_series
 
 VALIDATION_INDEX = ("auto", "column", "nth")
 NTH_COLUMN = "nth_validation"
@@ -99,14 +102,17 @@ def audit_metrics(
     where: Mapping[str, str] | None = None,
     fmt: str | None = None,
     validation_index: str = "auto",
+    reference: str | Path | None = None,
 ) -> Audited:
     """Replay the log at ``path`` (format ``fmt`` or detected) through a Guard in ``run_dir``.
 
     Returns the Guard's verdict and the audit's provenance (also written to ``audit.json``):
     an abort stops the replay where the run would have stopped (``audit["stopped_at"]``),
     ``audit["warnings"]`` lists what the log cannot show, ``audit["validation_index"]`` the
-    mode used. Raises AuditError for unusable input (nothing is written then), or when a
-    check cannot take a row (the run dir records the crash).
+    mode used. ``reference`` (a run dir, or a log read like this one: see
+    :func:`reference_run`) is what ``reproducible`` invariants compare with. Raises
+    AuditError for unusable input (nothing is written then), or when a check cannot take a
+    row (the run dir records the crash).
     """
     path, run_dir, where = Path(path), Path(run_dir), dict(where or {})
     if (run_dir / VERDICT).exists() or (run_dir / EVIDENCE).exists():
@@ -114,10 +120,19 @@ def audit_metrics(
     table = read_table(path, fmt)
     table, effective, index_mode = index_validations(table, mapping, validation_index, where)
     selected = list(only) if only else None
-    planner = Guard(contracts, regime=regime, params=params, only=selected)
+    ref = (
+        reference_run(Path(reference), fmt, mapping, where, validation_index)
+        if reference is not None
+        else None
+    )
+    with warnings.catch_warnings():  # the replay's own Guard says what it cannot evaluate
+        warnings.simplefilter("ignore", UnevaluableWarning)
+        planner = Guard(contracts, regime=regime, params=params, only=selected, reference=ref)
     points = plan(planner, effective, table.columns, path)
     rows = build_rows(table, effective, where)
-    guard = Guard(contracts, regime=regime, params=params, run_dir=run_dir, only=selected)
+    guard = Guard(
+        contracts, regime=regime, params=params, run_dir=run_dir, only=selected, reference=ref
+    )
     done = replay(guard, rows.replay)
     verdict = guard.close(done.error)
     files = table.files or [path]
@@ -137,10 +152,42 @@ def audit_metrics(
         "skipped": len(rows.skipped),
         "skipped_rows": [s.to_dict() for s in rows.skipped],
         "stopped_at": done.stopped,
+        "early_stop_at": done.early_stop,
         "warnings": list(table.notes),
+        "reference": ref.identity() if ref is not None else None,
     }
     atomic_write_text(run_dir / AUDIT, json.dumps(jsonable(audit), indent=2) + "\n")
     if done.error is not None and not isinstance(done.error, InvariantViolation):
         place = done.current.where() if done.current else "final point"
         raise AuditError(f"{path}: {place}: {type(done.error).__name__}: {done.error}") from None
     return Audited(verdict, audit)
+
+
+def reference_run(
+    path: Path,
+    fmt: str | None,
+    mapping: Mapping[str, str],
+    where: Mapping[str, str],
+    validation_index: str,
+) -> Reference:
+    """``--reference``: a run dir holding ``metrics.parquet``, or else a step log of the
+    audited log's format, read with the same mapping and ``where``; AuditError naming the
+    path when it is missing or holds no step rows."""
+    if not path.exists():
+        raise AuditError(f"{path}: no such reference run dir or log")
+    if path.is_dir() and (path / METRICS).is_file():
+        return read_reference(path)
+    table = read_table(path, fmt)
+    table, effective, _ = index_validations(table, mapping, validation_index, where)
+    points, steps, names, values = [], [], [], []
+    for row in build_rows(table, effective, where).replay:
+        for name, value in row.step_obs.items():
+            if row.step is not None and isinstance(value, int | float):
+                points.append("step")
+                steps.append(row.step)
+                names.append(name)
+                values.append(float(value))
+    series = step_series(points, steps, names, values)
+    if not series:
+        raise AuditError(f"{path}: the reference log holds no step rows to compare with")
+    return Reference(path, series)

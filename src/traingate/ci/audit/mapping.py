@@ -4,7 +4,8 @@ Columns are mapped to observation names explicitly, never guessed: ``loss``,
 ``grad_norm``, ``lr``, ``components.NAME``, ``weights.NAME`` (step point), ``val_loss``,
 ``val_components.NAME`` (validation point), ``step``, ``epoch``, and any other name as an
 extra scalar metric. Every observation the selected invariants need at a replayed point
-must be mapped (as each kind declares in ``Check.observes`` / ``Check.observes_any``).
+must be mapped (as each kind declares in ``Check.observes`` / ``Check.observes_any`` /
+``Check.demands``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from traingate.checks.reproducible import REFERENCE_STEPS, RUN_STEPS
 from traingate.ci.audit.errors import AuditError
 from traingate.runtime.guard import Guard
 
@@ -55,6 +57,7 @@ def _provided(mapping: Mapping[str, str]) -> dict[str, set[str]]:
     step = {"step"} | {n for n in names if n in STEP_SCALARS or n in ("components", "weights")}
     val = {"epoch", "step"} | {n for n in names if n in VAL_SCALARS or n == "val_components"}
     final = {"step", "epoch"} | (targets & (STEP_SCALARS | VAL_SCALARS)) | extras
+    final |= {RUN_STEPS, REFERENCE_STEPS}  # the Guard hands these itself (given a reference)
     return {"step": step | extras, "validation": val | extras, "final": final}
 
 
@@ -97,7 +100,7 @@ def plan(
     unmapped: list[str] = []
     for point in sorted(points):
         for t in guard.by_point[point]:
-            needs, any_of = t.needs, t.check.observes_any()
+            needs, any_of = t.needs | t.check.demands(), t.check.observes_any()
             lacking = sorted(needs - provided[point])
             if any_of and not any_of & provided[point]:
                 lacking.append(f"one of {'/'.join(sorted(any_of))}")

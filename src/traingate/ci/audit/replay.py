@@ -1,7 +1,8 @@
 """Replay typed rows through the same :class:`traingate.Guard` a training loop uses.
 
 A row feeding both points is replayed step first, then validation (a loop's order).
-After the last row (unless an abort stopped the replay) final-point invariants see the
+A ``stop`` invariant's early stop ends the replay after its row, as it would have ended the
+run. After the last row (unless an abort stopped the replay) final-point invariants see the
 last value of every mapped scalar, as a loop's ``guard.final()`` would. The run dir gets
 the Guard's ``evidence.jsonl``, ``verdict.json`` and ``metrics.parquet``; :mod:`.auditlog`
 adds ``audit.json`` (source files, digest, mapping, rows replayed, where an abort stopped
@@ -26,6 +27,7 @@ class Replayed:
 
     replayed: int = 0
     stopped: dict[str, Any] | None = None
+    early_stop: dict[str, Any] | None = None  # the row a `stop` invariant ended the replay at
     error: BaseException | None = None
     current: Row | None = None
 
@@ -47,6 +49,9 @@ def replay(guard: Guard, rows: Sequence[Row]) -> Replayed:
                 guard.validation(row.epoch, step=row.step, **row.val_obs)  # type: ignore[arg-type]
             last.update(row.scalars)
             done.replayed += 1
+            if guard.should_stop:  # a `stop` invariant: the run would have ended here
+                done.early_stop = {"row": row.number, "line": row.line, **(guard.early_stop or {})}
+                break
         if done.replayed and guard.by_point["final"]:
             done.current = None
             guard.final(**last)

@@ -1,4 +1,4 @@
-"""``contracts``: validate, list, show and verify traingate contracts; gate and audit runs.
+"""``contracts``: validate, list, show, verify and import contracts; gate and audit runs.
 
 The one place the ``contracts`` group is defined: each command lives in its own module
 (which imports only :mod:`traingate_cli.common` and :mod:`traingate_cli.usage`) and is
@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("traingate_cli.run_cmds", "audit"),
     "report": ("traingate_cli.run_cmds", "report"),
     "decide": ("traingate_cli.decide_cmd", "decide"),
+    "import": ("traingate_cli.import_cmd", "import_cmd"),
 }
 
 

@@ -15,6 +15,7 @@ import click
 
 from traingate.contract.findings import CODES
 from traingate.contract.loading import LoadedContract
+from traingate.contract.triage import group_findings
 from traingate_cli.common import (
     format_option,
     gate_json,
@@ -45,9 +46,13 @@ def validate(paths: tuple[Path, ...], strict: bool, fmt: str, root: Path | None)
             "findings": [f.to_dict() for f in findings],
         }
         click.echo(json.dumps(payload, indent=2))
-    else:
+    elif fmt == "github":
         for f in findings:
-            click.echo(f.github() if fmt == "github" else f.text())
+            click.echo(f.github())
+        click.echo(report.summary())
+    else:  # text: findings repeated across entries on one line each, with a count
+        for group in group_findings(findings):
+            click.echo(group.text())
         click.echo(report.summary())
     sys.exit(0 if report.ok(strict) else 1)
 

@@ -15,6 +15,7 @@ from typing import NoReturn
 
 import click
 
+from traingate.contract.triage import group_findings
 from traingate_cli.common import PROG, format_option, load_report
 from traingate_cli.usage import fail
 
@@ -52,8 +53,8 @@ def verify(
 
     report = load_report(paths, root)
     if report.errors:
-        for f in report.errors:
-            click.echo(f.text(), err=True)
+        for group in group_findings(report.errors):
+            click.echo(group.text(), err=True)
         fail(PROG, f"{len(report.errors)} validation errors; fix them before verify", code=1)
     if mutants:
         from traingate.ci.mutants.results import render_text
@@ -80,6 +81,9 @@ def verify(
         bad = {t: o for t, o in result.tests.items() if o != "passed"}
         for tid, outcome in sorted(bad.items()):
             click.echo(f"  {outcome}: {tid}")
+        for gate_id, refs in result.external.items():
+            for ref in refs:
+                click.echo(f"  external: {ref}  ({gate_id}: never run here, never discharged)")
         passed = sum(1 for o in result.tests.values() if o == "passed")
         click.echo(f"{passed} passed, {len(result.tests) - passed} failed")
     sys.exit(0 if result.ok else 1)

@@ -3,8 +3,10 @@
 Every ``falsified_by`` and ``evidence`` test id is run once with pytest (one process);
 an invariant is ``discharged`` when all its falsifiers pass, ``failed`` when any fails,
 ``missing`` when it names none or one does not exist or did not run. A gate is discharged
-when every required invariant is and all its evidence passes. A test file pytest cannot
-collect (or a pytest run that stops before running anything) is recorded in
+when every required invariant is and all its evidence passes; a gate's
+``external_evidence`` (tests in another language, benchmarks) is never run and reported as
+``external``, so a gate citing any is at best ``missing``, never discharged. A test file
+pytest cannot collect (or a pytest run that stops before running anything) is recorded in
 ``collection_errors`` with pytest's own error text, and the verification fails.
 """
 
@@ -39,6 +41,7 @@ class Verification:
     contracts: dict[str, str] = field(default_factory=dict)  # gate/invariant id → contract ref
     pytest_exit: int = 0
     collection_errors: dict[str, str] = field(default_factory=dict)  # node id → pytest's text
+    external: dict[str, list[str]] = field(default_factory=dict)  # gate id → refs never run
 
     @property
     def ok(self) -> bool:
@@ -66,6 +69,8 @@ class Verification:
                     "status": v,
                     "ship_blocking": self.ship_blocking[k],
                     "contract": self.contracts[k],
+                    # only a gate citing external evidence has the key (never run: listed)
+                    **({"external": self.external[k]} if k in self.external else {}),
                 }
                 for k, v in self.gates.items()
             },
@@ -190,7 +195,10 @@ def verify(
                 "passed" if s == "discharged" else "failed" if s == "failed" else "missing"
                 for s in required
             ]
-            result.gates[gate.id] = combine(parts + inv_outcomes)
+            external: list[TestOutcome] = ["missing" for _ in gate.external_evidence]
+            result.gates[gate.id] = combine(parts + inv_outcomes + external)
+            if gate.external_evidence:
+                result.external[gate.id] = list(gate.external_evidence)
             result.ship_blocking[gate.id] = gate.ship_blocking
             result.contracts[gate.id] = c.ref
     return result

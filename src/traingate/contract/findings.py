@@ -18,6 +18,7 @@ CODES: dict[str, str] = {
     "TG101": "unknown key",
     "TG102": "required field is missing",
     "TG103": "duplicate key in a mapping",
+    "TG104": "file is a contract in another format (pv): convert it with `contracts import`",
     "TG110": "version is not semver",
     "TG111": "changelog[0].version differs from version",
     "TG120": "unknown check kind",

@@ -302,6 +302,8 @@ def _map_errors(exc: ValidationError, loaded: LoadedContract) -> list[Finding]:
         elif kind == "missing":
             code = "TG102" if default_code == "TG100" else default_code
             message = f"required field `{loc[-1]}` is missing"
+            if len(loc) == 3 and loc[0] == "invariants" and loc[2] == "check":
+                message += f" (known kinds: {', '.join(sorted(KINDS))})"
             mark = loaded.mark(loc[:-1])
         elif kind == "formula":
             code = FORMULA_CODES.get(str(ctx.get("code")), "TG130")

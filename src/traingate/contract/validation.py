@@ -20,6 +20,7 @@ from traingate.contract.loading import FORMULA_CODES, LoadedContract, LoadError,
 from traingate.contract.schema import is_semver
 from traingate.contract.testids import find_root, problem_with_test_id
 from traingate.contract.thresholds import iter_formulas
+from traingate.contract.triage import foreign_format
 
 CONTRACT_SUFFIXES = (".yaml", ".yml")
 
@@ -101,6 +102,9 @@ def validate_paths(paths: Sequence[Path], root: Path | None = None) -> Report:
                 continue  # found by walking a folder, deleted since: not a contract any more
             report.fatal.append(str(exc))
             continue
+        pointer = foreign_format(loaded.located.data if loaded.located else None, loaded.display)
+        if pointer is not None:  # a pv file: say so once, before its field-by-field findings
+            loaded.findings.insert(0, pointer)
         report.loaded.append(loaded)
         report.findings.extend(loaded.findings)
     if not files:
@@ -175,7 +179,11 @@ def cross_check(loaded: Iterable[LoadedContract], root: Path | None = None) -> l
                     f"{inv.id} names no falsifier: "
                     "every threshold needs a test that fails when it changes"
                 )
-                found.append(_finding(lc, "TG151", "error", message, ("invariants", i)))
+                severity = "error"
+                if c.status == "draft":  # not in force yet (an import, say): a warning, for now
+                    severity = "warning"
+                    message += " (a draft may lack one for now; status: active may not)"
+                found.append(_finding(lc, "TG151", severity, message, ("invariants", i)))
             tests_exist(inv.falsified_by, ("invariants", i, "falsified_by"))
             if inv.id not in gated:
                 message = f"{inv.id} is required by no gate"

@@ -106,9 +106,32 @@ def test_an_early_stopped_run_passes_and_says_so_once(stopped: Path) -> None:
     assert outcome.exit_code == 0 and "note: the run stopped early at step 3" in outcome.output
 
 
-def test_the_report_shows_the_early_stop_once(stopped: Path, tmp_path: Path) -> None:
+def test_the_report_shows_the_early_stop_under_the_verdict(stopped: Path, tmp_path: Path) -> None:
     page = render_report(stopped, tmp_path / "report.html", matplotlib=False).read_text()
-    assert page.count("the run stopped early at step 3, epoch 3: INV-STP-002") == 1
+    banner = '<p class="early" id="early-stop">Stopped early at step 3, epoch 3 by INV-STP-002: '
+    assert page.count(banner) == 1
+    assert page.index(banner) < page.index("<h2>Curves</h2>")  # read before the curves end
+    assert page.count("the run stopped early at step 3, epoch 3: INV-STP-002") == 1  # notes
+
+
+def test_a_final_target_warning_is_marked_on_the_last_val_loss(
+    contract: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "short"
+    with Guard(
+        [contract], regime=Finetune(), params={"target_val_loss": 2.0}, run_dir=run_dir
+    ) as guard:
+        for epoch, val_loss in enumerate([3.0, 2.8]):
+            guard.step(epoch, loss=3.0 - epoch / 10)
+            guard.validation(epoch, val_loss=val_loss, step=epoch)
+        guard.final(val_loss=2.8)
+    page = render_report(run_dir, tmp_path / "report.html", matplotlib=False).read_text()
+    val = page[page.index('<figure id="chart-val">') :]
+    val = val[: val.index("</figure>")]
+    assert "✕ INV-STP-003 warning: final val loss 2.8 vs target 2" in val  # on the curve
+    assert "(not finite)" not in page
+    train_chart = page[page.index('<figure id="chart-train">') :]
+    assert "INV-STP-003" not in train_chart[: train_chart.index("</figure>")]
 
 
 def test_a_run_that_keeps_improving_has_no_early_stop(contract: Path, tmp_path: Path) -> None:

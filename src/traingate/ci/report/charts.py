@@ -164,7 +164,9 @@ def _route(
             f"{inv.id} ({inv.check}): limit not drawn"
             + ("; its quantity is not one of the charts" if key is None else "; no curve")
         )
-    fallback = charts.get("val" if inv.at == "validation" else "train") or next(
+    # an undrawn kind's marks go on the curve of its point: validation and final (where the
+    # last val loss is judged) on the val loss, steps on the training loss
+    fallback = charts.get("train" if inv.at == "step" else "val") or next(
         iter(charts.values()), None
     )
     for event in events:
@@ -191,8 +193,10 @@ def _mark(inv_id: str, event: Mapping[str, Any], chart: Chart, own: bool) -> Mar
 
 
 def _curve_at(chart: Chart, x: float) -> float | None:
+    """The first curve's value at ``x``, else at its last point before ``x`` (a final-point
+    mark sits after the last step drawn); None when the curve starts after ``x``."""
     for s in chart.series:
-        for px, py in s.points:
-            if px == x:
-                return py
+        before = [(px, py) for px, py in s.points if px <= x]
+        if before:
+            return max(before)[1]
     return None

@@ -9,6 +9,7 @@ from typing import Any
 from traingate.ci.report.charts import flagged
 from traingate.ci.report.model import Chart
 from traingate.ci.runcheck import RunCheck, describe_decision
+from traingate.runtime.verdict import where
 
 MARKS_LISTED = 5  # violations and warnings named in a chart's legend; the table has all
 
@@ -18,6 +19,7 @@ max-width:1100px}
 h1{font-size:22px;margin:0 0 8px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd}
 .verdict{font-weight:600;padding:8px 12px;border-radius:4px;display:inline-block}
 .ok{background:#e6f4ea;color:#137333}.fail{background:#fce8e6;color:#a50e0e}
+.early{background:#fef7e0;color:#b06000;padding:6px 12px;border-radius:4px}
 table{border-collapse:collapse;margin:6px 0;font-size:13px}
 th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}
@@ -140,6 +142,13 @@ def page(
     failures = "".join(f"<li>{e(f)}</li>" for f in check.failures)
     fact_html = "".join(f"<dt>{e(k)}</dt><dd>{e(val)}</dd>" for k, val in facts.items())
     note_html = "".join(f"<li>{e(n)}</li>" for n in notes)
+    stop = check.verdict.early_stop  # said under the verdict: the curves end early on purpose
+    stop_html = (
+        f'<p class="early" id="early-stop">Stopped early{e(where(stop.step, stop.epoch))} by '
+        f"{e(stop.invariant)}: {e(stop.reason)}</p>"
+        if stop is not None
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>traingate report: {e(title)}</title>
@@ -148,6 +157,7 @@ def page(
 <h1>traingate run report</h1>
 <p class="verdict {verdict_cls}" id="verdict">{e(verdict_text)}</p>
 {f'<ul id="failures">{failures}</ul>' if failures else ""}
+{stop_html}
 <dl>{fact_html}</dl>
 <h2>Curves</h2>
 {"".join(figures)}

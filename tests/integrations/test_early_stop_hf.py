@@ -40,3 +40,22 @@ def test_a_patient_run_trains_every_step(tmp_path: Path) -> None:
     steps, run_dir = run(tmp_path, patience=9, min_delta=0.0)
     assert steps == 8
     assert_ran_through(run_dir, validations=8)
+
+
+@pytest.mark.parametrize(("target", "status"), [(100.0, "pass"), (0.01, "warn")])
+def test_the_final_target_is_judged_on_the_last_eval_loss(
+    tmp_path: Path, target: float, status: str
+) -> None:
+    """The default preset's INV-CONV-002 sees the last ``eval_loss`` at ``on_train_end``."""
+    callback = TraingateCallback(
+        regime=FromScratch(vocab_size=VOCAB),
+        params={"target_val_loss": target},
+        run_dir=tmp_path / "run",
+    )
+    trainer(tmp_path / "out", callback).train()
+    assert callback.verdict is not None
+    target_record = callback.verdict.invariants["INV-CONV-002"]
+    assert (target_record.status, target_record.evaluations) == (status, 1)
+    last_eval = [h["eval_loss"] for h in callback.trainer.state.log_history if "eval_loss" in h]
+    assert target_record.last is not None
+    assert target_record.last.observed == pytest.approx(last_eval[-1])

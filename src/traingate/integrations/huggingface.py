@@ -53,7 +53,9 @@ What the Guard needs and where it comes from (transformers 4.57):
   with ``k`` counting evaluations from 0 (not the training epoch). When a ``stop``
   invariant (C-TRAIN-CONVERGENCE's patience) asks for it (``guard.should_stop``), it sets
   ``control.should_training_stop``: the run ends early and cleanly, its verdict records the
-  early stop and no violation is raised.
+  early stop and no violation is raised. ``on_train_end`` hands the last ``eval_loss`` to
+  ``guard.final``, so a final target (INV-CONV-002, ``params={"target_val_loss": …}``) is
+  judged on it.
 - **Logs.** Each limit the Guard draws and each invariant's violation count go into the
   next ``on_log`` as ``traingate/limit/INV-…`` and ``traingate/violations/INV-…`` (the
   callback runs ahead of the reporting callbacks, so W&B/TensorBoard/MLflow see them); at
@@ -130,6 +132,7 @@ class TraingateCallback(TrainerCallback):
         self.violation: InvariantViolation | None = None
         self.trainer: Any = None
         self.validations = 0
+        self._val_loss: float | None = None  # the last evaluation's eval_loss, for final()
         self._loss: Any = None  # this optimizer step's loss so far (on device)
         self._grad_norm: Any = None  # what the Trainer's clipping returned this step
         self._resume_from: str | None = None
@@ -252,7 +255,7 @@ class TraingateCallback(TrainerCallback):
             )
         self.guard, self.verdict, self.violation = None, None, None
         self.validations, self.skips.count = 0, 0
-        self._loss = self._grad_norm = None
+        self._loss = self._grad_norm = self._val_loss = None
         self.guard = self._build(args, state)
 
     def on_pre_optimizer_step(
@@ -287,6 +290,8 @@ class TraingateCallback(TrainerCallback):
             return
         metrics: Mapping[str, Any] = kw.get("metrics") or {}
         index, self.validations = self.validations, self.validations + 1
+        if metrics.get("eval_loss") is not None:
+            self._val_loss = float(metrics["eval_loss"])
         try:
             guard.validation(index, val_loss=metrics.get("eval_loss"))
         except InvariantViolation as violation:
@@ -324,8 +329,8 @@ class TraingateCallback(TrainerCallback):
         if guard is None:
             return
         if self.violation is None:
-            try:
-                guard.final()
+            try:  # the last val loss: a final target (INV-CONV-002) is judged on it
+                guard.final(**({} if self._val_loss is None else {"val_loss": self._val_loss}))
             except InvariantViolation as violation:
                 self.violation = violation
                 self.close()

@@ -7,6 +7,7 @@ weights that already model the data. Thresholds keyed by regime (``finetune:`` /
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -44,12 +45,17 @@ class FromScratch(BaseModel):
 
 
 TrainingRegime = Annotated[Finetune | FromScratch, Field(discriminator="kind")]
-_REGIME_ADAPTER: TypeAdapter[Finetune | FromScratch] = TypeAdapter(TrainingRegime)
+
+
+@cache
+def _regime_adapter() -> TypeAdapter[Finetune | FromScratch]:
+    """Built on first use: ``contracts validate`` never parses a regime, so it never pays."""
+    return TypeAdapter(TrainingRegime)
 
 
 def parse_regime(data: Any) -> Finetune | FromScratch:
     """Build a regime from its tagged form, e.g. ``{"kind": "from_scratch", "vocab_size": 8}``."""
-    return _REGIME_ADAPTER.validate_python(data)
+    return _regime_adapter().validate_python(data)
 
 
 def regime_from_cli(name: str, vocab_size: int | None) -> Finetune | FromScratch:

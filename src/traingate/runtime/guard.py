@@ -119,7 +119,10 @@ class Guard(StopsEarly):
         for t in self.tracked:
             if not t.unbound:  # a threshold naming a run parameter not given: never judged
                 self.by_point[t.invariant.at].append(t)
-        self._needs_grad_norm = any("grad_norm" in t.needs for t in self.by_point["step"])
+        self._needs_grad_norm = any(  # needed, one of several, or demanded (metrics_present)
+            "grad_norm" in t.needs | t.check.observes_any() | t.check.demands()
+            for t in self.by_point["step"]
+        )
         self.summary_every = summary_every
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.ranks = Ranks.current()

@@ -97,3 +97,19 @@ def test_trainer_pretrain_exits_0_and_says_early_stop(
     line = next(x for x in outcome.output.splitlines() if x.startswith("verdict:"))
     assert line.startswith("verdict: PASS")
     assert line.endswith("; early_stop at step 2, epoch 1 by INV-CONV-001")
+
+
+def test_resuming_a_run_that_stopped_early_trains_no_further(
+    tmp_path: Path, corpus: dict[str, Path]
+) -> None:
+    out, contract = tmp_path / "run", impatient(tmp_path)
+    first = pretrain(config(out, corpus["txt"], contract))
+    assert first.early_stopped and first.steps == 2
+    steps_before = [e for e in read_evidence(out / "evidence.jsonl") if e["event"] == "summary"]
+    assert len(steps_before) == 2  # a summary per step (summary_every = eval_every = 1)
+    again = pretrain(config(out, corpus["txt"], contract, resume=True, max_steps=12))
+    assert again.early_stopped and again.steps == 2 and not again.val_losses[2:]
+    assert again.verdict.ok and again.verdict.early_stop == first.verdict.early_stop
+    events = list(read_evidence(out / "evidence.jsonl"))
+    assert [e for e in events if e["event"] == "summary"] == steps_before  # no step was taken
+    assert [e["event"] for e in events].count("early_stop") == 1

@@ -98,8 +98,11 @@ def pretrain(options: PretrainConfig) -> PretrainResult:
         reached = any(v <= cfg.target_val_loss for v in result.val_losses)  # said once
         for item in guard.unevaluable:  # said now, not discovered at the verdict
             progress.note(f"warning: {item.message}")
+        result.early_stopped = guard.should_stop  # a resumed run that stopped early stays so
+        if result.early_stopped:
+            progress.note(f"the run stopped early at step {step}: nothing to resume")
         with stop_on_signals(stop):
-            while step < cfg.max_steps:
+            while step < cfg.max_steps and not result.early_stopped:
                 # The learning rate of this step: linear warm-up, then cosine decay.
                 started = time.perf_counter()
                 lr = lr_at(step, cfg.lr, cfg.warmup, cfg.max_steps)

@@ -28,16 +28,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 WORLD = 2
 NAN_STEP = 2
 BAD_RANK = 1
+TIMEOUT = dt.timedelta(seconds=30)
 
 
 def _worker(rank: int, init_file: str, out: str) -> None:
-    dist.init_process_group(
-        "gloo",
-        init_method=f"file://{init_file}",
-        rank=rank,
-        world_size=WORLD,
-        timeout=dt.timedelta(seconds=30),
-    )
+    store = dist.FileStore(init_file, WORLD)  # no TCP port; a hung collective times out
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=WORLD, timeout=TIMEOUT)
     try:
         loop = Loop(seed=0)  # the same model and data on both ranks, no gradient all-reduce
         loop.opt = torch.optim.AdamW(loop.model.parameters(), lr=1e-2, fused=True)

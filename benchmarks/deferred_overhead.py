@@ -64,6 +64,7 @@ class Loop:
         self.step = 0
         self.guard = None
         self.steps = None
+        self.guard_seconds: list[float] = []  # host time in guard.step / steps.step (flushes too)
         if variant != "bare":
             self.guard = Guard(regime=REGIME, only=step_invariants(REGIME), summary_every=0)
         if variant == "deferred":
@@ -83,10 +84,12 @@ class Loop:
             "components": {"a": ce[0].detach(), "b": ce[1].detach()},
             "tokens_per_sec": self.tokens,
         }
+        start = time.perf_counter()
         if self.steps is not None:
             self.steps.step(self.step, **observed)
         elif self.guard is not None:
             self.guard.step(self.step, **observed)
+        self.guard_seconds.append(time.perf_counter() - start)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         self.step += 1
@@ -151,6 +154,7 @@ def main() -> None:
     loops = {v: Loop(v, args) for v in VARIANTS}
     for loop in loops.values():  # warm up: first fused step, allocator, Guard state
         loop.round(args.sync_every)
+        loop.guard_seconds.clear()
     print(
         f"{len(step_invariants(REGIME))} step invariants; batch {args.batch}, width "
         f"{args.width}, {args.steps} steps a round, {args.rounds} rounds, sync_every "
@@ -166,6 +170,12 @@ def main() -> None:
         print(
             f"step time {v:<8}: median {median * 1e3:.3f} ms "
             f"(quartiles {q1 * 1e3:.3f} - {q3 * 1e3:.3f} ms)"
+        )
+    for v in VARIANTS[1:]:
+        host = loops[v].guard_seconds
+        print(
+            f"host time in the Guard per step, {v:<8}: median {statistics.median(host) * 1e6:.1f}"
+            f" µs, mean {statistics.fmean(host) * 1e6:.1f} µs (the mean carries the flushes)"
         )
     for v in VARIANTS:
         print(f"device->host transfers per step, {v:<8}: {transfers_per_step(loops[v], 100):.2f}")

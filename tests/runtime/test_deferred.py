@@ -16,10 +16,12 @@ import pytest
 import torch
 
 import traingate.runtime.guard as guard_module
+from traingate.ci.derive import derive
 from traingate.contract.regime import FromScratch
 from traingate.runtime.deferred import DeferredSteps, UnseenStep, UnsupportedOptimizer
 from traingate.runtime.evidence import jsonable, read_evidence
 from traingate.runtime.guard import Guard, InvariantViolation
+from traingate.runtime.verdict import load_verdict
 
 from .conftest import CLASSES, Loop, as_json, finite_step, shipped_finite_step, shipped_ids
 from .test_guard_syncs import Calls
@@ -76,9 +78,9 @@ def same_weights(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
-def test_a_nan_step_is_never_applied_and_the_flush_names_it() -> None:
+def test_a_nan_step_is_never_applied_and_the_flush_names_it(tmp_path: Path) -> None:
     loop = fused_loop()
-    guard = Guard(regime=FromScratch(CLASSES), only=STEP_IDS)
+    guard = Guard(regime=FromScratch(CLASSES), only=STEP_IDS, run_dir=tmp_path)
     steps = DeferredSteps(guard, loop.opt, sync_every=5)
     with pytest.raises(InvariantViolation) as raised:
         for step, (x, y) in enumerate(loop.batches(8)):
@@ -101,6 +103,9 @@ def test_a_nan_step_is_never_applied_and_the_flush_names_it() -> None:
     assert guard.last_step == 2  # the Guard stopped where the eager one stops
     # AdamW counted steps 0, 1 and 3 (the flush raised before step 4's): not the skipped one
     assert all(int(s["step"]) == 3 for s in optimizer_state(loop.opt))
+    verdict = guard.close(raised.value)
+    assert verdict.aborted_by is not None and verdict.aborted_by.step == 2
+    assert derive(tmp_path, load_verdict(tmp_path)).problems == []  # `contracts check` agrees
 
 
 def with_and_without(skipped: int, n: int, make: Callable[..., Any] | None = None) -> DeferredSteps:
@@ -252,6 +257,7 @@ def test_a_non_finite_step_is_skipped_even_when_no_finite_invariant_is_enforced(
     assert steps.skipped == [1]
     events = [e for e in read_evidence(tmp_path / "evidence.jsonl") if e["event"] == "step_skipped"]
     assert [(e["step"], e["on"]) for e in events] == [(1, "device")]
+    assert derive(tmp_path, load_verdict(tmp_path)).problems == []  # the event breaks nothing
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,8 @@ What it guarantees, exactly:
   Any other optimizer is refused when ``DeferredSteps`` is built, as is an
   ``optimizer.step()`` with no ``steps.step`` before it. This holds whatever the contracts
   say: with no ``finite`` invariant, or one that only warns, the step is skipped all the same.
+  The flush records each skipped step in ``steps.skipped`` and as a ``step_skipped``
+  evidence event (the one event an eager run does not have).
 - **Every other step invariant is decided late, with the eager result.** The step's scalars
   stay in a device buffer; :meth:`DeferredSteps.flush` moves every buffered step to the host
   in ONE transfer and hands them, in order, to ``guard.step`` as host floats, so each
@@ -35,8 +37,8 @@ What it guarantees, exactly:
   those skipped on the device) and are never handed to the Guard. An ``on_violation: stop``
   sets ``should_stop`` at the flush, up to ``sync_every`` steps late.
 - **What it costs**: no host transfer and no sync between flushes (a few tiny device ops a
-  step: a stack, an ``isfinite``, under torch.distributed one MAX all-reduce of the flag,
-  which is a device collective, not a host sync), and one transfer per flush.
+  step: a stack, a dot and a ``nan_to_num`` for the flag and, under torch.distributed, one
+  MAX all-reduce of it, a device collective, not a host sync), and one transfer per flush.
 
 The loop keeps calling its LR scheduler every step: a skipped step still consumes one
 position of the schedule (as a step ``GradScaler`` skips does). ``sync_every=1`` is the
@@ -258,7 +260,7 @@ class DeferredSteps:
                 host_bad = True
             return value
 
-        # the checked values first: the flag is one isfinite over the row's head
+        # the checked values first: the flag is decided over the row's head
         row.arguments["loss"] = place("loss", None, loss, True)
         if grad_norm is not None:
             row.arguments["grad_norm"] = place("grad_norm", None, grad_norm, True)
@@ -322,7 +324,8 @@ class DeferredSteps:
         rows, self._rows = self._rows, []
         if not rows:
             return []
-        device = rows[0].values.device
+        # the first device holding values: a host-only row's empty tensor lives on the CPU
+        device = next((r.values.device for r in rows if r.values.numel()), rows[0].values.device)
         pieces = []
         for row in rows:
             pieces += [row.values.to(device), row.found_inf.reshape(1).to(device)]

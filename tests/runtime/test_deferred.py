@@ -469,3 +469,34 @@ def test_a_model_yields_the_norm_for_the_flag_and_for_the_guard_only_if_it_needs
     else:
         assert ["grad_norm" in obs for obs in steps.flush()] == [False, False]
     assert steps.skipped == [1]
+
+
+def test_a_stop_invariant_sets_should_stop_at_the_flush(
+    write_contract: Callable[..., Path],
+) -> None:
+    guard = Guard([write_contract([finite_step(on_violation="stop")])])
+    param = torch.nn.Parameter(torch.ones(2))
+    opt = torch.optim.AdamW([param], lr=0.1, fused=True)
+    steps = DeferredSteps(guard, opt, sync_every=3)
+    seen = []
+    for step, loss in enumerate([1.0, math.nan, 1.0]):
+        param.grad = torch.ones(2)
+        steps.step(step, loss=torch.tensor(loss))
+        seen.append(steps.should_stop)
+        opt.step()
+    assert seen == [False, False, True]  # decided at the flush after step 2, never raised
+    assert guard.early_stop is not None and steps.skipped == [1]
+
+
+def test_a_checkpoint_holds_every_step_before_it() -> None:
+    loop = fused_loop()
+    guard = Guard(regime=FromScratch(CLASSES), only=STEP_IDS)
+    steps = DeferredSteps(guard, loop.opt, sync_every=50)
+    for step, (x, y) in enumerate(loop.batches(3)):
+        steps.step(step, **train_step(loop, x, y))
+        loop.opt.step()
+        loop.opt.zero_grad()
+    assert steps.pending == 3
+    state = steps.state_dict()
+    assert steps.pending == 0 and state["last_step"] == 2
+    assert state["tallies"][shipped_finite_step()]["evaluations"] == 3

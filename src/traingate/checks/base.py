@@ -19,6 +19,7 @@ Observation names a loop hands the Guard (a check lists what it ``requires``):
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,7 +29,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import TypeAdapter
 
-from traingate.checks.decision import CheckContext, Decision
+from traingate.checks.decision import CheckContext, Decision, Quick
 from traingate.contract.kinds import KINDS, At, CheckParams
 
 Observation = Mapping[str, Any]
@@ -41,7 +42,9 @@ __all__ = [
     "LimitDrawing",
     "NoState",
     "Observation",
+    "Quick",
     "ScalarCheck",
+    "non_finite",
     "own_params",
     "present_scalars",
     "register",
@@ -52,6 +55,7 @@ __all__ = [
 
 P = TypeVar("P", bound=CheckParams)
 PM = TypeVar("PM", bound=CheckParams)
+_PENDING: Any = object()  # a Check's verdict after a fast pass: decided when first read
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,11 @@ class LatestScalars:
 def present_scalars(observation: Mapping[str, Any], names: Iterable[str]) -> dict[str, float]:
     """The scalars among ``names`` that ``observation`` carries (absent or ``None`` skipped)."""
     return {n: float(v) for n in names if (v := observation.get(n)) is not None}
+
+
+def non_finite(values: Mapping[str, float]) -> list[str]:
+    """The names whose value is NaN or infinite, in order."""
+    return [n for n, v in values.items() if not math.isfinite(v)]
 
 
 GROUPS = frozenset({"components", "weights"})  # step observations that are dicts of scalars
@@ -225,8 +234,33 @@ class Check(ABC, Generic[P]):
         return self._decision
 
     def verdict(self) -> Decision | None:
-        """The decision on the state so far; ``None`` when there is nothing to decide yet."""
-        return self._decision
+        """The decision on the state so far; ``None`` when there is nothing to decide yet
+        (after an :meth:`observe` that passed, built now from the state)."""
+        decision = self._decision
+        if decision is _PENDING:
+            decision = self._decision = self.decide()
+        return decision  # type: ignore[return-value]
+
+    def observe(self, observation: Observation) -> Quick | None:
+        """:meth:`update`, and when the decision surely passes, its ``(observed, limit,
+        comparison, inputs)`` without building it (the Guard's per-step fast path; the
+        decision is ``decide_on(inputs)``, built when a record needs it). ``None``: the
+        verdict is :meth:`verdict`'s, a decision that may fail, or nothing to decide.
+
+        A kind's override takes every comparison from the top-level functions its pure
+        decision calls, so the two cannot disagree (tests/checks/test_fast_path.py)."""
+        self.update(observation)
+        return None
+
+    def passed(self, observed: float, limit: float | None, comparison: str, inputs: Any) -> Quick:
+        """What :meth:`observe` returns on a pass; the verdict is built only when read."""
+        self._decision = _PENDING
+        return observed, limit, comparison, inputs
+
+    def decide_on(self, inputs: Any) -> Decision | None:
+        """The pure decision on the inputs :meth:`observe` returned (a kind with a fast
+        path defines it; :meth:`decide` is this on the state's latest inputs)."""
+        raise NotImplementedError(f"{self.kind} has no fast path")
 
     def reset(self) -> None:
         """Forget all state (a new run): a fresh instance of ``state``."""

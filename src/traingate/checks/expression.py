@@ -23,8 +23,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from traingate.checks.base import CheckParams, ScalarCheck, present_scalars, register
-from traingate.checks.decision import CheckContext, Decision
+from traingate.checks.base import (
+    CheckParams,
+    Observation,
+    ScalarCheck,
+    present_scalars,
+    register,
+)
+from traingate.checks.decision import CheckContext, Decision, Quick
 from traingate.contract.formula import COMPARISONS, Formula, FormulaError, unparse
 from traingate.contract.thresholds import located_formula_error
 
@@ -81,14 +87,14 @@ def check_expression(
     ``None`` when a metric in ``params.metrics`` is missing (not evaluated). A predicate
     that cannot be evaluated (e.g. division by zero) fails, with the reason in the detail.
     """
-    observed = present_scalars(metric_values, params.metrics)
-    if len(observed) < len(params.metrics):
+    observed = all_observed(metric_values, params)
+    if observed is None:
         return None
     scope = {**context.symbols(), **observed}
     predicate = params.predicate
     filled = unparse(predicate.tree, scope)
     try:
-        left, op, right = predicate.sides(scope)
+        holds, left, op, right = predicate_holds(predicate, scope)
     except FormulaError as exc:
         return Decision(
             ok=False,
@@ -101,7 +107,6 @@ def check_expression(
             evaluated=filled,
             metrics=observed,
         )
-    holds = COMPARISONS[op](left, right)
     return Decision(
         ok=holds,
         observed=left,
@@ -113,6 +118,25 @@ def check_expression(
         evaluated=filled,
         metrics=observed,
     )
+
+
+def all_observed(
+    metric_values: Mapping[str, float | None], params: ExpressionParams
+) -> dict[str, float] | None:
+    """The values of ``params.metrics``; ``None`` when one of them is missing."""
+    observed = present_scalars(metric_values, params.metrics)
+    if len(observed) < len(params.metrics):
+        return None
+    return observed
+
+
+def predicate_holds(
+    predicate: Formula, scope: Mapping[str, float]
+) -> tuple[bool, float, str, float]:
+    """Whether ``predicate`` holds in ``scope``, with its left side, comparison and right
+    side; a FormulaError when it cannot be evaluated there."""
+    left, op, right = predicate.sides(scope)
+    return COMPARISONS[op](left, right), left, op, right
 
 
 @register
@@ -138,3 +162,22 @@ class Expression(ScalarCheck[ExpressionParams]):
 
     def decide_on(self, last: dict[str, float]) -> Decision | None:
         return check_expression(metric_values=last, params=self.params, context=self.context)
+
+    def observe(self, observation: Observation) -> Quick | None:
+        """Every metric observed and the predicate holding (:func:`predicate_holds`): a pass."""
+        observed = all_observed(observation, self.params)  # what ``update`` keeps, when all
+        if observed is None:
+            self.update(observation)
+            return None
+        self.values.last = observed
+        symbols = self.__dict__.get("_symbols")
+        if symbols is None:  # the run's symbols are fixed: taken once
+            symbols = self._symbols = self.context.symbols()
+        try:
+            holds, left, op, right = predicate_holds(self.params.predicate, {**symbols, **observed})
+        except FormulaError:
+            holds = False
+        if not holds:
+            self.refresh()
+            return None
+        return self.passed(left, right, op, observed)

@@ -11,13 +11,19 @@ not hand ``grad_norm`` for steps the scaler skips.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 from pydantic import Field, field_validator
 
-from traingate.checks.base import CheckParams, ScalarCheck, present_scalars, register
-from traingate.checks.decision import Decision
+from traingate.checks.base import (
+    CheckParams,
+    Observation,
+    ScalarCheck,
+    non_finite,
+    present_scalars,
+    register,
+)
+from traingate.checks.decision import Decision, Quick
 
 
 class FiniteParams(CheckParams):
@@ -45,7 +51,7 @@ def check_finite(*, observed: Mapping[str, float | None], params: FiniteParams) 
     if not checked:
         return None
     listing = ", ".join(f"{n}={v:.6g}" for n, v in checked.items())
-    bad = [n for n, v in checked.items() if not math.isfinite(v)]
+    bad = non_finite(checked)
     if bad:
         return Decision(
             ok=False,
@@ -86,3 +92,11 @@ class Finite(ScalarCheck[FiniteParams]):
 
     def decide_on(self, last: dict[str, float]) -> Decision | None:
         return check_finite(observed=last, params=self.params)
+
+    def observe(self, observation: Observation) -> Quick | None:
+        """All present and finite (:func:`non_finite` is empty): a pass on the first one."""
+        last = self.values.last = present_scalars(observation, self.params.observations)
+        if not last or non_finite(last):
+            self.refresh()
+            return None
+        return self.passed(next(iter(last.values())), None, "finite", last)

@@ -14,9 +14,15 @@ from typing import NamedTuple
 
 from pydantic import Field
 
-from traingate.checks.base import CheckParams, LatestCheck, LimitDrawing, Observation, register
-from traingate.checks.decision import CheckContext, Decision
-from traingate.contract.thresholds import Threshold
+from traingate.checks.base import (
+    CheckParams,
+    LatestCheck,
+    LimitDrawing,
+    Observation,
+    register,
+)
+from traingate.checks.decision import CheckContext, Decision, Quick
+from traingate.contract.thresholds import Resolved, Threshold
 
 
 class GradientNormParams(CheckParams):
@@ -40,15 +46,10 @@ def check_gradient_norm(
     ``metrics["vanishing"|"exploding"]`` flag the side; a non-finite norm counts as
     exploding. The decision fails when that streak ≥ patience.
     """
-    lo = context.resolve(params.min_norm)
-    hi = context.resolve(params.max_norm)
-    if lo.value > hi.value:
-        raise ValueError(f"min_norm {lo.value:.6g} is above max_norm {hi.value:.6g}")
-    if not math.isfinite(norm) or norm > hi.value:
-        side, bound, comparison = "exploding", hi, "<="
-    elif norm < lo.value:
-        side, bound, comparison = "vanishing", lo, ">="
-    else:
+    lo, hi = norm_bounds(params, context)
+    side = norm_side(norm, lo.value, hi.value)
+    out = {"exploding": (hi, "<="), "vanishing": (lo, ">=")}.get(side)
+    if out is None:
         return Decision.against(
             True,
             norm,
@@ -57,6 +58,7 @@ def check_gradient_norm(
             f"gradient norm {norm:.4g} within [{lo.value:.4g}, {hi.value:.4g}]",
             metrics=_metrics(0, "", params.patience),
         )
+    bound, comparison = out
     new_streak = streak + 1
     return Decision.against(
         new_streak < params.patience,
@@ -71,6 +73,25 @@ def check_gradient_norm(
         "params, dead activations, or an lr schedule at zero)",
         _metrics(new_streak, side, params.patience),
     )
+
+
+def norm_bounds(params: GradientNormParams, context: CheckContext) -> tuple[Resolved, Resolved]:
+    """``min_norm`` and ``max_norm`` for this run; a ValueError when min is above max."""
+    lo = context.resolve(params.min_norm)
+    hi = context.resolve(params.max_norm)
+    if lo.value > hi.value:
+        raise ValueError(f"min_norm {lo.value:.6g} is above max_norm {hi.value:.6g}")
+    return lo, hi
+
+
+def norm_side(norm: float, lo: float, hi: float) -> str:
+    """Which side of [lo, hi] ``norm`` is out on: "exploding" (non-finite counts),
+    "vanishing", or "" when it is in range."""
+    if not math.isfinite(norm) or norm > hi:
+        return "exploding"
+    if norm < lo:
+        return "vanishing"
+    return ""
 
 
 def _metrics(streak: int, side: str, patience: int) -> dict[str, float]:
@@ -122,3 +143,23 @@ class GradientNorm(LatestCheck[GradientNormParams]):
         norm = observation.get("grad_norm")
         s.last = None if norm is None else NormInputs(float(norm), s.streak)
         self.advance()
+
+    def observe(self, observation: Observation) -> Quick | None:
+        """In range (:func:`norm_side`): the streak ends, a pass against ``max_norm``."""
+        norm = observation.get("grad_norm")
+        bounds = self.__dict__.get("_bounds")
+        if norm is None or bounds is None:
+            self.update(observation)
+            if norm is not None:  # decided once: the bounds are fixed for the run
+                lo, hi = norm_bounds(self.params, self.context)
+                self._bounds = lo.value, hi.value
+            return None
+        norm = float(norm)
+        lo, hi = bounds
+        if norm_side(norm, lo, hi):
+            self.update(observation)
+            return None
+        s = self.values
+        s.last = last = NormInputs(norm, s.streak)
+        s.streak = 0
+        return self.passed(norm, hi, "<=", last)

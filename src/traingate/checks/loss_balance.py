@@ -12,15 +12,21 @@ down; exactly 0.9 passes, and seed 004's epoch-1 split (share ≈ 0.906) fires.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from pydantic import Field
 
-from traingate.checks.base import CheckParams, LatestCheck, LimitDrawing, Observation, register
-from traingate.checks.decision import CheckContext, Decision
+from traingate.checks.base import (
+    CheckParams,
+    LatestCheck,
+    LimitDrawing,
+    Observation,
+    non_finite,
+    register,
+)
+from traingate.checks.decision import CheckContext, Decision, Quick
 from traingate.contract.thresholds import Threshold
 from traingate.metrics.balance import component_shares
 
@@ -51,7 +57,7 @@ def check_loss_balance(
     (when ``weights`` are given) and ``streak`` including this evaluation. A non-finite
     component fails at once: its share is undefined.
     """
-    if evaluation < params.warmup:
+    if in_warmup(evaluation, params):
         return None
     if not components:
         raise ValueError("loss_balance needs at least one loss component")
@@ -64,7 +70,7 @@ def check_loss_balance(
             raise ValueError(f"weights name {sorted(weights)} but the components are {sorted(raw)}")
         weighted = component_shares({k: float(weights[k]) * v for k, v in raw.items()})
         metrics.update({f"weighted_share/{k}": s for k, s in weighted.items()})
-    broken = [k for k, v in raw.items() if not math.isfinite(v)]
+    broken = non_finite(raw)
     if broken:
         metrics["streak"] = float(streak + 1)
         return Decision.against(
@@ -76,16 +82,14 @@ def check_loss_balance(
             "a loss term went NaN/inf: check that component's targets and reduction",
             metrics,
         )
-    top = max(shares, key=lambda k: shares[k])
-    share = shares[top]
-    dominated = share > limit.value
-    run = streak + 1 if dominated else 0
+    top, share = top_share(shares)
+    run, ok = dominance(share, limit.value, streak, params)
     metrics["streak"] = float(run)
     weighted_note = (
         f" (weighted share {metrics[f'weighted_share/{top}']:.1%})" if weights is not None else ""
     )
     return Decision.against(
-        run < params.patience,
+        ok,
         share,
         limit,
         "<=",
@@ -95,6 +99,26 @@ def check_loss_balance(
         "normalise its targets, change its loss (e.g. Huber delta), or drop the task",
         metrics,
     )
+
+
+def in_warmup(evaluation: int, params: LossBalanceParams) -> bool:
+    """Whether evaluation number ``evaluation`` (0-based) is one of the unjudged first ones."""
+    return evaluation < params.warmup
+
+
+def top_share(shares: Mapping[str, float]) -> tuple[str, float]:
+    """The component with the largest share (the first such), and its share."""
+    top = max(shares, key=shares.__getitem__)
+    return top, shares[top]
+
+
+def dominance(
+    share: float, limit: float, streak: int, params: LossBalanceParams
+) -> tuple[int, bool]:
+    """The dominated run including this evaluation (0 when ``share`` ≤ ``limit``), and
+    whether it is tolerated (below ``patience``)."""
+    run = streak + 1 if share > limit else 0
+    return run, run < params.patience
 
 
 class BalanceInputs(NamedTuple):
@@ -160,3 +184,31 @@ class LossBalance(LatestCheck[LossBalanceParams]):
         )
         self.advance()
         s.evaluations += 1
+
+    def observe(self, observation: Observation) -> Quick | None:
+        """Unweighted, finite and tolerated (:func:`dominance`): a pass against ``max_share``."""
+        s = self.values
+        components = observation.get(self.params.source)
+        limit = self.__dict__.get("_limit")
+        if (
+            components is None
+            or limit is None
+            or observation.get("weights") is not None
+            or in_warmup(s.evaluations, self.params)
+        ):
+            self.update(observation)
+            if limit is None and components is not None:  # resolved once: fixed for the run
+                self._limit = self.context.resolve(self.params.max_share).value
+            return None
+        raw = {str(k): float(v) for k, v in components.items()}
+        run, ok = 0, False
+        if raw and not non_finite(raw):
+            share = top_share(component_shares(raw))[1]
+            run, ok = dominance(share, limit, s.streak, self.params)
+        if not ok:
+            self.update(observation)
+            return None
+        s.last = last = BalanceInputs(raw, None, s.evaluations, s.streak)
+        s.streak = run
+        s.evaluations += 1
+        return self.passed(share, limit, "<=", last)

@@ -20,8 +20,14 @@ from typing import Any, NamedTuple
 
 from pydantic import Field
 
-from traingate.checks.base import CheckParams, LatestCheck, LimitDrawing, Observation, register
-from traingate.checks.decision import CheckContext, Decision
+from traingate.checks.base import (
+    CheckParams,
+    LatestCheck,
+    LimitDrawing,
+    Observation,
+    register,
+)
+from traingate.checks.decision import CheckContext, Decision, Quick
 from traingate.contract.thresholds import Resolved, Threshold
 
 
@@ -48,18 +54,17 @@ def check_loss_spike(
     ``None`` while fewer than ``params.window`` losses precede it. ``metrics["consecutive"]``
     counts spikes including this step; the decision fails when it exceeds ``patience``.
     """
-    if window_count < params.window:
+    mean = window_mean(window_sum=window_sum, window_count=window_count, params=params)
+    if mean is None:
         return None
     factor = context.resolve(params.spike_factor)
-    mean = window_sum / window_count
     limit = factor.value * mean
     bound = Resolved(
         limit,
         f"({factor.formula}) * mean(last {params.window} losses)",
         f"{factor.value:.6g} * {mean:.6g} = {limit:.6g}",
     )
-    spike = not math.isfinite(loss) or loss >= limit
-    run = consecutive + 1 if spike else 0
+    spike, run, ok = spike_run(loss, limit, consecutive, params)
     metrics = {
         "consecutive": float(run),
         "patience": float(params.patience),
@@ -74,7 +79,7 @@ def check_loss_spike(
             f"row (at most {params.patience} tolerated)"
         )
     return Decision.against(
-        run <= params.patience,
+        ok,
         loss,
         bound,
         "<",
@@ -83,6 +88,24 @@ def check_loss_spike(
         "shard, and resume from the last checkpoint before the spike",
         metrics,
     )
+
+
+def window_mean(*, window_sum: float, window_count: int, params: LossSpikeParams) -> float | None:
+    """The mean of the losses before the step; ``None`` while fewer than ``params.window``
+    precede it."""
+    if window_count < params.window:
+        return None
+    return window_sum / window_count
+
+
+def spike_run(
+    loss: float, limit: float, consecutive: int, params: LossSpikeParams
+) -> tuple[bool, int, bool]:
+    """Whether ``loss`` spikes against ``limit`` (a non-finite loss does), the run of
+    spikes including it, and whether that run is tolerated (at most ``patience``)."""
+    spike = not math.isfinite(loss) or loss >= limit
+    run = consecutive + 1 if spike else 0
+    return spike, run, run <= params.patience
 
 
 class SpikeInputs(NamedTuple):
@@ -139,6 +162,31 @@ class LossSpike(LatestCheck[LossSpikeParams]):
         self.advance()
         if loss is not None and math.isfinite(loss):
             self._push(loss)
+
+    def observe(self, observation: Observation) -> Quick | None:
+        """A full window and a tolerated run (:func:`spike_run`): a pass against the limit."""
+        value = observation.get("loss")
+        factor = self.__dict__.get("_factor")
+        s = self.values
+        mean = None
+        if value is not None and factor is not None:
+            mean = window_mean(window_sum=s.sum, window_count=len(s.window), params=self.params)
+        if mean is None:
+            self.update(observation)
+            if value is not None:  # resolved once: the factor is fixed for the run
+                self._factor = self.context.resolve(self.params.spike_factor).value
+            return None
+        loss = float(value)  # type: ignore[arg-type]
+        limit = factor * mean
+        run, ok = spike_run(loss, limit, s.consecutive, self.params)[1:]
+        if not ok:
+            self.update(observation)
+            return None
+        s.last = last = SpikeInputs(loss, s.sum, len(s.window), s.consecutive)
+        s.consecutive = run
+        if math.isfinite(loss):
+            self._push(loss)
+        return self.passed(loss, limit, "<", last)
 
     def _push(self, loss: float) -> None:
         s = self.values

@@ -15,8 +15,14 @@ from dataclasses import dataclass
 
 from pydantic import Field, field_validator
 
-from traingate.checks.base import Check, CheckParams, Observation, register, scalar_names
-from traingate.checks.decision import Decision
+from traingate.checks.base import (
+    Check,
+    CheckParams,
+    Observation,
+    register,
+    scalar_names,
+)
+from traingate.checks.decision import Decision, Quick
 
 
 class MetricsPresentParams(CheckParams):
@@ -33,15 +39,10 @@ def check_metrics_present(
     """Decide one step: every name in ``params.observations`` is in ``observed``, not
     ``None``, and finite. ``observed`` is the count of those that are not (limit 0);
     ``metrics["missing"]`` and ``metrics["non_finite"]`` count each sort."""
-    missing = [n for n in params.observations if observed.get(n) is None]
-    bad = [
-        n
-        for n in params.observations
-        if (v := observed.get(n)) is not None and not math.isfinite(v)
-    ]
+    missing, bad, present = presence(observed, params)
     failed = len(missing) + len(bad)
     metrics = {"missing": float(len(missing)), "non_finite": float(len(bad))}
-    if failed == 0:
+    if present:
         return Decision(
             ok=True,
             observed=0.0,
@@ -62,6 +63,20 @@ def check_metrics_present(
         f"finite number (e.g. guard.step(step, loss=..., {(missing + bad)[0]}=...))",
         metrics=metrics,
     )
+
+
+def presence(
+    observed: Mapping[str, float | None], params: MetricsPresentParams
+) -> tuple[list[str], list[str], bool]:
+    """The listed names ``observed`` lacks (or holds as ``None``), those it holds non-finite,
+    and whether every one is present and finite."""
+    missing = [n for n in params.observations if observed.get(n) is None]
+    bad = [
+        n
+        for n in params.observations
+        if (v := observed.get(n)) is not None and not math.isfinite(v)
+    ]
+    return missing, bad, len(missing) + len(bad) == 0
 
 
 @dataclass
@@ -92,12 +107,28 @@ class MetricsPresent(Check[MetricsPresentParams]):
         return frozenset(self.params.observations)
 
     def update(self, observation: Observation) -> None:
-        self.values.last = {
+        self._fold(observation)
+        self.refresh()
+
+    def _fold(self, observation: Observation) -> dict[str, float | None]:
+        """Keep the step's listed observations (``None``: absent) as the latest."""
+        last = self.values.last = {
             n: None if (v := observation.get(n)) is None else float(v)
             for n in self.params.observations
         }
-        self.refresh()
+        return last
 
     def decide(self) -> Decision | None:
         last = self.values.last
-        return None if last is None else check_metrics_present(observed=last, params=self.params)
+        return None if last is None else self.decide_on(last)
+
+    def decide_on(self, inputs: dict[str, float | None]) -> Decision:
+        return check_metrics_present(observed=inputs, params=self.params)
+
+    def observe(self, observation: Observation) -> Quick | None:
+        """Every listed metric present and finite (:func:`presence`): a pass at 0 missing."""
+        last = self._fold(observation)
+        if not presence(last, self.params)[2]:
+            self.refresh()
+            return None
+        return self.passed(0.0, 0.0, "<=", last)

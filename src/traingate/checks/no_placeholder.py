@@ -25,8 +25,14 @@ from typing import NamedTuple
 
 from pydantic import Field, field_validator
 
-from traingate.checks.base import Check, CheckParams, Observation, register, scalar_names
-from traingate.checks.decision import CheckContext, Decision
+from traingate.checks.base import (
+    Check,
+    CheckParams,
+    Observation,
+    register,
+    scalar_names,
+)
+from traingate.checks.decision import CheckContext, Decision, Quick
 
 
 class NoPlaceholderParams(CheckParams):
@@ -110,19 +116,20 @@ def check_no_placeholder(
     ``metrics`` has ``streak/NAME`` per observation seen and ``fingerprint_streak``.
     """
     del context  # nothing here depends on the regime or run values
-    if seen < params.window:
+    judged = longest_repeat(
+        repeats=repeats, fingerprint_streak=fingerprint_streak, seen=seen, params=params
+    )
+    if judged is None:
         return None
+    name, longest, by_fingerprint, fired = judged
     window = params.window
     metrics = {f"streak/{n}": float(r.count) for n, r in repeats.items()}
     metrics["fingerprint_streak"] = float(fingerprint_streak)
-    listed = [n for n in params.observations if n in repeats]
-    name = max(listed, key=lambda n: repeats[n].count, default="")
-    longest = repeats[name].count if name else 0
-    if fingerprint_streak >= window:
+    if by_fingerprint:
         fields = ", ".join(f"{n}={v!r}" for n, v in params.fingerprint.items())
         what = f"every fingerprint field matched exactly ({fields})"
         streak = fingerprint_streak
-    elif longest >= window:
+    elif fired:
         what = f"{name} was exactly {repeats[name].value!r}"
         streak = longest
     else:
@@ -144,6 +151,26 @@ def check_no_placeholder(
         "stream likely ran dry; cycle the stream (with one log line) or halt the run",
         metrics=metrics,
     )
+
+
+def longest_repeat(
+    *,
+    repeats: Mapping[str, Repeat],
+    fingerprint_streak: int,
+    seen: int,
+    params: NoPlaceholderParams,
+) -> tuple[str, int, bool, bool] | None:
+    """The observation with the longest exact repeat ("" when none) and its length,
+    whether the fingerprint streak reached ``window``, and whether either did (the check
+    fires); ``None`` while ``seen`` < window."""
+    window = params.window
+    if seen < window:
+        return None
+    listed = [n for n in params.observations if n in repeats]
+    name = max(listed, key=lambda n: repeats[n].count, default="")
+    longest = repeats[name].count if name else 0
+    by_fingerprint = fingerprint_streak >= window
+    return name, longest, by_fingerprint, by_fingerprint or longest >= window
 
 
 @dataclass
@@ -178,16 +205,41 @@ class NoPlaceholder(Check[NoPlaceholderParams]):
         return frozenset(self.params.observations) | frozenset(self.params.fingerprint)
 
     def update(self, observation: Observation) -> None:
-        s = self.values
-        names = self.observes_any()
-        observed = {n: float(v) for n in names if (v := observation.get(n)) is not None}
-        s.evaluated = bool(observed)
-        if observed:
-            s.streaks = advance(observed=observed, streaks=s.streaks, params=self.params)
+        self._fold(observation)
         self.refresh()
 
-    def decide(self) -> Decision | None:
-        if not self.values.evaluated:
+    def _fold(self, observation: Observation) -> Streaks | None:
+        """Fold the step into the streaks (:func:`advance`); they are returned, or ``None``
+        when the step carried none of its observations (then nothing changes)."""
+        s = self.values
+        names = self.__dict__.get("_names")
+        if names is None:  # fixed by the params: taken once
+            names = self._names = self.observes_any()
+        observed = {n: float(v) for n in names if (v := observation.get(n)) is not None}
+        s.evaluated = bool(observed)
+        if not observed:
             return None
-        streaks = self.values.streaks._asdict()
-        return check_no_placeholder(**streaks, params=self.params, context=self.context)
+        s.streaks = advance(observed=observed, streaks=s.streaks, params=self.params)
+        return s.streaks
+
+    def observe(self, observation: Observation) -> Quick | None:
+        """Nothing repeated ``window`` times (:func:`longest_repeat`): a pass at the longest."""
+        streaks = self._fold(observation)
+        if streaks is not None:
+            judged = longest_repeat(
+                repeats=streaks.repeats,
+                fingerprint_streak=streaks.fingerprint_streak,
+                seen=streaks.seen,
+                params=self.params,
+            )
+            if judged is not None and not judged[3]:
+                longest = float(max(judged[1], streaks.fingerprint_streak))
+                return self.passed(longest, float(self.params.window), "<", streaks)
+        self.refresh()
+        return None
+
+    def decide(self) -> Decision | None:
+        return self.decide_on(self.values.streaks) if self.values.evaluated else None
+
+    def decide_on(self, inputs: Streaks) -> Decision | None:
+        return check_no_placeholder(**inputs._asdict(), params=self.params, context=self.context)

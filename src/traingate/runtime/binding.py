@@ -5,16 +5,18 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from traingate.checks import REGISTRY, Check, CheckContext, Decision
+from traingate.checks.decision import Quick
 from traingate.contract.regime import REGIME_NAMES, Finetune, FromScratch
 from traingate.contract.schema import Contract, Invariant
 from traingate.contract.shipped import load_valid
 from traingate.contract.thresholds import iter_formulas
 from traingate.runtime.verdict import Status, invariant_status
+from traingate.runtime.violation import ViolationRecord
 
 _EXCESS_SIGN = {"<=": 1.0, "<": 1.0, ">=": -1.0, ">": -1.0}
 
@@ -22,18 +24,31 @@ _EXCESS_SIGN = {"<=": 1.0, "<": 1.0, ">=": -1.0, ">": -1.0}
 class _Evaluation:
     """One evaluation as recorded, its entry dict built on first read: a passing step's
     decision is kept, not copied into a dict, unless the verdict, a summary or a
-    checkpoint asks for it."""
+    checkpoint asks for it. A fast pass (:meth:`Check.observe`) keeps only the inputs its
+    check decided on; the decision itself is built from them then."""
 
-    __slots__ = ("decision", "entry", "epoch", "metrics", "step")
+    __slots__ = ("check", "decision", "entry", "epoch", "inputs", "metrics", "step")
 
-    def __init__(self, decision: Decision, step: int | None, epoch: int | None) -> None:
+    def __init__(
+        self,
+        decision: Decision | None,
+        step: int | None,
+        epoch: int | None,
+        check: Check[Any] | None = None,
+        inputs: Any = None,
+    ) -> None:
         self.decision, self.step, self.epoch = decision, step, epoch
-        self.metrics = dict(decision.metrics)  # as it was then, whatever a check does later
+        self.check, self.inputs = check, inputs
+        # as it was then, whatever a check does later (a fast pass's inputs are its own)
+        self.metrics = dict(decision.metrics) if decision is not None else None
         self.entry: dict[str, Any] | None = None
 
     def built(self) -> dict[str, Any]:
         if self.entry is None:
             d = self.decision
+            if d is None:  # a fast pass: the same pure decision, on the same inputs
+                d = self.decision = self.check.decide_on(self.inputs)  # type: ignore[union-attr]
+                self.metrics = dict(d.metrics)
             self.entry = {
                 "observed": d.observed,
                 "limit": d.limit,
@@ -47,6 +62,11 @@ class _Evaluation:
         return self.entry
 
 
+# what ``Tracked._worst`` / ``._last`` hold: an evaluation, a fast pass's (check, inputs,
+# step, epoch), an entry dict restored from a checkpoint, or nothing yet
+_Held = _Evaluation | tuple[Any, ...] | dict[str, Any] | None
+
+
 class _Entry:
     """``Tracked.worst`` / ``.last``: the evaluation held in ``_worst`` / ``_last``, read as
     its entry dict (built then); set to a dict or None, or internally to an evaluation."""
@@ -58,6 +78,10 @@ class _Entry:
         if tracked is None:
             return self
         held = getattr(tracked, self.held)
+        if type(held) is tuple:  # a fast pass, kept as (check, inputs, step, epoch)
+            check, inputs, step, epoch = held
+            held = _Evaluation(None, step, epoch, check, inputs)
+            setattr(tracked, self.held, held)
         return held.built() if isinstance(held, _Evaluation) else held
 
     def __set__(self, tracked: Any, value: _Evaluation | dict[str, Any] | None) -> None:
@@ -82,8 +106,8 @@ class Tracked:
     # optional run parameters its thresholds name that the run did not give: never evaluated
     unbound: tuple[str, ...] = ()
     needs: frozenset[str] = field(init=False)
-    _worst: _Evaluation | dict[str, Any] | None = field(default=None, init=False, repr=False)
-    _last: _Evaluation | dict[str, Any] | None = field(default=None, init=False, repr=False)
+    _worst: _Held = field(default=None, init=False, repr=False)
+    _last: _Held = field(default=None, init=False, repr=False)
     worst = _Entry()
     last = _Entry()
 
@@ -99,6 +123,49 @@ class Tracked:
         if self._worst is None or excess > self.worst_excess:
             self._worst, self.worst_excess = entry, excess
 
+    def observe(self, obs: Mapping[str, Any], fast: bool) -> Decision | Quick | None:
+        """The check's decision on ``obs`` (``None``: it lacks what the check needs, or
+        nothing is decided yet); with ``fast``, a pass as its :data:`Quick`, not built."""
+        if not obs.keys() >= self.needs:  # a keys view: membership tests, no set built
+            return None
+        quick = self.check.observe(obs)
+        return quick if quick is not None and fast else self.check.verdict()
+
+    def settle(
+        self, decision: Decision | Quick, step: int | None, epoch: int | None
+    ) -> float | None:
+        """:meth:`record` a decision, or a fast pass (a :data:`Quick` from
+        :meth:`Check.observe`) without building its decision: its entry is built, by the
+        check's pure decision on the same inputs, only when read. Its limit."""
+        if type(decision) is not tuple:
+            self.record(decision, step, epoch)  # type: ignore[arg-type]
+            return decision.limit  # type: ignore[union-attr]
+        self.evaluations += 1
+        observed, limit, comparison, inputs = decision
+        entry = self._last = (self.check, inputs, step, epoch)  # read as an _Evaluation
+        excess = excess_past(True, observed, limit, comparison)
+        if self._worst is None or excess > self.worst_excess:
+            self._worst, self.worst_excess = entry, excess
+        return limit
+
+    def violation(
+        self, decision: Decision, point: str, step: int | None, epoch: int | None, rank: int
+    ) -> ViolationRecord:
+        """The record of a failed ``decision`` of this invariant (its hint, if the contract
+        gives one, replacing the check's), as the evidence log and the raised error tell it."""
+        hint = self.invariant.hint
+        return ViolationRecord(
+            self.invariant.id,
+            self.contract.ref,
+            self.invariant.title,
+            point,
+            self.invariant.on_violation,
+            replace(decision, hint=hint) if hint else decision,
+            step,
+            epoch,
+            rank,
+        )
+
     @property
     def status(self) -> Status:
         """pass / fail / warn / not_evaluated, by the verdict's one rule."""
@@ -107,11 +174,17 @@ class Tracked:
 
 def excess_of(d: Decision) -> float:
     """How far past its limit a decision is (positive = violated), for 'worst observation'."""
-    if d.limit is None or d.comparison not in _EXCESS_SIGN:
-        return math.inf if not d.ok else -math.inf
-    if not math.isfinite(d.observed):
+    return excess_past(d.ok, d.observed, d.limit, d.comparison)
+
+
+def excess_past(ok: bool, observed: float, limit: float | None, comparison: str) -> float:
+    """:func:`excess_of` a decision with these fields (a fast pass has no Decision built)."""
+    sign = _EXCESS_SIGN.get(comparison)
+    if limit is None or sign is None:
+        return math.inf if not ok else -math.inf
+    if not math.isfinite(observed):
         return math.inf
-    return _EXCESS_SIGN[d.comparison] * (d.observed - d.limit)
+    return sign * (observed - limit)
 
 
 def load_contracts(

@@ -9,8 +9,9 @@ predictions) are concatenated across ranks before any check sees them.
 from __future__ import annotations
 
 import sys
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from traingate.checks import Decision
@@ -40,12 +41,14 @@ class Ranks:
         """True when there is nothing to agree with."""
         return self.dist is None or self.world == 1
 
-    def reduce(self, decisions: list[Decision | None]) -> list[tuple[Decision | None, int]]:
+    def reduce(self, decisions: list[Any]) -> Iterable[tuple[Any, int]]:
         """Each decision paired with its rank; an invariant violated on any rank is violated
-        on all (the same decision, attributed to the lowest rank that violated it)."""
-        own = [(d, self.rank) for d in decisions]
+        on all (the same decision, attributed to the lowest rank that violated it). On one
+        process: the decisions as they are (a Guard's fast passes among them; across
+        ranks it hands only Decisions or None)."""
         if self.single:
-            return own
+            return zip(decisions, repeat(self.rank))
+        own = [(d, self.rank) for d in decisions]
         import torch
 
         dist = self.dist

@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -177,28 +178,53 @@ def require_parquet() -> None:
         )
 
 
+@cache
+def component_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The metric names loss components are recorded under (``component/<name>``), made
+    once per set of names rather than at every step."""
+    return tuple(f"component/{n}" for n in names)
+
+
 class MetricsBuffer:
-    """Scalars the Guard saw, in long form (point, step, epoch, name, value)."""
+    """Scalars the Guard saw, in long form (point, step, epoch, name, value).
+
+    :meth:`add` keeps each batch as given (one append per evaluation point, not five per
+    value); the columns are laid out the first time one is read."""
 
     def __init__(self) -> None:
-        self.point: list[str] = []
-        self.step: list[int | None] = []
-        self.epoch: list[int | None] = []
-        self.name: list[str] = []
-        self.value: list[float] = []
+        self._columns: tuple[list[Any], ...] = ([], [], [], [], [])
+        self._batches: list[tuple[str, int | None, int | None, Mapping[str, float]]] = []
+        self._rows = 0
 
     def add(
         self, point: str, step: int | None, epoch: int | None, values: Mapping[str, float]
     ) -> None:
-        for name, value in values.items():
-            self.point.append(point)
-            self.step.append(step)
-            self.epoch.append(epoch)
-            self.name.append(name)
-            self.value.append(float(value))
+        """Keep ``values`` (a mapping the caller no longer changes) as rows at this point."""
+        self._batches.append((point, step, epoch, values))
+        self._rows += len(values)
+
+    def _laid_out(self) -> tuple[list[Any], ...]:
+        """The columns, with every batch added since they were last read appended."""
+        if self._batches:
+            point, step, epoch, name, value = self._columns
+            for at, s, e, values in self._batches:
+                for n, v in values.items():
+                    point.append(at)
+                    step.append(s)
+                    epoch.append(e)
+                    name.append(n)
+                    value.append(float(v))
+            self._batches.clear()
+        return self._columns
+
+    point = property(lambda self: self._laid_out()[0], doc="each row's point")
+    step = property(lambda self: self._laid_out()[1], doc="each row's step")
+    epoch = property(lambda self: self._laid_out()[2], doc="each row's epoch")
+    name = property(lambda self: self._laid_out()[3], doc="each row's metric name")
+    value = property(lambda self: self._laid_out()[4], doc="each row's value")
 
     def __len__(self) -> int:
-        return len(self.value)
+        return self._rows
 
     @classmethod
     def read(cls, run_dir: Path, rows: int) -> MetricsBuffer:
@@ -214,8 +240,9 @@ class MetricsBuffer:
         if len(table["value"]) < rows:
             raise RunDirError(f"{path}: holds {len(table['value'])} rows, the checkpoint {rows}")
         buffer = cls()
-        buffer.point, buffer.step, buffer.epoch = table["point"], table["step"], table["epoch"]
-        buffer.name, buffer.value = table["name"], table["value"]
+        columns = ("point", "step", "epoch", "name", "value")
+        buffer._columns = tuple(table[c] for c in columns)
+        buffer._rows = rows
         return buffer
 
     def write(self, run_dir: Path) -> Path:

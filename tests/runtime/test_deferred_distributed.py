@@ -55,6 +55,7 @@ def _worker(rank: int, init_file: str, out: str) -> None:
         result["skipped"] = steps.skipped
         result["weights"] = [p.detach().reshape(-1).tolist() for p in loop.model.parameters()]
         (Path(out) / f"rank{rank}.json").write_text(json.dumps(result), encoding="utf-8")
+        dist.barrier()  # neither rank tears its connections down while the other still runs
     finally:
         dist.destroy_process_group()
 

@@ -26,7 +26,7 @@ from traingate.ci.audit.errors import AuditError
 from traingate.ci.audit.mapping import plan, point_of
 from traingate.ci.audit.records import Table
 from traingate.ci.audit.replay import Audited, replay
-from traingate.ci.audit.rows import build_rows, is_filled, matches
+from traingate.ci.audit.rows import Rows, build_rows, is_filled, matches
 from traingate.ci.audit.tables import read_table
 from traingate.ci.runcheck import AUDIT
 from traingate.contract.regime import Finetune, FromScratch
@@ -117,8 +117,16 @@ def audit_metrics(
     path, run_dir, where = Path(path), Path(run_dir), dict(where or {})
     if (run_dir / VERDICT).exists() or (run_dir / EVIDENCE).exists():
         raise AuditError(f"{run_dir}: already holds a run; choose another output directory")
-    table = read_table(path, fmt)
-    table, effective, index_mode = index_validations(table, mapping, validation_index, where)
+    from traingate.ci.audit.bulk import batch_replay  # numpy: not on the import path
+    from traingate.ci.audit.columns import step_columns
+
+    cols = step_columns(path, fmt, mapping, where, validation_index) if reference is None else None
+    table = None
+    if cols is None:
+        table = read_table(path, fmt)
+        table, effective, index_mode = index_validations(table, mapping, validation_index, where)
+    else:
+        effective, index_mode = dict(mapping), "column"
     selected = list(only) if only else None
     ref = (
         reference_run(Path(reference), fmt, mapping, where, validation_index)
@@ -128,17 +136,28 @@ def audit_metrics(
     with warnings.catch_warnings():  # the replay's own Guard says what it cannot evaluate
         warnings.simplefilter("ignore", UnevaluableWarning)
         planner = Guard(contracts, regime=regime, params=params, only=selected, reference=ref)
-    points = plan(planner, effective, table.columns, path)
-    rows = build_rows(table, effective, where)
+    points = plan(planner, effective, cols.columns if cols else table.columns, path)
     guard = Guard(
         contracts, regime=regime, params=params, run_dir=run_dir, only=selected, reference=ref
     )
-    done = replay(guard, rows.replay)
+    done = batch_replay(guard, cols) if cols is not None else None
+    if done is not None and cols is not None:
+        n = len(cols.steps)
+        rows = Rows([], [], n, 0)
+        fmt_read, files = cols.fmt, [path]
+    else:
+        if table is None:  # the bulk replay could not decide a row: replay row by row
+            table = read_table(path, fmt)
+            table, effective, index_mode = index_validations(
+                table, mapping, validation_index, where
+            )
+        rows = build_rows(table, effective, where)
+        done = replay(guard, rows.replay)
+        fmt_read, files = table.fmt, table.files or [path]
     verdict = guard.close(done.error)
-    files = table.files or [path]
     audit = {
         "source": str(path),
-        "format": table.fmt,
+        "format": fmt_read,
         "files": [str(f) for f in files],
         "sha256": digest(files),
         "mapping": effective,
@@ -153,7 +172,7 @@ def audit_metrics(
         "skipped_rows": [s.to_dict() for s in rows.skipped],
         "stopped_at": done.stopped,
         "early_stop_at": done.early_stop,
-        "warnings": list(table.notes),
+        "warnings": list(table.notes) if table is not None else [],
         "reference": ref.identity() if ref is not None else None,
     }
     atomic_write_text(run_dir / AUDIT, json.dumps(jsonable(audit), indent=2) + "\n")

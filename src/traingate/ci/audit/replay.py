@@ -7,11 +7,13 @@ last value of every mapped scalar, as a loop's ``guard.final()`` would. The run 
 the Guard's ``evidence.jsonl``, ``verdict.json`` and ``metrics.parquet``; :mod:`.auditlog`
 adds ``audit.json`` (source files, digest, mapping, rows replayed, where an abort stopped
 the replay, and every row skipped, with why; rows ``--where`` left out are ``excluded``).
+
+A plain step log is replayed in bulk instead (:mod:`.bulk`), to the same end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,29 +34,11 @@ class Replayed:
     current: Row | None = None
 
 
-def replay(guard: Guard, rows: Sequence[Row]) -> Replayed:
-    """Feed ``rows`` to ``guard`` as a loop would, then its final point; the guard stays open.
-
-    An abort or a check rejecting a row ends the replay and is returned, not raised; an
-    interrupt (any other BaseException) closes the guard with it and propagates.
-    """
-    done = Replayed()
-    last: dict[str, float] = {}
+def guarded(guard: Guard, done: Replayed, body: Callable[[], None]) -> Replayed:
+    """Run ``body``: an abort or a check rejecting a row ends the replay and is returned,
+    not raised; an interrupt (any other BaseException) closes the guard and propagates."""
     try:
-        for row in rows:
-            done.current = row
-            if row.step_obs:
-                guard.step(row.step, **row.step_obs)  # type: ignore[arg-type]
-            if row.val_obs:
-                guard.validation(row.epoch, step=row.step, **row.val_obs)  # type: ignore[arg-type]
-            last.update(row.scalars)
-            done.replayed += 1
-            if guard.should_stop:  # a `stop` invariant: the run would have ended here
-                done.early_stop = {"row": row.number, "line": row.line, **(guard.early_stop or {})}
-                break
-        if done.replayed and guard.by_point["final"]:
-            done.current = None
-            guard.final(**last)
+        body()
     except InvariantViolation as exc:
         done.error = exc
         done.replayed += done.current is not None  # the aborting row was replayed up to the abort
@@ -72,6 +56,39 @@ def replay(guard: Guard, rows: Sequence[Row]) -> Replayed:
         guard.close(exc)
         raise
     return done
+
+
+def final_point(guard: Guard, done: Replayed, last: dict[str, float]) -> None:
+    """The final point, as a loop's ``guard.final()`` after the rows replayed."""
+    if done.replayed and guard.by_point["final"]:
+        done.current = None
+        guard.final(**last)
+
+
+def replay(guard: Guard, rows: Sequence[Row]) -> Replayed:
+    """Feed ``rows`` to ``guard`` as a loop would, then its final point; the guard stays open.
+
+    An abort or a check rejecting a row ends the replay and is returned, not raised; an
+    interrupt (any other BaseException) closes the guard with it and propagates.
+    """
+    done = Replayed()
+
+    def body() -> None:
+        last: dict[str, float] = {}
+        for row in rows:
+            done.current = row
+            if row.step_obs:
+                guard.step(row.step, **row.step_obs)  # type: ignore[arg-type]
+            if row.val_obs:
+                guard.validation(row.epoch, step=row.step, **row.val_obs)  # type: ignore[arg-type]
+            last.update(row.scalars)
+            done.replayed += 1
+            if guard.should_stop:  # a `stop` invariant: the run would have ended here
+                done.early_stop = {"row": row.number, "line": row.line, **(guard.early_stop or {})}
+                return final_point(guard, done, last)
+        final_point(guard, done, last)
+
+    return guarded(guard, done, body)
 
 
 @dataclass(frozen=True)

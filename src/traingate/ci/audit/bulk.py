@@ -1,0 +1,225 @@
+"""The bulk replay of a plain step log (:class:`.columns.StepColumns`), for ``contracts audit``.
+
+Each step invariant decides every row at once (:mod:`.batch`); the replay ends at the
+first aborting (or early-stopping) row, as the row-by-row :func:`.replay.replay` would,
+and leaves the Guard exactly as that one does: each invariant's counts, its worst and last
+evaluations (recorded through ``Tracked.record``, decisions built by the kind's own pure
+function), the same events in the same order (violations, warnings, the early stop, the
+summaries), the same metrics rows (held as one arrow table, :class:`BulkMetrics`), and
+the final point run as the loop would run it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from traingate.ci.audit.batch import Series, series_of
+from traingate.ci.audit.columns import StepColumns
+from traingate.ci.audit.replay import Replayed, final_point, guarded
+from traingate.files import atomic_write
+from traingate.runtime.evidence import METRICS, MetricsBuffer
+from traingate.runtime.guard import Guard, InvariantViolation, Tracked
+from traingate.runtime.verdict import invariant_status
+from traingate.runtime.violation import ViolationRecord
+
+
+def _first_failure(series: list[Series | None], tracked: list[Tracked], action: str, n: int) -> int:
+    """The first row an ``action`` invariant fails on (``n`` if none does)."""
+    rows = [
+        int(np.argmax(s.evaluated & ~s.ok))
+        for s, t in zip(series, tracked, strict=True)
+        if s is not None and t.invariant.on_violation == action and np.any(s.evaluated & ~s.ok)
+    ]
+    return min(rows, default=n)
+
+
+def batch_replay(guard: Guard, cols: StepColumns) -> Replayed | None:
+    """:func:`replay` of a plain step log, decided in bulk (module doc); None, with the
+    guard untouched, when it cannot be (a check rejecting a row, listeners, a reference,
+    several ranks): then replay it row by row."""
+    tracked = guard.by_point["step"]
+    if guard.events.listeners or guard.reference is not None or guard.world != 1:
+        return None
+    keys = {*cols.values, "step"}
+    try:
+        series = [
+            series_of(t.check, cols.values, cols.steps) if keys >= t.needs else None
+            for t in tracked
+        ]
+    except Exception:  # a check rejecting a row: the row-by-row replay reports where
+        for t in tracked:
+            t.check.reset()
+        return None
+    n = len(cols.steps)
+    abort_row = _first_failure(series, tracked, "abort", n)
+    stop_row = _first_failure(series, tracked, "stop", n)
+    end = min(abort_row, stop_row, n - 1)
+    m = end + 1
+    steps = cols.steps
+    for t, s in zip(tracked, series, strict=True):
+        if s is not None:
+            _tally(t, s, m, steps)
+    guard.metrics = BulkMetrics(_metrics_table(tracked, series, cols, m))
+    first_abort = _events(guard, tracked, series, steps, m, aborted=abort_row <= end)
+    guard.last_step = int(steps[end])
+    done = Replayed(replayed=m - 1, current=cols.row(end))
+    if first_abort is not None:
+        guard.aborted_by = first_abort
+
+        def stop() -> None:
+            raise InvariantViolation(first_abort)
+
+        return guarded(guard, done, stop)
+    done.replayed = m
+    if stop_row <= end:
+        done.early_stop = {
+            "row": int(cols.numbers[end]),
+            "line": cols.row(end).line,
+            **(guard.early_stop or {}),
+        }
+    return guarded(guard, done, lambda: final_point(guard, done, cols.scalars(end)))
+
+
+def _tally(t: Tracked, s: Series, m: int, steps: np.ndarray) -> None:
+    """``t``'s counts over the first ``m`` rows; its worst and last evaluations recorded
+    through ``Tracked.record`` (the worst first: a later equal excess does not replace it)."""
+    rows = np.flatnonzero(s.evaluated[:m])
+    if not len(rows):
+        return
+    e = s.excess[rows]
+    worst = int(
+        rows[0] if np.isnan(e[0]) else rows[int(np.argmax(np.where(np.isnan(e), -np.inf, e)))]
+    )
+    last = int(rows[-1])
+    t.record(s.decision(worst), int(steps[worst]), None)
+    if last != worst:
+        t.record(s.decision(last), int(steps[last]), None)
+    t.evaluations = len(rows)
+    t.violations = int(np.count_nonzero(~s.ok[rows]))
+
+
+def _events(
+    guard: Guard,
+    tracked: list[Tracked],
+    series: list[Series | None],
+    steps: np.ndarray,
+    m: int,
+    *,
+    aborted: bool,
+) -> ViolationRecord | None:
+    """Each failed decision's events, row by row in order with the summaries between, as
+    the row-by-row replay writes them; the first abort of the last row, if it aborts."""
+    failing = {j: s.evaluated[:m] & ~s.ok[:m] for j, s in enumerate(series) if s is not None}
+    every = guard.summary_every
+    summary = np.zeros(m, bool)
+    if every:
+        summary = np.mod(steps[:m], every) == 0
+        summary[m - 1] &= not aborted
+    at = np.flatnonzero(summary)
+    # each invariant's status and counts as of each summary row (its own row included)
+    tallies: list[dict[str, Any]] = [{} for _ in at]
+    for t in guard.tracked:
+        j = next((j for j, u in enumerate(tracked) if u is t), None)
+        evaluations = violations = np.zeros(len(at), np.int64)
+        if j in failing:
+            evaluations = np.searchsorted(np.flatnonzero(series[j].evaluated[:m]), at, "right")
+            violations = np.searchsorted(np.flatnonzero(failing[j]), at, "right")
+        for k, (e, v) in enumerate(zip(evaluations.tolist(), violations.tolist(), strict=True)):
+            status = invariant_status(e, v, t.invariant.on_violation)
+            tallies[k][t.invariant.id] = {"status": status, "evaluations": e, "violations": v}
+    summaries = dict(zip(at.tolist(), tallies, strict=True))
+    first_abort = None
+    for r in np.flatnonzero(np.logical_or.reduce([summary, *failing.values()])).tolist():
+        for j, f in failing.items():
+            if f[r]:
+                t, step = tracked[j], int(steps[r])
+                record = t.violation(series[j].decision(r), "step", step, None, guard.rank)
+                guard.tell_failure(record)
+                if record.on_violation == "abort" and first_abort is None:
+                    first_abort = record
+        if r in summaries:
+            guard.events.write("summary", step=int(steps[r]), tallies=summaries[r])
+    return first_abort if aborted else None
+
+
+def _metrics_table(
+    tracked: list[Tracked], series: list[Series | None], cols: StepColumns, m: int
+) -> Any:
+    """The first ``m`` rows' metrics as ``Guard.step`` records them: each row's values
+    (loss, grad_norm, then the rest in mapping order), then each invariant's limit where it
+    changed (in invariant order); ``point`` and ``name`` dictionary-encoded."""
+    import pyarrow as pa
+
+    names = [o for o in ("loss", "grad_norm") if o in cols.values]
+    names += [o for o in cols.values if o not in names]
+    width = len(names)
+    labels, masks = list(names), []
+    for t, s in zip(tracked, series, strict=True):
+        if s is not None:  # where its limit changed from the last one recorded
+            rows = np.flatnonzero(s.has_limit[:m])
+            limits = s.limit[rows]
+            mask = np.zeros(m, bool)
+            mask[
+                rows[np.concatenate([[True], ~(limits[1:] == limits[:-1])])] if len(rows) else rows
+            ] = True
+            labels.append(f"limit/{t.invariant.id}")
+            masks.append((mask, s.limit[:m]))
+    per_row = np.full(m, width, np.int64)
+    for mask, _ in masks:
+        per_row += mask
+    at = np.cumsum(per_row) - per_row  # each row's first slot, then the next free one
+    total = int(per_row[-1] + at[-1])
+    value, name = np.empty(total), np.empty(total, np.int32)
+    for k, o in enumerate(names):
+        value[at] = cols.values[o][:m]
+        name[at] = k
+        at += 1
+    for k, (mask, limits) in enumerate(masks, width):
+        slots = at[mask]
+        value[slots], name[slots] = limits[mask], k
+        at += mask
+    return pa.table(
+        {
+            "point": pa.DictionaryArray.from_arrays(np.zeros(total, np.int32), ["step"]),
+            "step": pa.array(np.repeat(cols.steps[:m], per_row), pa.int64()),
+            "epoch": pa.nulls(total, pa.int64()),
+            "name": pa.DictionaryArray.from_arrays(name, pa.array(labels, pa.string())),
+            "value": pa.array(value, pa.float64()),
+        }
+    )
+
+
+class BulkMetrics(MetricsBuffer):
+    """A Guard's metrics whose bulk came from a batch replay (an arrow table, ``point``
+    and ``name`` dictionary-encoded), followed by what later points add one by one."""
+
+    def __init__(self, head: Any) -> None:
+        super().__init__()
+        self.head = head
+
+    def __len__(self) -> int:
+        return self.head.num_rows + len(self.value)
+
+    def write(self, run_dir: Any) -> Any:
+        """``metrics.parquet``: the bulk, then the later rows; read back, the same columns
+        and types as :meth:`MetricsBuffer.write` writes (no arrow schema is stored, so the
+        dictionary encoding is the file's own)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tail = pa.table(
+            {
+                "point": pa.array(self.point, pa.string()).dictionary_encode(),
+                "step": pa.array(self.step, pa.int64()),
+                "epoch": pa.array(self.epoch, pa.int64()),
+                "name": pa.array(self.name, pa.string()).dictionary_encode(),
+                "value": pa.array(self.value, pa.float64()),
+            }
+        )
+        table = pa.concat_tables([self.head, tail])
+        path = run_dir / METRICS
+        options = {"use_dictionary": ["point", "name"], "store_schema": False}
+        atomic_write(path, lambda fh: pq.write_table(table, fh, **options))
+        return path

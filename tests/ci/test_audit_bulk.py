@@ -52,6 +52,21 @@ def test_a_plain_csv_is_typed_in_bulk(tmp_path: Path) -> None:
     assert cols.row(1).where() == "row 2 (line 3), step 1"
 
 
+def test_a_csv_of_decimals_only_is_read_as_floats_the_same_way(tmp_path: Path) -> None:
+    # no cell can spell NaN/inf: arrow parses the floats itself (blanks trimmed, "" empty)
+    log = step_csv(tmp_path / "s.csv", ["0,2.5,1", "1, 2.25 ,", "2,+.5,1e400", "3,1.,-0"])
+    cols = step_columns(log, None, MAPPING, {}, "auto")
+    assert cols is not None
+    assert cols.values["loss"].tolist() == [2.5, 2.25, 0.5, 1.0]
+    assert cols.values["grad_norm"][2] == math.inf and cols.filled["grad_norm"].tolist() == [
+        True,
+        False,
+        True,
+        True,
+    ]
+    assert math.copysign(1, cols.values["grad_norm"][3]) == -1
+
+
 @pytest.mark.parametrize(
     "cells, where, mapping",
     [

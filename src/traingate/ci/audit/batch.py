@@ -145,24 +145,22 @@ def window_sums(finite: np.ndarray, window: int) -> np.ndarray:
     blocks = total // window
     if blocks == 0:
         return sums
-    start = np.arange(blocks)[:, None] * window
-    if SEQUENTIAL_SUM:  # 0 + the window's losses, left to right, as sum() adds them
-        head = np.concatenate([np.zeros((blocks, 1)), finite[start + np.arange(window)]], axis=1)
-    else:
-        head = np.array(
-            [[sum(finite[b * window : (b + 1) * window].tolist())] for b in range(blocks)]
-        )
-    # then, for each later push of the block: − the oldest loss, + the newest
-    newest = start + window + np.arange(window - 1)[None, :]
-    valid = newest < total
-    safe = np.where(valid, newest, 0)
-    pairs = np.empty((blocks, 2 * (window - 1)))
-    pairs[:, 0::2] = np.where(valid, -finite[np.maximum(safe - window, 0)], 0.0)
-    pairs[:, 1::2] = np.where(valid, finite[safe], 0.0)
-    acc = np.add.accumulate(np.concatenate([head, pairs], axis=1), axis=1)
-    ran = acc[:, head.shape[1] - 1 :: 2]  # after k = (b+1)·window + j pushes, j = 0…window-1
-    k = start + window + np.arange(window)[None, :]
-    keep = k <= total
+    width = window - 1  # the pushes of a block after its re-add
+    padded = np.concatenate([finite, np.zeros((blocks + 1) * window - total)])
+    oldest = padded[: blocks * window].reshape(blocks, window)  # row b: pushes b·w … b·w+w-1
+    newest = padded[window : (blocks + 1) * window].reshape(blocks, window)
+    # row b: 0, + the window's losses (the re-add), then (− oldest, + newest) per later push
+    steps = np.empty((blocks, 1 + window + 2 * width))
+    if SEQUENTIAL_SUM:  # sum() adds 0 + each loss, left to right: that very accumulate
+        steps[:, 0], steps[:, 1 : window + 1] = 0.0, oldest
+    else:  # a compensated sum(): its own result, then + 0.0s (exact: it is never −0.0)
+        steps[:, 0], steps[:, 1 : window + 1] = [sum(row.tolist()) for row in oldest], 0.0
+    head = window + 1
+    steps[:, head::2] = -oldest[:, :width]
+    steps[:, head + 1 :: 2] = newest[:, :width]
+    ran = np.add.accumulate(steps, axis=1)[:, head - 1 :: 2]  # after (b+1)·w + j pushes
+    k = (np.arange(blocks)[:, None] + 1) * window + np.arange(window)[None, :]
+    keep = k <= total  # the last block's padding lies past the last push
     sums[k[keep]] = ran[keep]
     return sums
 

@@ -69,14 +69,15 @@ def step_columns(
         fmt = fmt or detect_format(path)
         if fmt not in ("csv", "tsv", "parquet") or not path.is_file():
             return None
-        table, lines = _parquet(path) if fmt == "parquet" else _csv(path, fmt)
-        return _typed(fmt, table, lines, mapping)
+        read = _parquet(path) if fmt == "parquet" else _csv(path, fmt, list(mapping))
+        return _typed(fmt, *read, mapping)
     except Exception:  # any doubt: the row-by-row path decides, and reports errors
         return None
 
 
-def _csv(path: Path, fmt: str) -> tuple[Any, np.ndarray] | tuple[None, None]:
-    """A plain CSV/TSV as a table of string cells, and each row's line number."""
+def _csv(path: Path, fmt: str, mapped: list[str]) -> tuple[Any, Any, list[str]]:
+    """A plain CSV/TSV's mapped columns (as floats when no cell can spell NaN or inf, else as
+    string cells), each row's line number, and the header."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -85,25 +86,38 @@ def _csv(path: Path, fmt: str) -> tuple[Any, np.ndarray] | tuple[None, None]:
     first = data[: start or len(data)]
     plain = all(data.find(c, start) < 0 and c not in first[:-1] for c in UNPLAIN[1:])
     if not start or not data.isascii() or not plain or data.find(b'"', start) >= 0:
-        return None, None
+        return None, None, []
     delimiter = "\t" if fmt == "tsv" else ","
     header = [h.strip() for h in next(csv.reader([first.decode()], delimiter=delimiter))]
     if len(header) < 2 or len(set(header)) < len(header) or not all(header):
-        return None, None
-    table = pacsv.read_csv(
-        pa.BufferReader(data),
-        read_options=pacsv.ReadOptions(skip_rows=1, column_names=header),
-        parse_options=pacsv.ParseOptions(
-            delimiter=delimiter, quote_char=False, ignore_empty_lines=False
-        ),
-        convert_options=pacsv.ConvertOptions(
-            column_types={h: pa.string() for h in header}, strings_can_be_null=False
-        ),
-    )
-    return table, np.arange(2, table.num_rows + 2)
+        return None, None, []
+
+    def read(kind: Any) -> Any:
+        return pacsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pacsv.ReadOptions(skip_rows=1, column_names=header),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, quote_char=False, ignore_empty_lines=False
+            ),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=mapped,
+                column_types=dict.fromkeys(mapped, kind),
+                null_values=[""],
+                strings_can_be_null=False,
+            ),
+        )
+
+    table = None
+    if all(data.find(c, start) < 0 for c in (b"n", b"N", b"i", b"I")):
+        try:  # only decimals (arrow trims blanks as float() does; "" is a null, empty)
+            table = read(pa.float64())
+        except pa.ArrowInvalid:  # a cell float() may read otherwise (1_0): as text
+            table = None
+    table = read(pa.string()) if table is None else table
+    return table, np.arange(2, table.num_rows + 2), header
 
 
-def _parquet(path: Path) -> tuple[Any, None]:
+def _parquet(path: Path) -> tuple[Any, None, list[str]]:
     """A parquet file of flat numeric (or other unnested) columns, typed as it is."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -111,8 +125,8 @@ def _parquet(path: Path) -> tuple[Any, None]:
     table = pq.read_table(path)
     names = table.column_names
     if len(set(names)) < len(names) or any(pa.types.is_struct(f.type) for f in table.schema):
-        return None, None
-    return table, None
+        return None, None, []
+    return table, None, names
 
 
 def _number_column(column: Any) -> tuple[np.ndarray, np.ndarray] | None:
@@ -142,7 +156,7 @@ def _number_column(column: Any) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _typed(
-    fmt: str, table: Any, lines: np.ndarray | None, mapping: Mapping[str, str]
+    fmt: str, table: Any, lines: np.ndarray | None, header: list[str], mapping: Mapping[str, str]
 ) -> StepColumns | None:
     """The table's mapped columns typed; None unless every row is a plain step row."""
     if table is None or table.num_rows == 0:
@@ -165,4 +179,4 @@ def _typed(
     if steps is None or not carried or not np.logical_or.reduce(carried).all():
         return None
     numbers = np.arange(1, table.num_rows + 1)
-    return StepColumns(fmt, list(table.column_names), numbers, lines, steps, values, filled)
+    return StepColumns(fmt, header, numbers, lines, steps, values, filled)

@@ -24,6 +24,8 @@ from traingate.runtime.guard import Guard, InvariantViolation, Tracked
 from traingate.runtime.verdict import invariant_status
 from traingate.runtime.violation import ViolationRecord
 
+INDEX = np.int16  # the bulk metrics' dictionary codes: a few dozen names (less memory)
+
 
 def _first_failure(series: list[Series | None], tracked: list[Tracked], action: str, n: int) -> int:
     """The first row an ``action`` invariant fails on (``n`` if none does)."""
@@ -171,7 +173,7 @@ def _metrics_table(
         per_row += mask
     at = np.cumsum(per_row) - per_row  # each row's first slot, then the next free one
     total = int(per_row[-1] + at[-1])
-    value, name = np.empty(total), np.empty(total, np.int32)
+    value, name = np.empty(total), np.empty(total, INDEX)
     for k, o in enumerate(names):
         value[at] = cols.values[o][:m]
         name[at] = k
@@ -182,7 +184,7 @@ def _metrics_table(
         at += mask
     return pa.table(
         {
-            "point": pa.DictionaryArray.from_arrays(np.zeros(total, np.int32), ["step"]),
+            "point": pa.DictionaryArray.from_arrays(np.zeros(total, INDEX), ["step"]),
             "step": pa.array(np.repeat(cols.steps[:m], per_row), pa.int64()),
             "epoch": pa.nulls(total, pa.int64()),
             "name": pa.DictionaryArray.from_arrays(name, pa.array(labels, pa.string())),
@@ -209,12 +211,13 @@ class BulkMetrics(MetricsBuffer):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        coded = self.head.schema.field("name").type  # the bulk's dictionary codes
         tail = pa.table(
             {
-                "point": pa.array(self.point, pa.string()).dictionary_encode(),
+                "point": pa.array(self.point, pa.string()).dictionary_encode().cast(coded),
                 "step": pa.array(self.step, pa.int64()),
                 "epoch": pa.array(self.epoch, pa.int64()),
-                "name": pa.array(self.name, pa.string()).dictionary_encode(),
+                "name": pa.array(self.name, pa.string()).dictionary_encode().cast(coded),
                 "value": pa.array(self.value, pa.float64()),
             }
         )

@@ -10,7 +10,8 @@ Validation index (``validation_index``):
   * ``auto`` (default): ``nth`` for Lightning and Hugging Face logs that map a validation
     value, and for TensorBoard and MLflow ones that map one but no ``epoch``; else ``column``.
 ``audit.json`` records the format, the mode, the effective mapping, every file read (and
-one digest over them) and the warnings.
+one digest over them) and the warnings. A plain step log (:mod:`.columns`) is typed and
+replayed in bulk (:mod:`.bulk`), into the very run dir the row-by-row replay writes.
 """
 
 from __future__ import annotations
@@ -141,9 +142,8 @@ def audit_metrics(
         contracts, regime=regime, params=params, run_dir=run_dir, only=selected, reference=ref
     )
     done = batch_replay(guard, cols) if cols is not None else None
-    if done is not None and cols is not None:
-        n = len(cols.steps)
-        rows = Rows([], [], n, 0)
+    if done is not None and cols is not None:  # no row skipped, none excluded
+        rows = Rows([], [], len(cols.steps), 0)
         fmt_read, files = cols.fmt, [path]
     else:
         if table is None:  # the bulk replay could not decide a row: replay row by row

@@ -10,6 +10,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -107,29 +108,28 @@ def test_a_parquet_log_with_nulls_is_typed_in_bulk(tmp_path: Path) -> None:
 
 
 def test_bulk_metrics_read_back_as_the_guards_own(tmp_path: Path) -> None:
-    rows = [("step", 0, None, "loss", 1.5), ("step", 0, None, "limit/X", 2.0)]
+    loss, grad_norm = [1.5, 1.25, math.nan, 1.0, 0.5], [0.1, 0.2, 0.3, 0.4, 0.5]
+    changed = [True, False, False, True, False]  # the limit changed at rows 0 and 3
+    limit = np.array([2.0, 2.0, 2.0, 3.0, 3.0])
     plain = MetricsBuffer()
-    bulk = BulkMetrics(
-        pa.table(
-            {
-                "point": pa.array(["step", "step"]).dictionary_encode(),
-                "step": pa.array([0, 0], pa.int64()),
-                "epoch": pa.nulls(2, pa.int64()),
-                "name": pa.array(["loss", "limit/X"]).dictionary_encode(),
-                "value": pa.array([1.5, 2.0]),
-            }
-        )
-    )
-    for point, step, epoch, name, value in rows:
-        plain.add(point, step, epoch, {name: value})
+    for step in range(5):
+        plain.add("step", step, None, {"loss": loss[step], "grad_norm": grad_norm[step]})
+        if changed[step]:
+            plain.add("step", step, None, {"limit/X": float(limit[step])})
+    values = [("loss", np.array(loss)), ("grad_norm", np.array(grad_norm))]
+    bulk = BulkMetrics(values, [("limit/X", np.array(changed), limit)], np.arange(5), 5)
+    bulk.SLICE = 2  # row groups of two log rows: the layout carries across them
     for buffer in (plain, bulk):
-        buffer.add("final", 0, None, {"loss": 1.0})
+        buffer.add("final", 4, None, {"loss": 0.5})
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     a, b = pq.read_table(plain.write(tmp_path / "a")), pq.read_table(bulk.write(tmp_path / "b"))
-    assert len(bulk) == len(plain) == 3
+    assert len(bulk) == len(plain) == 13
     assert a.schema.remove_metadata() == b.schema.remove_metadata()
-    assert a.to_pylist() == b.to_pylist()
+    shown = [[repr(v) if isinstance(v, float) else v for v in r.values()] for r in a.to_pylist()]
+    assert shown == [
+        [repr(v) if isinstance(v, float) else v for v in r.values()] for r in b.to_pylist()
+    ]
 
 
 def test_the_command_line_says_the_same_either_way(

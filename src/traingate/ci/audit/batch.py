@@ -75,20 +75,28 @@ def excess(
     if limit is None:
         return np.where(ok, -np.inf, np.inf)
     with np.errstate(invalid="ignore", over="ignore"):
-        value = sign * (observed - limit)
-    return np.where(np.isfinite(observed), value, np.inf)
+        value = np.subtract(observed, limit)  # in place from here: less memory to touch
+        if not isinstance(sign, float) or sign != 1.0:
+            value *= sign
+    value[~np.isfinite(observed)] = np.inf
+    return value
 
 
 def run_lengths(flag: np.ndarray) -> np.ndarray:
     """At each row, how many consecutive rows up to and including it have ``flag`` set."""
-    index = np.arange(len(flag))
+    index = np.arange(len(flag), dtype=np.int32 if len(flag) < 1 << 31 else np.int64)
     last_clear = np.maximum.accumulate(np.where(flag, -1, index)) if len(flag) else index
     return index - last_clear
 
 
 def before(run: np.ndarray) -> np.ndarray:
     """A streak as it stood before each row (0 before the first)."""
-    return np.concatenate([[0], run[:-1]]) if len(run) else run
+    return np.concatenate([np.zeros(1, run.dtype), run[:-1]]) if len(run) else run
+
+
+def every(n: int, value: Any) -> np.ndarray:
+    """``value`` at each of ``n`` rows, as a read-only view (no memory per row)."""
+    return np.broadcast_to(np.asarray(value), (n,))
 
 
 def _row(columns: Columns, names: list[str], i: int) -> dict[str, float]:
@@ -101,13 +109,12 @@ def finite_series(check: Check[Any], columns: Columns, n: int) -> Series:
     if not names:
         raise Unvectorised("no listed observation")
     ok = np.logical_and.reduce([np.isfinite(columns[o]) for o in names])
-    nan = np.full(n, np.nan)
     return Series(
-        np.ones(n, bool),
+        every(n, True),
         ok,
-        excess(ok, nan, None, 1.0),
-        nan,
-        np.zeros(n, bool),
+        excess(ok, every(n, np.nan), None, 1.0),
+        every(n, np.nan),
+        every(n, False),
         lambda i: check_finite(observed=_row(columns, names, i), params=check.params),
     )
 
@@ -122,13 +129,14 @@ def gradient_norm_series(check: Check[Any], columns: Columns, n: int) -> Series:
     run = run_lengths(exploding | vanishing)
     streak = before(run)
     ok = run < params.patience
-    limit = np.where(vanishing, lo, hi)
+    low = vanishing.any()
+    limit = np.where(vanishing, lo, hi) if low else every(n, hi)
     return Series(
-        np.ones(n, bool),
+        every(n, True),
         ok,
-        excess(ok, norm, limit, np.where(vanishing, -1.0, 1.0)),
+        excess(ok, norm, limit, np.where(vanishing, -1.0, 1.0) if low else 1.0),
         limit,
-        np.ones(n, bool),
+        every(n, True),
         lambda i: check_gradient_norm(
             norm=float(norm[i]), streak=int(streak[i]), params=params, context=context
         ),
@@ -249,11 +257,11 @@ def expression_series(check: Check[Any], columns: Columns, n: int) -> Series:
     right = np.broadcast_to(np.asarray(_columnar(tree.right, metrics, scope), float), (n,))
     ok = RELATION[tree.op](left, right)
     return Series(
-        np.ones(n, bool),
+        every(n, True),
         ok,
         excess(ok, left, right, SIGN[tree.op]) if tree.op in SIGN else excess(ok, left, None, 1),
         right,
-        np.ones(n, bool),
+        every(n, True),
         lambda i: check_expression(  # type: ignore[return-value]
             metric_values=_row(columns, names, i), params=params, context=context
         ),
@@ -326,14 +334,14 @@ def metrics_present_series(check: Check[Any], columns: Columns, n: int) -> Serie
     for o in names:
         failed += ~np.isfinite(columns[o]) if o in columns else 1.0
     ok = failed == 0
-    limit = np.zeros(n)
+    limit = every(n, 0.0)
 
     def decision(i: int) -> Decision:
         observed = {o: float(columns[o][i]) if o in columns else None for o in names}
         return check_metrics_present(observed=observed, params=check.params)
 
     return Series(
-        np.ones(n, bool), ok, excess(ok, failed, limit, 1.0), limit, np.ones(n, bool), decision
+        every(n, True), ok, excess(ok, failed, limit, 1.0), limit, every(n, True), decision
     )
 
 

@@ -5,12 +5,13 @@ first aborting (or early-stopping) row, as the row-by-row :func:`.replay.replay`
 and leaves the Guard exactly as that one does: each invariant's counts, its worst and last
 evaluations (recorded through ``Tracked.record``, decisions built by the kind's own pure
 function), the same events in the same order (violations, warnings, the early stop, the
-summaries), the same metrics rows (held as one arrow table, :class:`BulkMetrics`), and
+summaries), the same metrics rows (laid out when written, :class:`BulkMetrics`), and
 the final point run as the loop would run it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -63,7 +64,7 @@ def batch_replay(guard: Guard, cols: StepColumns) -> Replayed | None:
     for t, s in zip(tracked, series, strict=True):
         if s is not None:
             _tally(t, s, m, steps)
-    guard.metrics = BulkMetrics(_metrics_table(tracked, series, cols, m))
+    guard.metrics = _bulk_metrics(tracked, series, cols, m)
     first_abort = _events(guard, tracked, series, steps, m, aborted=abort_row <= end)
     guard.last_step = int(steps[end])
     done = Replayed(replayed=m - 1, current=cols.row(end))
@@ -146,63 +147,79 @@ def _events(
     return first_abort if aborted else None
 
 
-def _metrics_table(
+def _bulk_metrics(
     tracked: list[Tracked], series: list[Series | None], cols: StepColumns, m: int
-) -> Any:
+) -> BulkMetrics:
     """The first ``m`` rows' metrics as ``Guard.step`` records them: each row's values
     (loss, grad_norm, then the rest in mapping order), then each invariant's limit where it
-    changed (in invariant order); ``point`` and ``name`` dictionary-encoded."""
-    import pyarrow as pa
-
+    changed from the last one recorded (in invariant order)."""
     names = [o for o in ("loss", "grad_norm") if o in cols.values]
     names += [o for o in cols.values if o not in names]
-    width = len(names)
-    labels, masks = list(names), []
+    values = [(o, cols.values[o]) for o in names]
+    limits = []
     for t, s in zip(tracked, series, strict=True):
-        if s is not None:  # where its limit changed from the last one recorded
+        if s is not None:
             rows = np.flatnonzero(s.has_limit[:m])
-            limits = s.limit[rows]
+            kept = s.limit[rows]
             mask = np.zeros(m, bool)
             mask[
-                rows[np.concatenate([[True], ~(limits[1:] == limits[:-1])])] if len(rows) else rows
+                rows[np.concatenate([[True], ~(kept[1:] == kept[:-1])])] if len(rows) else rows
             ] = True
-            labels.append(f"limit/{t.invariant.id}")
-            masks.append((mask, s.limit[:m]))
-    per_row = np.full(m, width, np.int64)
-    for mask, _ in masks:
-        per_row += mask
-    at = np.cumsum(per_row) - per_row  # each row's first slot, then the next free one
-    total = int(per_row[-1] + at[-1])
-    value, name = np.empty(total), np.empty(total, INDEX)
-    for k, o in enumerate(names):
-        value[at] = cols.values[o][:m]
-        name[at] = k
-        at += 1
-    for k, (mask, limits) in enumerate(masks, width):
-        slots = at[mask]
-        value[slots], name[slots] = limits[mask], k
-        at += mask
-    return pa.table(
-        {
-            "point": pa.DictionaryArray.from_arrays(np.zeros(total, INDEX), ["step"]),
-            "step": pa.array(np.repeat(cols.steps[:m], per_row), pa.int64()),
-            "epoch": pa.nulls(total, pa.int64()),
-            "name": pa.DictionaryArray.from_arrays(name, pa.array(labels, pa.string())),
-            "value": pa.array(value, pa.float64()),
-        }
-    )
+            limits.append((f"limit/{t.invariant.id}", mask, s.limit))
+    return BulkMetrics(values, limits, cols.steps, m)
 
 
 class BulkMetrics(MetricsBuffer):
-    """A Guard's metrics whose bulk came from a batch replay (an arrow table, ``point``
-    and ``name`` dictionary-encoded), followed by what later points add one by one."""
+    """A Guard's metrics whose bulk a batch replay laid out: per row, each value column,
+    then each limit where its mask is set; what later points add follows, one by one. The
+    bulk's rows are built only when written, a slice at a time (little memory to touch)."""
 
-    def __init__(self, head: Any) -> None:
+    SLICE = 1 << 16  # rows of the log per row group
+
+    def __init__(
+        self,
+        values: list[tuple[str, np.ndarray]],
+        limits: list[tuple[str, np.ndarray, np.ndarray]],
+        steps: np.ndarray,
+        m: int,
+    ) -> None:
         super().__init__()
-        self.head = head
+        self.values, self.limits, self.steps, self.m = values, limits, steps, m
+        self.rows = m * len(values) + sum(int(mask.sum()) for _, mask, _ in limits)
 
     def __len__(self) -> int:
-        return self.head.num_rows + len(self.value)
+        return self.rows + len(self.value)
+
+    def slices(self) -> Iterator[Any]:
+        """The bulk's rows as arrow tables of :data:`SLICE` log rows each, in order."""
+        import pyarrow as pa
+
+        labels = pa.array([n for n, _ in self.values] + [n for n, _, _ in self.limits])
+        width = len(self.values)
+        for a in range(0, self.m, self.SLICE):
+            b = min(a + self.SLICE, self.m)
+            per_row = np.full(b - a, width, np.int64)
+            for _, mask, _ in self.limits:
+                per_row += mask[a:b]
+            at = np.cumsum(per_row) - per_row  # each row's first slot, then the next free
+            total = int(per_row[-1] + at[-1])
+            value, name = np.empty(total), np.empty(total, INDEX)
+            for k, (_, column) in enumerate(self.values):
+                value[at], name[at] = column[a:b], k
+                at += 1
+            for k, (_, mask, limit) in enumerate(self.limits, width):
+                here = mask[a:b]
+                value[at[here]], name[at[here]] = limit[a:b][here], k
+                at += here
+            yield pa.table(
+                {
+                    "point": pa.DictionaryArray.from_arrays(np.zeros(total, INDEX), ["step"]),
+                    "step": pa.array(np.repeat(self.steps[a:b], per_row), pa.int64()),
+                    "epoch": pa.nulls(total, pa.int64()),
+                    "name": pa.DictionaryArray.from_arrays(name, labels),
+                    "value": pa.array(value, pa.float64()),
+                }
+            )
 
     def write(self, run_dir: Any) -> Any:
         """``metrics.parquet``: the bulk, then the later rows; read back, the same columns
@@ -211,7 +228,7 @@ class BulkMetrics(MetricsBuffer):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        coded = self.head.schema.field("name").type  # the bulk's dictionary codes
+        coded = pa.dictionary(pa.from_numpy_dtype(INDEX), pa.string())
         tail = pa.table(
             {
                 "point": pa.array(self.point, pa.string()).dictionary_encode().cast(coded),
@@ -221,8 +238,15 @@ class BulkMetrics(MetricsBuffer):
                 "value": pa.array(self.value, pa.float64()),
             }
         )
-        table = pa.concat_tables([self.head, tail])
+
+        def written(fh: Any) -> None:
+            options = {"use_dictionary": ["point", "name"], "store_schema": False}
+            with pq.ParquetWriter(fh, tail.schema, **options) as writer:
+                for table in self.slices():
+                    writer.write_table(table)
+                if tail.num_rows or not self.m:
+                    writer.write_table(tail)
+
         path = run_dir / METRICS
-        options = {"use_dictionary": ["point", "name"], "store_schema": False}
-        atomic_write(path, lambda fh: pq.write_table(table, fh, **options))
+        atomic_write(path, written)
         return path

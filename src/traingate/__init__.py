@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 # public name → the module that defines it
 _LAZY = {
     "Contract": "traingate.contract.schema",
+    "DeferredSteps": "traingate.runtime.deferred",
     "Finetune": "traingate.contract.regime",
     "Formula": "traingate.contract.formula",
     "FormulaError": "traingate.contract.formula",
@@ -44,6 +45,7 @@ _LAZY = {
 
 __all__ = [
     "Contract",
+    "DeferredSteps",
     "Finetune",
     "Formula",
     "FormulaError",

@@ -129,9 +129,18 @@ def _events(
         if j in failing:
             evaluations = np.searchsorted(np.flatnonzero(series[j].evaluated[:m]), at, "right")
             violations = np.searchsorted(np.flatnonzero(failing[j]), at, "right")
-        for k, (e, v) in enumerate(zip(evaluations.tolist(), violations.tolist(), strict=True)):
-            status = invariant_status(e, v, t.invariant.on_violation)
-            tallies[k][t.invariant.id] = {"status": status, "evaluations": e, "violations": v}
+        # the status by the verdict's own rule, for each of the three cases it tells apart
+        action = t.invariant.on_violation
+        cases = [invariant_status(e, v, action) for e, v in ((0, 0), (1, 0), (1, 1))]
+        case = np.where(evaluations == 0, 0, np.where(violations > 0, 2, 1))
+        entries = (
+            {"status": cases[c], "evaluations": e, "violations": v}
+            for c, e, v in zip(
+                case.tolist(), evaluations.tolist(), violations.tolist(), strict=True
+            )
+        )
+        for tally, entry in zip(tallies, entries, strict=True):
+            tally[t.invariant.id] = entry
     summaries = dict(zip(at.tolist(), tallies, strict=True))
     first_abort = None
     for r in np.flatnonzero(np.logical_or.reduce([summary, *failing.values()])).tolist():

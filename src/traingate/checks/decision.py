@@ -15,6 +15,9 @@ from traingate.contract.regime import Finetune, FromScratch
 from traingate.contract.thresholds import Resolved, resolve
 
 RELATIONS: dict[str, Callable[[float, float], bool]] = {"<=": le, "<": lt, ">=": ge, ">": gt}
+# a passing decision's (observed, limit, comparison, inputs), from ``Check.observe`` (the
+# Guard's fast path): the decision itself is ``check.decide_on(inputs)``, built when read
+Quick = tuple[float, float | None, str, Any]
 
 
 class Explanation(TypedDict):

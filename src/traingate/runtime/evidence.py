@@ -31,8 +31,13 @@ GENESIS = "0" * 64  # the chain value before a log's first line
 CHAIN = re.compile(r', "chain": "([0-9a-f]{64})"\}$')
 
 
+PLAIN = frozenset({str, int, bool, type(None)})  # JSON-safe leaves, as they are
+
+
 def jsonable(value: Any) -> Any:
     """Make floats JSON-safe (NaN/inf become strings) and containers plain."""
+    if type(value) in PLAIN:  # the common leaves first, without an ABC isinstance check
+        return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, Mapping):

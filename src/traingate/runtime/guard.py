@@ -21,17 +21,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from traingate.checks import Decision
 from traingate.contract.regime import Finetune, FromScratch
 from traingate.runtime import described, planning
 from traingate.runtime.binding import Tracked, bind, load_contracts
 from traingate.runtime.distributed import Ranks
 from traingate.runtime.events import EventStream, GuardEvent, Listener
-from traingate.runtime.evidence import MetricsBuffer, jsonable, require_parquet
+from traingate.runtime.evidence import MetricsBuffer, component_names, jsonable, require_parquet
 from traingate.runtime.host import is_tensor, scalar, to_host, total_grad_norm
 from traingate.runtime.planning import Unevaluable, Unsupplied, announce, unevaluable, unsupplied
 from traingate.runtime.reference import (
@@ -216,7 +214,7 @@ class Guard(StopsEarly):
             grad_norm = total_grad_norm(model.parameters())
         device_values = [loss] if grad_norm is None else [loss, grad_norm]
         n = len(device_values)
-        comp_names = list(components) if components else []
+        comp_names = tuple(components) if components else ()
         moved = device_values + [components[k] for k in comp_names] if components else device_values
         values = to_host(moved)
         # obs: what the checks see; flat: its float values, as metrics.parquet records them
@@ -229,14 +227,13 @@ class Guard(StopsEarly):
         if weights:
             obs["weights"] = {k: float(v) for k, v in weights.items()}
         for k, v in metrics.items():
-            obs[k] = flat[k] = scalar(v)
+            obs[k] = flat[k] = v if type(v) is float else scalar(v)
         obs["step"] = step
         if isinstance(step, float):
             flat["step"] = step
         self.last_step = step
         if comp_names:
-            for k, v in comps.items():
-                flat[f"component/{k}"] = v
+            flat.update(zip(component_names(comp_names), comps.values(), strict=True))
         self._record("step", step, self.epoch, flat)
         self._evaluate("step", obs, step, self.epoch)
         if self.summary_every and step % self.summary_every == 0:
@@ -295,51 +292,38 @@ class Guard(StopsEarly):
         tracked = self.by_point[point]
         if not tracked:
             return
-        keys = obs.keys()  # a keys view: ``keys >= needs`` tests membership, no set built
-        decisions: list[Decision | None] = []
-        for t in tracked:
-            if keys >= t.needs:
-                t.check.update(obs)
-                decisions.append(t.check.verdict())
-            else:
-                decisions.append(None)
-        reduced = self.ranks.reduce(decisions)
+        fast = self.ranks.single  # a pass here may be another rank's failure: decide it all
+        decisions = [t.observe(obs, fast) for t in tracked]
         limits = self._limits
         first_abort: ViolationRecord | None = None
-        for t, (decision, rank) in zip(tracked, reduced, strict=True):
+        for t, (decision, rank) in zip(tracked, self.ranks.reduce(decisions), strict=True):
             if decision is None:
                 continue
-            t.record(decision, step, epoch)
-            limit = decision.limit
+            limit = t.settle(decision, step, epoch)
             if limit is not None and limits.get(t.invariant.id) != limit:
                 # record a limit when it changes, so a report can draw it where it applied
                 limits[t.invariant.id] = limit
                 self._record(point, step, epoch, {f"limit/{t.invariant.id}": limit})
-            if decision.ok:
+            if type(decision) is tuple or decision.ok:
                 continue
-            record = ViolationRecord(
-                t.invariant.id,
-                t.contract.ref,
-                t.invariant.title,
-                point,
-                t.invariant.on_violation,
-                decision if not t.invariant.hint else replace(decision, hint=t.invariant.hint),
-                step,
-                epoch,
-                rank,
-            )
-            self.events.write(
-                "violation" if record.on_violation == "abort" else "warning", **record.to_dict()
-            )
-            if record.on_violation == "warn":
-                log.warning("traingate: %s", record.message())
-            elif record.on_violation == "stop":
-                self._stop_early(record)
-            elif first_abort is None:
+            record = t.violation(decision, point, step, epoch, rank)
+            self.tell_failure(record)
+            if record.on_violation == "abort" and first_abort is None:
                 first_abort = record
         if first_abort is not None:
             self.aborted_by = first_abort
             raise InvariantViolation(first_abort)
+
+    def tell_failure(self, record: ViolationRecord) -> None:
+        """Write a violation's event (``violation`` for an abort, else ``warning``), then
+        log a ``warn`` one or stop early on a ``stop`` one (an abort is the caller's raise).
+        A batch replay (``contracts audit``) that tallied its rows itself tells each here."""
+        action = record.on_violation
+        self.events.write("violation" if action == "abort" else "warning", **record.to_dict())
+        if action == "warn":
+            log.warning("traingate: %s", record.message())
+        elif action == "stop":
+            self._stop_early(record)
 
     # -- results ---------------------------------------------------------------------------
 

@@ -97,8 +97,12 @@ def test_audit_against_a_run_dir(tmp_path: Path) -> None:
 
 def test_audit_without_a_reference_leaves_it_unevaluated(tmp_path: Path) -> None:
     log = step_log(tmp_path / "b.csv", values(20))
-    with pytest.warns(UnevaluableWarning, match=r"needs a reference run \(--reference RUN"):
-        audited(tmp_path, log)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnevaluableWarning)  # a summary line, not a raw warning
+        result = audited(tmp_path, log)
+    assert "  warning: INV-REPRO-001 (reproducible) needs a reference run (--reference RUN" in (
+        result.output
+    )
     assert status(tmp_path / "run") == "not_evaluated"
     events = list(read_evidence(tmp_path / "run" / "evidence.jsonl"))
     assert any(e["event"] == "unevaluable" for e in events)

@@ -134,13 +134,13 @@ def audit_metrics(
         if reference is not None
         else None
     )
-    with warnings.catch_warnings():  # the replay's own Guard says what it cannot evaluate
+    with warnings.catch_warnings():  # what the replay cannot evaluate goes to audit.json
         warnings.simplefilter("ignore", UnevaluableWarning)
         planner = Guard(contracts, regime=regime, params=params, only=selected, reference=ref)
-    points = plan(planner, effective, cols.columns if cols else table.columns, path)
-    guard = Guard(
-        contracts, regime=regime, params=params, run_dir=run_dir, only=selected, reference=ref
-    )
+        points = plan(planner, effective, cols.columns if cols else table.columns, path)
+        guard = Guard(
+            contracts, regime=regime, params=params, run_dir=run_dir, only=selected, reference=ref
+        )
     done = batch_replay(guard, cols) if cols is not None else None
     if done is not None and cols is not None:  # no row skipped, none excluded
         rows = Rows([], [], len(cols.steps), 0)
@@ -172,7 +172,10 @@ def audit_metrics(
         "skipped_rows": [s.to_dict() for s in rows.skipped],
         "stopped_at": done.stopped,
         "early_stop_at": done.early_stop,
-        "warnings": list(table.notes) if table is not None else [],
+        "warnings": [
+            *(table.notes if table is not None else []),
+            *(u.message for u in guard.unevaluable),  # also in the `unevaluable` event
+        ],
         "reference": ref.identity() if ref is not None else None,
     }
     atomic_write_text(run_dir / AUDIT, json.dumps(jsonable(audit), indent=2) + "\n")

@@ -34,10 +34,22 @@ def test_a_60_step_plan_warns_records_and_lists_the_spike_window(tmp_path: Path)
         e for e in read_evidence(tmp_path / "evidence.jsonl") if e["event"] == "unevaluable"
     ]
     assert event["max_steps"] == 60 and event["max_validations"] is None
+    reason = "needs 100 steps before its first decision; the run plans 60"
     assert event["invariants"] == [
-        {"invariant": "INV-TRAIN-003", "needed": 101, "planned": 60, "message": SPIKE}
+        {
+            "invariant": "INV-TRAIN-003",
+            "needed": 101,
+            "planned": 60,
+            "message": SPIKE,
+            "reason": reason,
+        }
     ]
-    assert check_run(tmp_path).problems == []  # the derived verdict agrees: still gateable
+    checked = check_run(tmp_path)
+    assert checked.problems == []  # the derived verdict agrees: still gateable
+    # the verdict says why it was never evaluated in the start's words, not a generic line
+    assert guard.closed is not None
+    assert guard.closed.invariants["INV-TRAIN-003"].unevaluable == reason
+    assert f"INV-TRAIN-003: never evaluated: {reason}" in checked.failures
 
 
 def test_a_plan_the_contracts_fit_says_nothing(tmp_path: Path) -> None:

@@ -126,6 +126,13 @@ def _rebuild(
     for event in segment:
         if event.get("event") in ("violation", "warning"):
             seen[event["invariant"]] = seen.get(event["invariant"], 0) + 1
+    why = {  # what the start said each invariant cannot be given (the `unevaluable` event)
+        item["invariant"]: item["reason"]
+        for e in segment
+        if e.get("event") == "unevaluable"
+        for item in e.get("invariants", [])
+        if "reason" in item
+    }
     invariants = {}
     for inv_id, spec in start["definitions"].items():
         tally = end["tallies"][inv_id]
@@ -142,6 +149,7 @@ def _rebuild(
             violations=violations,
             worst=tally.get("worst"),
             last=tally.get("last"),
+            unevaluable=why.get(inv_id) if not evaluations else None,
             **spec,
         )
     statuses = {inv_id: rec.status for inv_id, rec in invariants.items()}

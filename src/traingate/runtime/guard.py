@@ -348,6 +348,7 @@ class Guard(StopsEarly):
         """The run's verdict: every invariant's status, count and worst observation, the
         gates, and whether the run may ship (``crashed`` names the error that ended it)."""
         ship_blocking = described.ship_blocking(self.contracts)
+        why = planning.reasons(self.unevaluable)
         invariants = {
             t.invariant.id: InvariantRecord(
                 status=t.status,
@@ -361,6 +362,7 @@ class Guard(StopsEarly):
                 violations=t.violations,
                 worst=t.worst,
                 last=t.last,
+                unevaluable=why.get(t.invariant.id) if not t.evaluations else None,
             )
             for t in self.tracked
         }

@@ -31,7 +31,10 @@ FINAL_EVALUATIONS = 1
 
 
 class Said(ABC):
-    """A planning finding whose string is its one-line ``message``."""
+    """A planning finding about one invariant; its string is its one-line ``message``."""
+
+    invariant_id: str
+    kind: str
 
     @property
     @abstractmethod
@@ -40,6 +43,19 @@ class Said(ABC):
 
     def __str__(self) -> str:
         return self.message
+
+    @property
+    def reason(self) -> str:
+        """The message without the invariant's ``ID (kind)`` prefix (a verdict names it)."""
+        return self.message.removeprefix(f"{self.invariant_id} ({self.kind}) ")
+
+
+def reasons(items: Sequence[Said]) -> dict[str, str]:
+    """Each unevaluable invariant's first reason, by id, for its verdict record."""
+    found: dict[str, str] = {}
+    for item in items:
+        found.setdefault(item.invariant_id, item.reason)
+    return found
 
 
 @dataclass(frozen=True)
@@ -203,6 +219,7 @@ def announce(
                         else {"missing": list(u.missing)}
                     ),
                     "message": u.message,
+                    "reason": u.reason,
                 }
                 for u in items
             ],

@@ -98,6 +98,8 @@ class InvariantRecord(BaseModel):
     on_violation: Literal["abort", "warn", "stop"] = "abort"
     worst: Evaluation | None = None
     last: Evaluation | None = None
+    # what the start said it cannot be given (the plan, a supply, a parameter, a reference)
+    unevaluable: str | None = None
 
 
 class GateRecord(BaseModel):
@@ -198,7 +200,11 @@ def invariant_outcome(record: InvariantRecord) -> tuple[Outcome, str]:
     if record.status == "pass":
         return "pass", ""
     if record.status == "not_evaluated":
-        why = f"never evaluated (no {record.at or 'any'} observation reached it)"
+        why = (
+            f"never evaluated: {record.unevaluable}"
+            if record.unevaluable
+            else f"never evaluated (no {record.at or 'any'} observation reached it)"
+        )
         return ("fail", why) if record.ship_blocking else ("skip", why)
     if record.status == "fail":
         return "fail", f"{violated}; the run aborted"

@@ -205,25 +205,35 @@ class Guard(StopsEarly):
     ) -> dict[str, Any]:
         """Observe one optimisation step; call after backward, before ``optimizer.step()``.
 
-        ``loss``, ``grad_norm`` and ``components`` may be device tensors: they are moved to
-        the host together in one transfer. Pass ``model`` instead of ``grad_norm`` to have
-        the total gradient norm computed (only if a step invariant needs it). Returns the
-        host-side values (floats) so the loop can log them without another sync.
+        ``loss``, ``grad_norm``, ``components`` and extra metrics may be device tensors:
+        they are moved to the host together in one transfer. Pass ``model`` instead of
+        ``grad_norm`` to have the total gradient norm computed (only if a step invariant
+        needs it). Returns the host-side values (floats) so the loop can log them without
+        another sync.
         """
         if grad_norm is None and model is not None and self._needs_grad_norm:
             grad_norm = total_grad_norm(model.parameters())
         device_values = [loss] if grad_norm is None else [loss, grad_norm]
         n = len(device_values)
         comp_names = tuple(components) if components else ()
-        moved = device_values + [components[k] for k in comp_names] if components else device_values
+        # tensor metrics (e.g. a tokens/s tensor) ride in the same transfer
+        extra = [k for k, v in metrics.items() if type(v) is not float and is_tensor(v)]
+        moved = device_values
+        if comp_names or extra:
+            parts = [components[k] for k in comp_names] if components else []
+            moved = [*device_values, *parts, *(metrics[k] for k in extra)]
         values = to_host(moved)
+        if extra:
+            moved_back = zip(extra, values[len(moved) - len(extra) :], strict=True)
+            metrics = {**metrics, **dict(moved_back)}
         # obs: what the checks see; flat: its float values, as metrics.parquet records them
         obs: dict[str, Any] = {"loss": values[0]}
         if grad_norm is not None:
             obs["grad_norm"] = values[1]
         flat: dict[str, float] = dict(obs)
         if comp_names:
-            obs["components"] = comps = dict(zip(comp_names, values[n:], strict=True))
+            at = values[n : n + len(comp_names)]
+            obs["components"] = comps = dict(zip(comp_names, at, strict=True))
         if weights:
             obs["weights"] = {k: float(v) for k, v in weights.items()}
         for k, v in metrics.items():

@@ -237,13 +237,13 @@ def bind(
         for name, value in {**params, **regime.symbols()}.items():
             spec = contract.parameters.get(name)
             values[name] = spec.check_value(name, float(value)) if spec else float(value)
+        optional = {n for n, spec in contract.parameters.items() if not spec.required}
         for inv in contract.invariants:
             if wanted is not None and inv.id not in wanted:
                 continue
             if regime.kind not in inv.regimes:
                 continue
             kind = REGISTRY[inv.check]
-            optional = {n for n, spec in contract.parameters.items() if not spec.required}
             unbound = require_symbols(inv, kind, regime, values, optional)
             context = CheckContext(regime, values)
             tracked.append(Tracked(inv, contract, kind(inv.params, context), unbound=unbound))

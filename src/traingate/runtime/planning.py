@@ -38,16 +38,16 @@ class Said(ABC):
 
     @property
     @abstractmethod
+    def reason(self) -> str:
+        """What it needs and why the run cannot give it (a verdict record keeps this)."""
+
+    @property
     def message(self) -> str:
-        """One readable line: the invariant, what it needs, why the run cannot give it."""
+        """One readable line: the invariant, then its :attr:`reason`."""
+        return f"{self.invariant_id} ({self.kind}) {self.reason}"
 
     def __str__(self) -> str:
         return self.message
-
-    @property
-    def reason(self) -> str:
-        """The message without the invariant's ``ID (kind)`` prefix (a verdict names it)."""
-        return self.message.removeprefix(f"{self.invariant_id} ({self.kind}) ")
 
 
 def reasons(items: Sequence[Said]) -> dict[str, str]:
@@ -75,23 +75,22 @@ class Unevaluable(Said):
     from_step: bool = False
 
     @property
-    def message(self) -> str:
-        """One readable line naming the invariant, what it needs and what the run plans."""
-        who = f"{self.invariant_id} ({self.kind})"
+    def reason(self) -> str:
+        """What it needs and what the run plans."""
         if self.from_step:
             return (
-                f"{who} judges validations from step {self.needed} on; "
+                f"judges validations from step {self.needed} on; "
                 f"the run plans {_count(self.planned, 'step')}"
             )
         if self.at == "final":
             return (
-                f"{who} needs {_count(self.needed, 'evaluation')} for its first decision; "
+                f"needs {_count(self.needed, 'evaluation')} for its first decision; "
                 "the final point is evaluated once"
             )
         if self.needed == 1:
-            return f"{who} needs a {self.at} to decide; the run plans none"
+            return f"needs a {self.at} to decide; the run plans none"
         return (
-            f"{who} needs {_count(self.needed - 1, self.at)} before its first decision; "
+            f"needs {_count(self.needed - 1, self.at)} before its first decision; "
             f"the run plans {self.planned}"
         )
 
@@ -107,16 +106,13 @@ class Unsupplied(Said):
     demanded: bool = False  # ``missing`` are demanded (Check.demands): every point violates
 
     @property
-    def message(self) -> str:
-        """One readable line naming the invariant and what it would need."""
+    def reason(self) -> str:
+        """What it would need, and what its absence means."""
         names = (" or " if self.any_of else ", ").join(self.missing)
         outcome = (
             "each of its points will violate it" if self.demanded else "it will not be evaluated"
         )
-        return (
-            f"{self.invariant_id} ({self.kind}) needs {names}, which this loop never "
-            f"supplies: {outcome}"
-        )
+        return f"needs {names}, which this loop never supplies: {outcome}"
 
 
 @dataclass(frozen=True)
@@ -124,11 +120,11 @@ class Unbound(Unsupplied):
     """An invariant whose threshold names optional run parameters the run did not give."""
 
     @property
-    def message(self) -> str:
-        """One readable line naming the invariant and the parameters it would need."""
+    def reason(self) -> str:
+        """The parameters it would need."""
         return (
-            f"{self.invariant_id} ({self.kind}) needs the run parameter "
-            f"{', '.join(self.missing)}, which params= does not give: it will not be evaluated"
+            f"needs the run parameter {', '.join(self.missing)}, which params= does not give: "
+            "it will not be evaluated"
         )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from traingate.contract.findings import field_path
-from traingate.contract.schema import SEMVER
+from traingate.contract.schema import is_semver
 from traingate.errors import TraingateError
 
 Loc = tuple[str | int, ...]
@@ -72,11 +72,6 @@ class Row:
 def metric_name(name: str) -> str:
     """The traingate observation a pv metric name stands for (unknown names are kept)."""
     return METRIC_NAMES.get(name, name)
-
-
-def is_semver(text: str) -> bool:
-    """Whether ``text`` is a MAJOR.MINOR.PATCH version."""
-    return re.match(SEMVER, text) is not None
 
 
 def semver_key(version: str) -> tuple[int, int, int, int]:

@@ -132,7 +132,7 @@ def resolve(options: PretrainConfig, *, data: Path, vocab_size: int) -> RunConfi
             f"unknown model preset {options.model!r}: expected one of {sorted(PRESETS)}"
         )
     eval_every = options.eval_every or max(1, options.max_steps // 4)
-    contracts = tuple(options.contracts or shipped(*enforced_presets(options)))
+    contracts = enforced_contracts(options)
     mode = mode_row(contracts, options.mode)
     row = mode.row
     return RunConfig(
@@ -168,11 +168,13 @@ def resolve(options: PretrainConfig, *, data: Path, vocab_size: int) -> RunConfi
     )
 
 
-def enforced_presets(options: PretrainConfig) -> tuple[str, ...]:
-    """The shipped presets a run enforces when no ``--contracts`` are given (a run given a
-    ``--reference`` enforces C-TRAIN-REPRODUCIBLE too)."""
+def enforced_contracts(options: PretrainConfig) -> tuple[Path, ...]:
+    """The contract files a run enforces: ``--contracts``, else the shipped presets (a run
+    given a ``--reference`` enforces C-TRAIN-REPRODUCIBLE too)."""
+    if options.contracts:
+        return tuple(options.contracts)
     presets = PRETRAIN_PRESETS if options.export_onnx else PRETRAIN_PRESETS[:1]
-    return presets + (("C-TRAIN-REPRODUCIBLE",) if options.reference is not None else ())
+    return tuple(shipped(*presets, *(["C-TRAIN-REPRODUCIBLE"] if options.reference else [])))
 
 
 def _given(value: _T | None, default: _T) -> _T:

@@ -19,14 +19,13 @@ import torch
 from torch import nn
 
 from traingate.contract.modes import mode_row
-from traingate.contract.presets import shipped
 from traingate.contract.regime import Finetune, FromScratch
 from traingate.contract.shipped import load_valid
 from traingate.contract.validation import discover
 from traingate.runtime.guard import Guard
 from traingate.runtime.planning import UnevaluableWarning
 from traingate.train.checkpoint import latest_valid_checkpoint, load_checkpoint
-from traingate.train.config import PretrainConfig, RunConfig, UsageError, enforced_presets
+from traingate.train.config import PretrainConfig, RunConfig, UsageError, enforced_contracts
 from traingate.train.corpus import builtin_corpus_path
 from traingate.train.data import TextSource, TokenStream, validation_set
 from traingate.train.model import GPT, build_model
@@ -104,8 +103,7 @@ def starting_point(options: PretrainConfig) -> Start:
         return Start(resume=resume)
     if options.init_from is not None:
         return Start(init=(options.init_from, load_checkpoint(options.init_from)))
-    contracts = options.contracts or shipped(*enforced_presets(options))
-    if mode_row(contracts, options.mode).row.regime == "finetune":
+    if mode_row(enforced_contracts(options), options.mode).row.regime == "finetune":
         log.warning(
             "finetune without --init-from: the weights are random "
             "(INV-TRAIN-005 will judge the cold start)"

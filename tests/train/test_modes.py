@@ -52,6 +52,13 @@ def test_a_users_contract_declares_its_own_mode(tmp_path: Path) -> None:
     assert cfg.mode_source == "C-LONG@1.0.0"
 
 
+def test_a_folder_of_contracts_is_read_as_the_guard_reads_it(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    write(tmp_path / "mine", "LONG", LONG)
+    row = mode_row([tmp_path / "mine"], "long-context")
+    assert (row.source, row.row.warmup) == ("C-LONG@1.0.0", 7)
+
+
 def test_contracts_without_modes_fall_back_to_the_shipped_rows(tmp_path: Path) -> None:
     bare = write(tmp_path, "BARE", "")
     row = mode_row([bare], "finetune")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from traingate.contract.schema import Contract, ModeRow
 from traingate.contract.shipped import ContractError, load_valid, shipped_contracts
+from traingate.contract.validation import discover
 
 FALLBACK_CONTRACT = "C-TRAIN-PRETRAIN"
 
@@ -43,10 +44,11 @@ def declared_modes(contracts: Sequence[Contract]) -> dict[str, DeclaredMode]:
 
 
 def mode_row(contract_files: Sequence[Path], name: str) -> DeclaredMode:
-    """The row ``--mode name`` applies: from the enforced contract files, or (when none
-    declares a mode) from the shipped pretraining contract. An undeclared mode is a
+    """The row ``--mode name`` applies: from the enforced contract files or folders, or (when
+    none declares a mode) from the shipped pretraining contract. An undeclared mode is a
     ContractError listing the declared ones."""
-    modes = declared_modes([load_valid(Path(p)) for p in contract_files])
+    files = discover([Path(p) for p in contract_files])  # folders as the Guard reads them
+    modes = declared_modes([load_valid(f) for f in files])
     if not modes:
         modes = declared_modes([c for c in shipped_contracts() if c.contract == FALLBACK_CONTRACT])
     if name not in modes:

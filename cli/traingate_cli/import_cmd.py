@@ -17,7 +17,7 @@ from typing import Any
 import click
 import yaml
 
-from traingate.contract.loading import LoadError, compose_located, read_text
+from traingate.contract.loading import LoadError, read_located
 from traingate.contract.pv_import import Imported, import_pv
 from traingate.contract.pv_mapping import DRAFT, PvImportError
 from traingate.contract.testids import find_root, problem_with_test_id
@@ -78,9 +78,9 @@ def import_cmd(
     if target.exists() and not force:
         fail(PROG, f"{target} exists: pass --force to overwrite it")
     try:
-        located = compose_located(read_text(file))
+        located = read_located(file, str(file))
     except LoadError as exc:
-        fail(PROG, str(exc) if str(exc).startswith(str(file)) else f"{file}:{exc}")
+        fail(PROG, str(exc))
     base = root or find_root(target.parent)
     try:
         imported = import_pv(

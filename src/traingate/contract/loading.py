@@ -348,16 +348,21 @@ def read_text(path: Path) -> str:
         raise LoadError(f"{path}: cannot read ({exc.strerror})") from None
 
 
+def read_located(path: Path, shown: str) -> Located:
+    """Read and parse one YAML file; a LoadError names it as ``shown``."""
+    text = read_text(path)
+    try:
+        return compose_located(text)
+    except LoadError as exc:
+        raise LoadError(f"{shown}:{exc}") from None
+
+
 def load_contract(path: Path | str, display: str | None = None) -> LoadedContract:
     """Load one contract file. Raises LoadError only for unreadable/unparsable input;
     everything else (schema, params, formulas) comes back as findings."""
     path = Path(path)
     shown = display or str(path)
-    text = read_text(path)
-    try:
-        located = compose_located(text)
-    except LoadError as exc:
-        raise LoadError(f"{shown}:{exc}") from None
+    located = read_located(path, shown)
     loaded = LoadedContract(path, shown, None, located, [])
     for loc, mark in located.duplicates:
         loaded.findings.append(

@@ -22,6 +22,7 @@ from traingate.checks.base import (
     non_finite,
     present_scalars,
     register,
+    unique_names,
 )
 from traingate.checks.decision import Decision, Quick
 
@@ -31,13 +32,7 @@ class FiniteParams(CheckParams):
 
     observations: list[str] = Field(default_factory=lambda: ["loss", "grad_norm"], min_length=1)
 
-    @field_validator("observations")
-    @classmethod
-    def _unique(cls, names: list[str]) -> list[str]:
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"observations are listed twice: {', '.join(duplicates)}")
-        return names
+    _unique = field_validator("observations")(unique_names)
 
 
 def check_finite(*, observed: Mapping[str, float | None], params: FiniteParams) -> Decision | None:

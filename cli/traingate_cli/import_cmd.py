@@ -22,9 +22,8 @@ from traingate.contract.pv_import import Imported, import_pv
 from traingate.contract.pv_mapping import DRAFT, PvImportError
 from traingate.contract.testids import find_root, problem_with_test_id
 from traingate.contract.triage import group_findings
-from traingate.contract.validation import validate_paths
 from traingate.files import atomic_write_text
-from traingate_cli.common import PROG, out_file_option
+from traingate_cli.common import PROG, load_report, out_file_option
 from traingate_cli.usage import fail
 
 ROOT_HELP = "Folder test ids are relative to (default: nearest ancestor of --out with falsifiers/)."
@@ -90,7 +89,7 @@ def import_cmd(
         mark = located.mark(exc.loc)
         fail(PROG, f"{file}:{mark.line}:{mark.column}: {exc}")
     atomic_write_text(target, render(imported, file))
-    report = validate_paths([target], root)
+    report = load_report([target], root)
     for group in group_findings(report.findings):
         click.echo(group.text())
     width = max(len(row.source_id) for row in imported.rows)

@@ -79,6 +79,13 @@ def index_validations(
     return replace(table, columns=[*table.columns, NTH_COLUMN], rows=rows), effective, mode
 
 
+def indexed(
+    path: Path, fmt: str | None, mapping: Mapping[str, str], mode: str, where: Mapping[str, str]
+) -> tuple[Table, dict[str, str], str]:
+    """The log at ``path`` read row by row, with :func:`index_validations` applied."""
+    return index_validations(read_table(path, fmt), mapping, mode, where)
+
+
 def digest(files: Sequence[Path]) -> str:
     """The SHA-256 of one file, or of each file's name and bytes in turn for several."""
     h = hashlib.sha256()
@@ -124,8 +131,7 @@ def audit_metrics(
     cols = step_columns(path, fmt, mapping, where, validation_index) if reference is None else None
     table = None
     if cols is None:
-        table = read_table(path, fmt)
-        table, effective, index_mode = index_validations(table, mapping, validation_index, where)
+        table, effective, index_mode = indexed(path, fmt, mapping, validation_index, where)
     else:
         effective, index_mode = dict(mapping), "column"
     selected = list(only) if only else None
@@ -147,10 +153,7 @@ def audit_metrics(
         fmt_read, files = cols.fmt, [path]
     else:
         if table is None:  # the bulk replay could not decide a row: replay row by row
-            table = read_table(path, fmt)
-            table, effective, index_mode = index_validations(
-                table, mapping, validation_index, where
-            )
+            table, effective, index_mode = indexed(path, fmt, mapping, validation_index, where)
         rows = build_rows(table, effective, where)
         done = replay(guard, rows.replay)
         fmt_read, files = table.fmt, table.files or [path]
@@ -199,8 +202,7 @@ def reference_run(
         raise AuditError(f"{path}: no such reference run dir or log")
     if path.is_dir() and (path / METRICS).is_file():
         return read_reference(path)
-    table = read_table(path, fmt)
-    table, effective, _ = index_validations(table, mapping, validation_index, where)
+    table, effective, _ = indexed(path, fmt, mapping, validation_index, where)
     points, steps, names, values = [], [], [], []
     for row in build_rows(table, effective, where).replay:
         for name, value in row.step_obs.items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Annotated, Any
 
 from pydantic import (
@@ -163,6 +164,11 @@ class Expression(ScalarCheck[ExpressionParams]):
     def decide_on(self, last: dict[str, float]) -> Decision | None:
         return check_expression(metric_values=last, params=self.params, context=self.context)
 
+    @cached_property
+    def _symbols(self) -> dict[str, float]:
+        """The run's symbols (fixed for it: taken once)."""
+        return self.context.symbols()
+
     def observe(self, observation: Observation) -> Quick | None:
         """Every metric observed and the predicate holding (:func:`predicate_holds`): a pass."""
         observed = all_observed(observation, self.params)  # what ``update`` keeps, when all
@@ -170,11 +176,10 @@ class Expression(ScalarCheck[ExpressionParams]):
             self.update(observation)
             return None
         self.values.last = observed
-        symbols = self.__dict__.get("_symbols")
-        if symbols is None:  # the run's symbols are fixed: taken once
-            symbols = self._symbols = self.context.symbols()
         try:
-            holds, left, op, right = predicate_holds(self.params.predicate, {**symbols, **observed})
+            holds, left, op, right = predicate_holds(
+                self.params.predicate, {**self._symbols, **observed}
+            )
         except FormulaError:
             holds = False
         if not holds:

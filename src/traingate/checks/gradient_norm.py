@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 from pydantic import Field
@@ -144,18 +145,20 @@ class GradientNorm(LatestCheck[GradientNormParams]):
         s.last = None if norm is None else NormInputs(float(norm), s.streak)
         self.advance()
 
+    @cached_property
+    def _bounds(self) -> tuple[float, float]:
+        """``min_norm`` and ``max_norm`` for the run (fixed for it: taken once)."""
+        lo, hi = norm_bounds(self.params, self.context)
+        return lo.value, hi.value
+
     def observe(self, observation: Observation) -> Quick | None:
         """In range (:func:`norm_side`): the streak ends, a pass against ``max_norm``."""
         norm = observation.get("grad_norm")
-        bounds = self.__dict__.get("_bounds")
-        if norm is None or bounds is None:
+        if norm is None:
             self.update(observation)
-            if norm is not None:  # decided once: the bounds are fixed for the run
-                lo, hi = norm_bounds(self.params, self.context)
-                self._bounds = lo.value, hi.value
             return None
         norm = float(norm)
-        lo, hi = bounds
+        lo, hi = self._bounds
         if norm_side(norm, lo, hi):
             self.update(observation)
             return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal, NamedTuple
 
 from pydantic import Field
@@ -185,24 +186,26 @@ class LossBalance(LatestCheck[LossBalanceParams]):
         self.advance()
         s.evaluations += 1
 
+    @cached_property
+    def _limit(self) -> float:
+        """``max_share`` for the run (fixed for it: taken once)."""
+        return self.context.resolve(self.params.max_share).value
+
     def observe(self, observation: Observation) -> Quick | None:
         """Unweighted, finite and tolerated (:func:`dominance`): a pass against ``max_share``."""
         s = self.values
         components = observation.get(self.params.source)
-        limit = self.__dict__.get("_limit")
         if (
             components is None
-            or limit is None
             or observation.get("weights") is not None
             or in_warmup(s.evaluations, self.params)
         ):
             self.update(observation)
-            if limit is None and components is not None:  # resolved once: fixed for the run
-                self._limit = self.context.resolve(self.params.max_share).value
             return None
         raw = {str(k): float(v) for k, v in components.items()}
         run, ok = 0, False
         if raw and not non_finite(raw):
+            limit = self._limit
             share = top_share(component_shares(raw))[1]
             run, ok = dominance(share, limit, s.streak, self.params)
         if not ok:

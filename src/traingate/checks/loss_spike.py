@@ -16,6 +16,7 @@ import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from pydantic import Field
@@ -163,21 +164,23 @@ class LossSpike(LatestCheck[LossSpikeParams]):
         if loss is not None and math.isfinite(loss):
             self._push(loss)
 
+    @cached_property
+    def _factor(self) -> float:
+        """``spike_factor`` for the run (fixed for it: taken once)."""
+        return self.context.resolve(self.params.spike_factor).value
+
     def observe(self, observation: Observation) -> Quick | None:
         """A full window and a tolerated run (:func:`spike_run`): a pass against the limit."""
         value = observation.get("loss")
-        factor = self.__dict__.get("_factor")
         s = self.values
         mean = None
-        if value is not None and factor is not None:
+        if value is not None:
             mean = window_mean(window_sum=s.sum, window_count=len(s.window), params=self.params)
         if mean is None:
             self.update(observation)
-            if value is not None:  # resolved once: the factor is fixed for the run
-                self._factor = self.context.resolve(self.params.spike_factor).value
             return None
         loss = float(value)  # type: ignore[arg-type]
-        limit = factor * mean
+        limit = self._factor * mean
         run, ok = spike_run(loss, limit, s.consecutive, self.params)[1:]
         if not ok:
             self.update(observation)

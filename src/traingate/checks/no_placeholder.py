@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import NamedTuple
 
 from pydantic import Field, field_validator
@@ -208,14 +209,16 @@ class NoPlaceholder(Check[NoPlaceholderParams]):
         self._fold(observation)
         self.refresh()
 
+    @cached_property
+    def _names(self) -> frozenset[str]:
+        """:meth:`observes_any` (fixed by the params: taken once)."""
+        return self.observes_any()
+
     def _fold(self, observation: Observation) -> Streaks | None:
         """Fold the step into the streaks (:func:`advance`); they are returned, or ``None``
         when the step carried none of its observations (then nothing changes)."""
         s = self.values
-        names = self.__dict__.get("_names")
-        if names is None:  # fixed by the params: taken once
-            names = self._names = self.observes_any()
-        observed = {n: float(v) for n in names if (v := observation.get(n)) is not None}
+        observed = {n: float(v) for n in self._names if (v := observation.get(n)) is not None}
         s.evaluated = bool(observed)
         if not observed:
             return None

@@ -39,7 +39,9 @@ from traingate.contract.pv_mapping import (
     names,
     normalise_id,
     number,
+    observation_names,
     one_line,
+    renames,
     semver_key,
     version_text,
 )
@@ -249,8 +251,7 @@ class _Mapper:
                 f"required: {required}",
             )
             return
-        observations = list(dict.fromkeys(metric_name(n) for n in required))
-        renamed = [f"{n} → {metric_name(n)}" for n in required if metric_name(n) != n]
+        observations = observation_names(required)
         unmapped = self.extra(block, {"required", "forbid_null"})
         if forbid is None:
             unmapped.append("nothing of null values (metrics_present refuses null and NaN)")
@@ -258,7 +259,7 @@ class _Mapper:
         title = "Every per-step metric is present and finite"
         spec = ("metrics_present", "step", {"observations": observations}, "abort")
         inv_id = self.invariant(name, "METRICS", title, spec, about, unmapped)
-        notes = [f"metrics_present {observations}", ", ".join(renamed), *unmapped]
+        notes = [f"metrics_present {observations}", renames(required), *unmapped]
         self.row(name, "draft" if unmapped else "mapped", notes, inv_id)
 
     def convergence(self, name: str, block: dict[Any, Any]) -> None:
@@ -268,14 +269,10 @@ class _Mapper:
         made, notes = [], []
         if "patience" in block:
             params: dict[str, Any] = {
-                "patience": number(block["patience"], (*loc, "patience"), integer=True)
+                k: number(block[k], (*loc, k), integer=k != "min_delta")
+                for k in ("patience", "min_epochs", "min_delta")
+                if k in block
             }
-            if "min_epochs" in block:
-                params["min_epochs"] = number(
-                    block["min_epochs"], (*loc, "min_epochs"), integer=True
-                )
-            if "min_delta" in block:
-                params["min_delta"] = number(block["min_delta"], (*loc, "min_delta"))
             about = (
                 f"The val loss sets a new best within {params['patience']} validations or the "
                 "run stops early and cleanly (on_violation stop)."
@@ -314,7 +311,7 @@ class _Mapper:
         notes = []
         if "observations" in block:
             listed = names(block["observations"], (*loc, "observations"))
-            params["observations"] = list(dict.fromkeys(metric_name(n) for n in listed))
+            params["observations"] = observation_names(listed)
         else:
             notes.append("observations: traingate's [loss, grad_norm]")
         forbidden = mapping(block.get("forbidden_values", {}), (*loc, "forbidden_values"))
@@ -324,10 +321,7 @@ class _Mapper:
         }
         if fingerprint:
             params = {**params, "fingerprint": fingerprint}
-            renamed = [
-                f"{k} → {metric_name(str(k))}" for k in forbidden if metric_name(str(k)) != k
-            ]
-            notes += [f"fingerprint {fingerprint}", ", ".join(renamed)]
+            notes += [f"fingerprint {fingerprint}", renames(forbidden)]
         unmapped = self.extra(block, {"window", "observations", "forbidden_values"})
         about = f"No observation repeats exactly for {params['window']} consecutive steps" + (
             f", and the placeholder {fingerprint} never holds that long." if fingerprint else "."

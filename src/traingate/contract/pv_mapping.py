@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -72,6 +73,16 @@ class Row:
 def metric_name(name: str) -> str:
     """The traingate observation a pv metric name stands for (unknown names are kept)."""
     return METRIC_NAMES.get(name, name)
+
+
+def observation_names(names: list[str]) -> list[str]:
+    """The observations pv metric names stand for, in order, each once."""
+    return list(dict.fromkeys(metric_name(n) for n in names))
+
+
+def renames(keys: Iterable[Any]) -> str:
+    """``"train_loss → loss, …"``: the pv names that stand for another observation."""
+    return ", ".join(f"{k} → {metric_name(str(k))}" for k in keys if metric_name(str(k)) != k)
 
 
 def semver_key(version: str) -> tuple[int, int, int, int]:

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from traingate.checks.reproducible import REFERENCE_STEPS, RUN_STEPS
 from traingate.ci.audit.errors import AuditError
 from traingate.runtime.guard import Guard
+from traingate.runtime.reference import SUPPLIED
 
 STEP_SCALARS = frozenset({"loss", "grad_norm", "lr"})
 VAL_SCALARS = frozenset({"val_loss"})
@@ -57,7 +57,7 @@ def _provided(mapping: Mapping[str, str]) -> dict[str, set[str]]:
     step = {"step"} | {n for n in names if n in STEP_SCALARS or n in ("components", "weights")}
     val = {"epoch", "step"} | {n for n in names if n in VAL_SCALARS or n == "val_components"}
     final = {"step", "epoch"} | (targets & (STEP_SCALARS | VAL_SCALARS)) | extras
-    final |= {RUN_STEPS, REFERENCE_STEPS}  # the Guard hands these itself (given a reference)
+    final |= SUPPLIED  # the Guard hands these itself (given a reference)
     return {"step": step | extras, "validation": val | extras, "final": final}
 
 

@@ -23,7 +23,7 @@ from typing import NamedTuple, Self
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from traingate.checks.base import Check, CheckParams, Observation, register
+from traingate.checks.base import CheckParams, LatestCheck, Observation, register
 from traingate.checks.decision import CheckContext, Decision
 from traingate.contract.thresholds import Threshold
 
@@ -159,7 +159,7 @@ class ConvergenceState:
 
 
 @register
-class Convergence(Check[ConvergenceParams]):
+class Convergence(LatestCheck[ConvergenceParams]):
     """Tracks the best val loss and applies :func:`check_convergence` per validation, or
     :func:`check_convergence_target` to the final val loss when ``target_val_loss`` is set."""
 
@@ -191,10 +191,7 @@ class Convergence(Check[ConvergenceParams]):
             s.best = float(decision.metrics["best"])
             s.since_best = int(decision.metrics["since_best"])
 
-    def decide(self) -> Decision | None:
-        last = self.values.last
-        if last is None:
-            return None
+    def decide_on(self, last: ConvergenceInputs) -> Decision:
         if self.params.target_val_loss is not None:
             return check_convergence_target(
                 val_loss=last.val_loss, params=self.params, context=self.context

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pydantic import Field, field_validator
 
 from traingate.checks.base import (
-    Check,
     CheckParams,
+    LatestCheck,
     Observation,
     register,
     scalar_names,
@@ -88,7 +88,7 @@ class PresenceState:
 
 
 @register
-class MetricsPresent(Check[MetricsPresentParams]):
+class MetricsPresent(LatestCheck[MetricsPresentParams]):
     """Applies :func:`check_metrics_present` to every step (no history needed)."""
 
     kind = "metrics_present"
@@ -117,10 +117,6 @@ class MetricsPresent(Check[MetricsPresentParams]):
             for n in self.params.observations
         }
         return last
-
-    def decide(self) -> Decision | None:
-        last = self.values.last
-        return None if last is None else self.decide_on(last)
 
     def decide_on(self, inputs: dict[str, float | None]) -> Decision:
         return check_metrics_present(observed=inputs, params=self.params)

@@ -394,17 +394,18 @@ class DeferredSteps:
         try:
             self.flush()
         finally:
-            for hook in self._hooks:
-                hook.remove()
-            self._hooks.clear()
+            self._unhook()
+
+    def _unhook(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks.clear()
 
     def __enter__(self) -> DeferredSteps:
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if isinstance(exc, InvariantViolation):  # raised at a flush: nothing left to judge
-            for hook in self._hooks:
-                hook.remove()
-            self._hooks.clear()
+            self._unhook()
             return
         self.close()

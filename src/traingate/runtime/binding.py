@@ -18,7 +18,8 @@ from traingate.contract.thresholds import iter_formulas
 from traingate.runtime.verdict import Status, invariant_status
 from traingate.runtime.violation import ViolationRecord
 
-_EXCESS_SIGN = {"<=": 1.0, "<": 1.0, ">=": -1.0, ">": -1.0}
+# excess_of: a decision is past its limit by sign × (observed − limit)
+EXCESS_SIGN = {"<=": 1.0, "<": 1.0, ">=": -1.0, ">": -1.0}
 
 
 class _Evaluation:
@@ -179,7 +180,7 @@ def excess_of(d: Decision) -> float:
 
 def excess_past(ok: bool, observed: float, limit: float | None, comparison: str) -> float:
     """:func:`excess_of` a decision with these fields (a fast pass has no Decision built)."""
-    sign = _EXCESS_SIGN.get(comparison)
+    sign = EXCESS_SIGN.get(comparison)
     if limit is None or sign is None:
         return math.inf if not ok else -math.inf
     if not math.isfinite(observed):

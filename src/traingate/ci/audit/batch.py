@@ -30,12 +30,11 @@ from traingate.checks.loss_spike import LossSpike, check_loss_spike
 from traingate.checks.metrics_present import MetricsPresent, check_metrics_present
 from traingate.checks.no_placeholder import NoPlaceholder, Repeat, check_no_placeholder
 from traingate.contract.formula import Bin, Compare, FormulaError, Neg, Node, Num, Sym
-from traingate.runtime.binding import excess_of
+from traingate.runtime.binding import EXCESS_SIGN, excess_of
 
 Columns = Mapping[str, np.ndarray]  # observation → one value per row (NaN when empty)
 # Python's sum() of floats adds left to right before 3.12 (compensated from 3.12 on)
 SEQUENTIAL_SUM = sys.version_info < (3, 12)
-SIGN = {"<=": 1.0, "<": 1.0, ">=": -1.0, ">": -1.0}  # excess_of's sign of each relation
 
 
 class Unvectorised(Exception):
@@ -256,10 +255,11 @@ def expression_series(check: Check[Any], columns: Columns, n: int) -> Series:
     left = np.broadcast_to(np.asarray(_columnar(tree.left, metrics, scope), float), (n,))
     right = np.broadcast_to(np.asarray(_columnar(tree.right, metrics, scope), float), (n,))
     ok = RELATION[tree.op](left, right)
+    sign = EXCESS_SIGN.get(tree.op)
     return Series(
         every(n, True),
         ok,
-        excess(ok, left, right, SIGN[tree.op]) if tree.op in SIGN else excess(ok, left, None, 1),
+        excess(ok, left, right, sign) if sign is not None else excess(ok, left, None, 1),
         right,
         every(n, True),
         lambda i: check_expression(  # type: ignore[return-value]

@@ -82,6 +82,7 @@ def work(rank, port, out):
     seen["callback_fsdp_2"] = TraingateCallback()._grad_norm(Trainer(), None).item()
     with open(os.path.join(out, f"rank-{rank}.json"), "w") as f:
         json.dump(seen, f)
+    dist.barrier()  # neither rank tears its gloo connections down while the other still runs
     dist.destroy_process_group()
 
 

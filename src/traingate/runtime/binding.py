@@ -107,6 +107,7 @@ class Tracked:
     # optional run parameters its thresholds name that the run did not give: never evaluated
     unbound: tuple[str, ...] = ()
     needs: frozenset[str] = field(init=False)
+    limit_name: str = field(init=False)
     _worst: _Held = field(default=None, init=False, repr=False)
     _last: _Held = field(default=None, init=False, repr=False)
     worst = _Entry()
@@ -114,6 +115,7 @@ class Tracked:
 
     def __post_init__(self) -> None:
         self.needs = self.check.observes()
+        self.limit_name = f"limit/{self.invariant.id}"  # its limit's metrics.parquet name
 
     def record(self, decision: Decision, step: int | None, epoch: int | None) -> None:
         self.evaluations += 1
@@ -124,30 +126,39 @@ class Tracked:
         if self._worst is None or excess > self.worst_excess:
             self._worst, self.worst_excess = entry, excess
 
-    def observe(self, obs: Mapping[str, Any], fast: bool) -> Decision | Quick | None:
-        """The check's decision on ``obs`` (``None``: it lacks what the check needs, or
-        nothing is decided yet); with ``fast``, a pass as its :data:`Quick`, not built."""
+    def observe(self, obs: Mapping[str, Any]) -> Decision | None:
+        """The check's full decision on ``obs`` (``None``: it lacks what the check needs, or
+        nothing is decided yet), as every rank must build it before they agree."""
         if not obs.keys() >= self.needs:  # a keys view: membership tests, no set built
             return None
-        quick = self.check.observe(obs)
-        return quick if quick is not None and fast else self.check.verdict()
+        self.check.observe(obs)
+        return self.check.verdict()
 
-    def settle(
-        self, decision: Decision | Quick, step: int | None, epoch: int | None
-    ) -> float | None:
-        """:meth:`record` a decision, or a fast pass (a :data:`Quick` from
-        :meth:`Check.observe`) without building its decision: its entry is built, by the
-        check's pure decision on the same inputs, only when read. Its limit."""
-        if type(decision) is not tuple:
-            self.record(decision, step, epoch)  # type: ignore[arg-type]
-            return decision.limit  # type: ignore[union-attr]
+    def take(
+        self, obs: Mapping[str, Any], step: int | None, epoch: int | None
+    ) -> Decision | Quick | None:
+        """:meth:`observe` and :meth:`settle` in one call, for one process (a pass needs no
+        other rank's word): a pass comes back as the check's :data:`Quick`, settled without
+        its decision being built (its entry is built, by the check's pure decision on the
+        same inputs, only when read); anything else as the settled decision."""
+        if not obs.keys() >= self.needs:
+            return None
+        quick = self.check.observe(obs)
+        if quick is None:
+            return self.settle(self.check.verdict(), step, epoch)
         self.evaluations += 1
-        observed, limit, comparison, inputs = decision
+        observed, limit, comparison, inputs = quick
         entry = self._last = (self.check, inputs, step, epoch)  # read as an _Evaluation
         excess = excess_past(True, observed, limit, comparison)
         if self._worst is None or excess > self.worst_excess:
             self._worst, self.worst_excess = entry, excess
-        return limit
+        return quick
+
+    def settle(self, decision: Decision | None, step: int | None, epoch: int | None) -> Any:
+        """:meth:`record` a decision (if there is one); the decision."""
+        if decision is not None:
+            self.record(decision, step, epoch)
+        return decision
 
     def violation(
         self, decision: Decision, point: str, step: int | None, epoch: int | None, rank: int

@@ -125,6 +125,7 @@ class Guard(StopsEarly):
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.ranks = Ranks.current()
         self.rank, self.world = self.ranks.rank, self.ranks.world
+        self.single = self.ranks.single  # one process: passes need no other rank's word
         self.evidence = None
         if self.run_dir is not None and self.rank == 0:
             require_parquet()
@@ -213,29 +214,28 @@ class Guard(StopsEarly):
         """
         if grad_norm is None and model is not None and self._needs_grad_norm:
             grad_norm = total_grad_norm(model.parameters())
-        device_values = [loss] if grad_norm is None else [loss, grad_norm]
-        n = len(device_values)
+        # the step's device values, then its components, then its tensor metrics (e.g. a
+        # tokens/s tensor): moved to the host in one transfer
+        moved = [loss] if grad_norm is None else [loss, grad_norm]
+        n = len(moved)
         comp_names = tuple(components) if components else ()
-        # tensor metrics (e.g. a tokens/s tensor) ride in the same transfer
+        if comp_names:
+            moved.extend(components.values())  # type: ignore[union-attr]
         extra = [k for k, v in metrics.items() if type(v) is not float and is_tensor(v)]
-        moved = device_values
-        if comp_names or extra:
-            parts = [components[k] for k in comp_names] if components else []
-            moved = [*device_values, *parts, *(metrics[k] for k in extra)]
-        values = to_host(moved)
         if extra:
-            moved_back = zip(extra, values[len(moved) - len(extra) :], strict=True)
-            metrics = {**metrics, **dict(moved_back)}
+            moved.extend(metrics[k] for k in extra)
+        values = to_host(moved)
         # obs: what the checks see; flat: its float values, as metrics.parquet records them
         obs: dict[str, Any] = {"loss": values[0]}
         if grad_norm is not None:
             obs["grad_norm"] = values[1]
         flat: dict[str, float] = dict(obs)
         if comp_names:
-            at = values[n : n + len(comp_names)]
-            obs["components"] = comps = dict(zip(comp_names, at, strict=True))
+            comps = obs["components"] = dict(zip(comp_names, values[n:], strict=False))
         if weights:
             obs["weights"] = {k: float(v) for k, v in weights.items()}
+        if extra:
+            metrics.update(zip(extra, values[len(values) - len(extra) :], strict=True))
         for k, v in metrics.items():
             obs[k] = flat[k] = v if type(v) is float else scalar(v)
         obs["step"] = step
@@ -302,21 +302,29 @@ class Guard(StopsEarly):
         tracked = self.by_point[point]
         if not tracked:
             return
-        fast = self.ranks.single  # a pass here may be another rank's failure: decide it all
-        decisions = [t.observe(obs, fast) for t in tracked]
+        if self.single:  # decided and settled together; a pass stays a Quick, not built
+            rank = self.rank
+            judged = [(t, t.take(obs, step, epoch), rank) for t in tracked]
+        else:  # a pass here may be another rank's failure: build it all, agree, then settle
+            decisions = self.ranks.reduce([t.observe(obs) for t in tracked])
+            judged = [
+                (t, t.settle(d, step, epoch), r)
+                for t, (d, r) in zip(tracked, decisions, strict=True)
+            ]
         limits = self._limits
         first_abort: ViolationRecord | None = None
-        for t, (decision, rank) in zip(tracked, self.ranks.reduce(decisions), strict=True):
+        for t, decision, rank in judged:
             if decision is None:
                 continue
-            limit = t.settle(decision, step, epoch)
+            quick = type(decision) is tuple
+            limit = decision[1] if quick else decision.limit  # type: ignore[index, union-attr]
             if limit is not None and limits.get(t.invariant.id) != limit:
                 # record a limit when it changes, so a report can draw it where it applied
                 limits[t.invariant.id] = limit
-                self._record(point, step, epoch, {f"limit/{t.invariant.id}": limit})
-            if type(decision) is tuple or decision.ok:
+                self._record(point, step, epoch, {t.limit_name: limit})
+            if quick or decision.ok:  # type: ignore[union-attr]
                 continue
-            record = t.violation(decision, point, step, epoch, rank)
+            record = t.violation(decision, point, step, epoch, rank)  # type: ignore[arg-type]
             self.tell_failure(record)
             if record.on_violation == "abort" and first_abort is None:
                 first_abort = record

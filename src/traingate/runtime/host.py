@@ -28,9 +28,9 @@ def to_host(values: list[Any]) -> list[float]:
         except RuntimeError:  # devices or shapes differ: one by one, below
             pass
         else:
-            if stacked.numel() == len(values):
-                if stacked.dim() != 1:
-                    stacked = stacked.reshape(-1)
+            if stacked.ndim != 1 and stacked.numel() == len(values):  # one-element, not 0-d
+                stacked = stacked.reshape(-1)
+            if stacked.ndim == 1:  # one value each (0-d tensors stack to one dimension)
                 if stacked.dtype != torch.float32:
                     stacked = stacked.to(torch.float32)
                 return stacked.tolist()

@@ -10,7 +10,10 @@ evaluation count is printed, so one that was never evaluated shows. Three measur
 1. step time without and with the Guard, in interleaved rounds (each pair alternates its
    order), medians: the headline ratio, printed last;
 2. ``guard.step`` host time (µs) in the loop, beside a naive hand-written check (one
-   ``isfinite(...).item()`` over loss and grad norm plus a grad-norm range test);
+   ``isfinite(...).item()`` over loss and grad norm plus a grad-norm range test) and a
+   fused floor (:func:`fused_floor`: every step invariant's passing path inlined in one
+   function over host floats, with the shipped parameters; no evidence, no decisions):
+   the least Python these decisions could cost in this loop;
 3. ``guard.step`` host time on a healthy observation with 0, 1, ... of the invariants
    bound, called back to back (the interpreter's caches warm, unlike in the loop, where
    each step's matrix work evicts them), and the least-squares slope: the cost per
@@ -25,7 +28,9 @@ import os
 import statistics
 import tempfile
 import time
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -38,6 +43,7 @@ from traingate.runtime.guard import Guard
 HEAD_CLASSES = 10  # two 10-way heads: a cold start's summed loss is ln 100 = ln(vocab_size)
 REGIME = FromScratch(HEAD_CLASSES * HEAD_CLASSES)
 LR = 1e-3
+LN_VOCAB = math.log(HEAD_CLASSES * HEAD_CLASSES)
 
 
 class TwoHeadMLP(nn.Module):
@@ -75,8 +81,12 @@ class Loop:
         self.last_seconds = 0.0
         self.guard_seconds: list[float] = []
         self.naive_seconds: list[float] = []
+        self.floor_seconds: list[float] = []
+        self.floor = FloorState()
 
-    def round(self, steps: int, guard: Guard | None, naive: bool = False) -> list[float]:
+    def round(
+        self, steps: int, guard: Guard | None, naive: bool = False, floor: bool = False
+    ) -> list[float]:
         times = []
         for _ in range(steps):
             t0 = time.perf_counter()
@@ -101,6 +111,16 @@ class Loop:
                 g0 = time.perf_counter()
                 naive_check(loss.detach(), grad_norm)
                 self.naive_seconds.append(time.perf_counter() - g0)
+            elif floor:
+                g0 = time.perf_counter()
+                fused_floor(
+                    self.floor,
+                    self.step,
+                    (loss.detach(), grad_norm, loss_a.detach(), loss_b.detach()),
+                    LR,
+                    tokens_per_sec,
+                )
+                self.floor_seconds.append(time.perf_counter() - g0)
             self.opt.step()
             self.opt.zero_grad(set_to_none=True)
             self.step += 1
@@ -117,6 +137,55 @@ def naive_check(loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
     norm = float(grad_norm)
     if not 1e-3 <= norm <= 100.0:
         raise FloatingPointError(f"grad norm {norm:.4g} out of range")
+
+
+@dataclass
+class FloorState:
+    """What :func:`fused_floor` carries from step to step."""
+
+    norm_streak: int = 0
+    window: deque[float] = field(default_factory=deque)
+    window_sum: float = 0.0
+    spikes: int = 0
+    previous: list[float] = field(default_factory=lambda: [math.nan, math.nan])
+    repeats: list[int] = field(default_factory=lambda: [0, 0])
+    dominated: int = 0
+    rows: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+
+
+def fused_floor(
+    s: FloorState, step: int, tensors: tuple[torch.Tensor, ...], lr: float, tokens_per_sec: float
+) -> None:
+    """Every shipped step invariant's passing path, inlined (the contracts' parameters
+    written in): one transfer, a metrics row, then finite, gradient-norm range and streak,
+    loss-spike window, initial loss, throughput, placeholder repeats, metrics present and
+    loss balance. It keeps no evidence and builds no decision: a floor, not a Guard."""
+    loss, norm, a, b = torch.stack(tensors).tolist()
+    s.rows.append((step, {"loss": loss, "grad_norm": norm, "a": a, "b": b, "lr": lr}))
+    if not (math.isfinite(loss) and math.isfinite(norm)):
+        raise FloatingPointError("non-finite loss or grad norm")
+    s.norm_streak = s.norm_streak + 1 if not 1e-3 <= norm <= 100.0 else 0
+    if s.norm_streak >= 5:
+        raise FloatingPointError("gradient norm out of range for 5 steps")
+    window = s.window
+    if len(window) == 100:
+        s.spikes = s.spikes + 1 if loss >= 2.0 * s.window_sum / 100 else 0
+        if s.spikes > 4:
+            raise FloatingPointError("loss spike")
+        s.window_sum -= window.popleft()
+    window.append(loss)
+    s.window_sum += loss
+    if step == 0 and abs(loss - LN_VOCAB) > 0.5 * LN_VOCAB:
+        raise FloatingPointError("initial loss")
+    if not tokens_per_sec >= 0:
+        raise FloatingPointError("throughput")
+    for i, value in enumerate((loss, norm)):
+        s.repeats[i] = s.repeats[i] + 1 if value == s.previous[i] else 1
+        s.previous[i] = value
+    if max(s.repeats) >= 5:
+        raise FloatingPointError("a placeholder metric")
+    share = max(abs(a), abs(b)) / (abs(a) + abs(b))
+    s.dominated = s.dominated + 1 if share > 0.9 else 0
 
 
 def step_host_us(id_sets: Sequence[Sequence[str]], reps: int, tmp: Path) -> list[float]:
@@ -188,8 +257,9 @@ def main() -> None:
                 order = [(None, without), (guard, with_guard)]
                 for g, into in order if i % 2 == 0 else order[::-1]:
                     into.append(loop.round(args.steps, g))
-            for _ in range(args.rounds // 3 or 1):  # the naive check: not in the baseline
+            for _ in range(args.rounds // 3 or 1):  # naive check, floor: not in the baseline
                 loop.round(args.steps, None, naive=True)
+                loop.round(args.steps, None, floor=True)
         verdict = guard.judge()
         for inv_id, inv in verdict.invariants.items():
             print(f"  {inv_id}: {inv.status} ({inv.evaluations} evaluations)")
@@ -212,6 +282,8 @@ def main() -> None:
     naive = statistics.median(loop.naive_seconds) * 1e6
     print(f"guard.step host time in the loop: median {inside:.1f} us")
     print(f"naive isfinite(...).item() + grad-norm check: median {naive:.1f} us")
+    floor = statistics.median(loop.floor_seconds) * 1e6
+    print(f"fused floor (every step check's passing path inlined): median {floor:.1f} us")
     pairs = [
         statistics.median(w) / statistics.median(b)
         for w, b in zip(with_guard, without, strict=True)

@@ -10,6 +10,7 @@ the audit machinery: it starts fast.
 
 from __future__ import annotations
 
+import gc
 import importlib
 
 import click
@@ -33,6 +34,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+_gc_held = False  # True while main() holds the garbage collector off for start-up
+
+
+def _settle_start_up() -> None:
+    """End main()'s start-up: move every object made so far (modules, the ~40 pydantic
+    schemas: ~30,000 objects that live until exit) out of the collector's generations, so
+    no later collection, nor the one at exit, walks them again, and collect normally again."""
+    global _gc_held
+    if _gc_held:
+        _gc_held = False
+        gc.freeze()
+        gc.enable()
+
+
 class LazyGroup(InterruptibleGroup):
     """A group whose commands are imported by name, on first use."""
 
@@ -43,6 +58,7 @@ class LazyGroup(InterruptibleGroup):
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             module, attr = COMMANDS[cmd_name]
             self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+            _settle_start_up()
         return super().get_command(ctx, cmd_name)
 
 
@@ -53,8 +69,23 @@ def cli() -> None:
 
 
 def main() -> None:
-    """Console-script entry point (``contracts = traingate_cli.contracts_cmd:main``)."""
-    cli(prog_name=PROG)
+    """Console-script entry point (``contracts = traingate_cli.contracts_cmd:main``).
+
+    Start-up allocates objects that nearly all live until exit (modules, pydantic schemas),
+    so collecting while it runs frees next to nothing: the collector is off until the
+    command's module is imported, then frozen (see _settle_start_up). That saves ~30 ms of
+    a 200 ms ``contracts validate``.
+    """
+    global _gc_held
+    if gc.isenabled():
+        gc.disable()
+        _gc_held = True
+    try:
+        cli(prog_name=PROG)
+    finally:
+        if _gc_held:  # no command was imported (--version, a typo)
+            _gc_held = False
+            gc.enable()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ file found), 2 unreadable input. ``list`` and ``codes`` take ``--format json``.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,14 @@ from traingate_cli.common import (
     load_report,
     no_contracts_found,
 )
+
+
+def echo_json(payload: Any) -> None:
+    """Print ``payload`` as indented JSON (``json`` is imported here: text output, the
+    default, never needs it, and start-up does not pay for it)."""
+    import json
+
+    click.echo(json.dumps(payload, indent=2))
 
 
 @click.command()
@@ -45,7 +52,7 @@ def validate(paths: tuple[Path, ...], strict: bool, fmt: str, root: Path | None)
             "ok": report.ok(strict),
             "findings": [f.to_dict() for f in findings],
         }
-        click.echo(json.dumps(payload, indent=2))
+        echo_json(payload)
     elif fmt == "github":
         for f in findings:
             click.echo(f.github())
@@ -66,7 +73,7 @@ def list_cmd(paths: tuple[Path, ...], fmt: str) -> None:
     no_contracts_found(paths, report)
     if fmt == "json":
         payload = {"summary": report.counts(), "contracts": [listed(lc) for lc in report.loaded]}
-        click.echo(json.dumps(payload, indent=2))
+        echo_json(payload)
         sys.exit(0 if not report.errors else 1)
     for lc in report.loaded:
         c = lc.contract
@@ -122,7 +129,7 @@ def codes(fmt: str) -> None:
     """List the stable finding codes."""
     if fmt == "json":
         entries = [{"code": code, "meaning": meaning} for code, meaning in CODES.items()]
-        click.echo(json.dumps({"codes": entries}, indent=2))
+        echo_json({"codes": entries})
         return
     for code, meaning in CODES.items():
         click.echo(f"{code}  {meaning}")

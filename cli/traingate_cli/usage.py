@@ -3,7 +3,6 @@ the command group both CLIs use (Ctrl-C exits 130)."""
 
 from __future__ import annotations
 
-import signal
 import sys
 from typing import NoReturn
 
@@ -24,5 +23,7 @@ class InterruptibleGroup(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
+            import signal  # only here: start-up does not pay for its enum of every signal
+
             click.echo("\ninterrupted", err=True)
             sys.exit(128 + signal.SIGINT)

@@ -6,7 +6,6 @@ Codes are stable across releases so CI filters and docs can name them; the table
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -86,6 +85,8 @@ def field_path(loc: tuple[str | int, ...]) -> str:
 
 def suggest(word: str, choices: list[str]) -> str:
     """`` (did you mean `gates`?)`` for a near miss (or a prefix), else an empty string."""
+    import difflib  # only a mistake needs it: a clean validation never imports it
+
     close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
     if not close and isinstance(word, str):
         close = [c for c in choices if c.startswith(word) or word.startswith(c)][:1]

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal, Protocol
 
+from pydantic import ConfigDict
+
 from traingate.contract.fields import Strict
 
 At = Literal["step", "validation", "final"]
 
 
 class CheckParams(Strict):
-    """Base for a kind's params: strict, closed, immutable (like every contract model)."""
+    """Base for a kind's params: strict, closed, immutable (like every contract model).
+
+    Every kind's params model inherits ``defer_build``: its validator is built when first
+    used, so importing the kinds builds none and a validation builds only the params
+    models of the kinds its contracts name.
+    """
+
+    model_config = ConfigDict(defer_build=True)
 
 
 class Kind(Protocol):

@@ -14,12 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 RegimeName = Literal["finetune", "from_scratch"]
 REGIME_NAMES: tuple[RegimeName, ...] = ("finetune", "from_scratch")
+# built on first use (defer_build): ``contracts validate`` never makes a regime
+_REGIME_CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 class Finetune(BaseModel):
     """Weights come from a checkpoint: the model should already beat chance."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = _REGIME_CONFIG
     kind: Literal["finetune"] = "finetune"
 
     def symbols(self) -> dict[str, float]:
@@ -30,7 +32,7 @@ class Finetune(BaseModel):
 class FromScratch(BaseModel):
     """Random initialisation over a vocabulary of ``vocab_size`` tokens (cold start ≈ ln V)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = _REGIME_CONFIG
     kind: Literal["from_scratch"] = "from_scratch"
     vocab_size: int = Field(ge=2)
 

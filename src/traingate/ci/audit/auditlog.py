@@ -148,9 +148,10 @@ def audit_metrics(
             contracts, regime=regime, params=params, run_dir=run_dir, only=selected, reference=ref
         )
     done = batch_replay(guard, cols) if cols is not None else None
-    if done is not None and cols is not None:  # no row skipped, none excluded
-        rows = Rows([], [], len(cols.steps), 0)
-        fmt_read, files = cols.fmt, [path]
+    bulk = cols if done is not None else None
+    if bulk is not None:  # no row skipped, none excluded
+        rows = Rows([], [], len(bulk.steps), 0)
+        fmt_read, files = bulk.fmt, [path]
     else:
         if table is None:  # the bulk replay could not decide a row: replay row by row
             table, effective, index_mode = indexed(path, fmt, mapping, validation_index, where)
@@ -158,11 +159,12 @@ def audit_metrics(
         done = replay(guard, rows.replay)
         fmt_read, files = table.fmt, table.files or [path]
     verdict = guard.close(done.error)
+    sha256 = bulk.digest() if bulk is not None else digest(files)  # the bytes replayed
     audit = {
         "source": str(path),
         "format": fmt_read,
         "files": [str(f) for f in files],
-        "sha256": digest(files),
+        "sha256": sha256,
         "mapping": effective,
         "validation_index": index_mode,
         "where": where,

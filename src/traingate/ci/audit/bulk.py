@@ -11,7 +11,12 @@ the final point run as the loop would run it.
 
 from __future__ import annotations
 
+import json
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -20,7 +25,7 @@ from traingate.ci.audit.batch import Series, series_of
 from traingate.ci.audit.columns import StepColumns
 from traingate.ci.audit.replay import Replayed, final_point, guarded
 from traingate.files import atomic_write
-from traingate.runtime.evidence import METRICS, MetricsBuffer
+from traingate.runtime.evidence import METRICS, MetricsBuffer, now
 from traingate.runtime.guard import Guard, InvariantViolation, Tracked
 from traingate.runtime.verdict import invariant_status
 from traingate.runtime.violation import ViolationRecord
@@ -88,19 +93,19 @@ def batch_replay(guard: Guard, cols: StepColumns) -> Replayed | None:
 def _tally(t: Tracked, s: Series, m: int, steps: np.ndarray) -> None:
     """``t``'s counts over the first ``m`` rows; its worst and last evaluations recorded
     through ``Tracked.record`` (the worst first: a later equal excess does not replace it)."""
-    rows = np.flatnonzero(s.evaluated[:m])
+    every_row = bool(s.evaluated[:m].all())  # the common case: views of the arrays, no copies
+    rows = np.arange(m) if every_row else np.flatnonzero(s.evaluated[:m])
     if not len(rows):
         return
-    e = s.excess[rows]
-    worst = int(
-        rows[0] if np.isnan(e[0]) else rows[int(np.argmax(np.where(np.isnan(e), -np.inf, e)))]
-    )
-    last = int(rows[-1])
+    e = s.excess[:m] if every_row else s.excess[rows]
+    nan = np.isnan(e)  # a NaN excess counts as -inf, unless it is the first
+    k = 0 if nan[0] else int(np.argmax(np.where(nan, -np.inf, e) if nan.any() else e))
+    worst, last = int(rows[k]), int(rows[-1])
     t.record(s.decision(worst), int(steps[worst]), None)
     if last != worst:
         t.record(s.decision(last), int(steps[last]), None)
     t.evaluations = len(rows)
-    t.violations = int(np.count_nonzero(~s.ok[rows]))
+    t.violations = len(rows) - int(np.count_nonzero(s.ok[:m] if every_row else s.ok[rows]))
 
 
 def _events(
@@ -113,7 +118,8 @@ def _events(
     aborted: bool,
 ) -> ViolationRecord | None:
     """Each failed decision's events, row by row in order with the summaries between, as
-    the row-by-row replay writes them; the first abort of the last row, if it aborts."""
+    the row-by-row replay writes them (the summaries between two failing rows in one
+    write); the first abort of the last row, if it aborts."""
     failing = {j: s.evaluated[:m] & ~s.ok[:m] for j, s in enumerate(series) if s is not None}
     every = guard.summary_every
     summary = np.zeros(m, bool)
@@ -121,29 +127,19 @@ def _events(
         summary = np.mod(steps[:m], every) == 0
         summary[m - 1] &= not aborted
     at = np.flatnonzero(summary)
-    # each invariant's status and counts as of each summary row (its own row included)
-    tallies: list[dict[str, Any]] = [{} for _ in at]
-    for t in guard.tracked:
-        j = next((j for j, u in enumerate(tracked) if u is t), None)
-        evaluations = violations = np.zeros(len(at), np.int64)
-        if j in failing:
-            evaluations = np.searchsorted(np.flatnonzero(series[j].evaluated[:m]), at, "right")
-            violations = np.searchsorted(np.flatnonzero(failing[j]), at, "right")
-        # the status by the verdict's own rule, for each of the three cases it tells apart
-        action = t.invariant.on_violation
-        cases = [invariant_status(e, v, action) for e, v in ((0, 0), (1, 0), (1, 1))]
-        case = np.where(evaluations == 0, 0, np.where(violations > 0, 2, 1))
-        entries = (
-            {"status": cases[c], "evaluations": e, "violations": v}
-            for c, e, v in zip(
-                case.tolist(), evaluations.tolist(), violations.tolist(), strict=True
-            )
-        )
-        for tally, entry in zip(tallies, entries, strict=True):
-            tally[t.invariant.id] = entry
-    summaries = dict(zip(at.tolist(), tallies, strict=True))
-    first_abort = None
-    for r in np.flatnonzero(np.logical_or.reduce([summary, *failing.values()])).tolist():
+    tails = _summary_tails(guard, tracked, series, failing, steps, at)
+    evidence = guard.events.evidence
+
+    def summaries(upto: int) -> None:  # the summaries not written yet of rows before `upto`
+        nonlocal written
+        if evidence is not None and upto > written:
+            head = f'{{"event": "summary", "time": {now()!r}'
+            evidence.write_bodies(head + tail for tail in tails[written:upto])
+        written = upto
+
+    written, first_abort = 0, None
+    for r in np.flatnonzero(np.logical_or.reduce([np.zeros(m, bool), *failing.values()])).tolist():
+        summaries(int(np.searchsorted(at, r)))  # a row's summary follows its failures
         for j, f in failing.items():
             if f[r]:
                 t, step = tracked[j], int(steps[r])
@@ -151,9 +147,82 @@ def _events(
                 guard.tell_failure(record)
                 if record.on_violation == "abort" and first_abort is None:
                     first_abort = record
-        if r in summaries:
-            guard.events.write("summary", step=int(steps[r]), tallies=summaries[r])
+    summaries(len(at))
     return first_abort if aborted else None
+
+
+def _summary_tails(
+    guard: Guard,
+    tracked: list[Tracked],
+    series: list[Series | None],
+    failing: dict[int, np.ndarray],
+    steps: np.ndarray,
+    at: np.ndarray,
+) -> list[str]:
+    """The JSON text that ``EvidenceLog.write`` makes of the ``summary`` event of each row in
+    ``at`` (``guard._tallies()`` there: each invariant's status and counts as of that row,
+    its own included), from its ``"step"`` on: built from the counts' arrays, with the
+    encoder's separators and string escapes, instead of through a dict per event. The
+    summaries whose statuses and violation counts are all alike share one %-template."""
+    specs: dict[str, str | _Counts] = {}  # invariant id → its tally's text, or its counts
+    for t in guard.tracked:
+        j = next((j for j, u in enumerate(tracked) if u is t), None)
+        # the status by the verdict's own rule, for each of the three cases it tells apart
+        action = t.invariant.on_violation
+        cases = [invariant_status(e, v, action) for e, v in ((0, 0), (1, 0), (1, 1))]
+        head = f"{json.dumps(t.invariant.id)}: {{".replace("%", "%%")
+        status = [f'{head}"status": {json.dumps(c)}, "evaluations": ' for c in cases]
+        if j not in failing:  # never evaluated by a step row
+            specs[t.invariant.id] = f'{status[0]}0, "violations": 0}}'
+            continue
+        evaluations, violations = (
+            _counts_at(series[j].evaluated[: len(failing[j])], at),
+            _counts_at(failing[j], at),
+        )
+        case = np.where(evaluations == 0, 0, np.where(violations > 0, 2, 1))
+        specs[t.invariant.id] = _Counts(status, (violations * 3 + case).tolist(), evaluations)
+    counted = [c for c in specs.values() if isinstance(c, _Counts)]
+    templates: dict[tuple[int, ...], str] = {}
+
+    def template(key: tuple[int, ...]) -> str:  # key: each counted one's violations·3 + case
+        codes = iter(key)
+        tallies = []
+        for spec in specs.values():
+            if isinstance(spec, str):
+                tallies.append(spec)
+            else:
+                violations, case = divmod(next(codes), 3)
+                tallies.append(f'{spec.status[case]}%d, "violations": {violations}}}')
+        return f', "step": %d, "tallies": {{{", ".join(tallies)}}}}}'
+
+    keys = zip(*(c.codes for c in counted), strict=True) if counted else repeat((), len(at))
+    args = zip(steps[at].tolist(), *(c.evaluations.tolist() for c in counted), strict=True)
+    tails = []
+    for key, values in zip(keys, args, strict=True):
+        text = templates.get(key)
+        if text is None:
+            text = templates[key] = template(key)
+        tails.append(text % values)
+    return tails
+
+
+def _counts_at(flags: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """How many of ``flags`` are set up to each row of ``at``, that row included."""
+    if not flags.any():
+        return np.zeros(len(at), np.int64)
+    if flags.all():
+        return at + 1
+    return np.searchsorted(np.flatnonzero(flags), at, "right")
+
+
+@dataclass
+class _Counts:
+    """An invariant's tally texts up to its evaluation count (by case: not evaluated,
+    passing, failed), and at each summary its case code and evaluation count."""
+
+    status: list[str]
+    codes: list[int]
+    evaluations: np.ndarray
 
 
 def _bulk_metrics(
@@ -176,6 +245,17 @@ def _bulk_metrics(
             ] = True
             limits.append((f"limit/{t.invariant.id}", mask, s.limit))
     return BulkMetrics(values, limits, cols.steps, m)
+
+
+# metrics.parquet's writer options: each step repeats once per metric, so delta-packed the
+# step column takes a third of the time and 1/100 the bytes of plain + snappy; min/max
+# statistics are kept for it alone (the other columns' cost a quarter of the write)
+OPTIONS = {
+    "use_dictionary": ["point", "name"],
+    "store_schema": False,
+    "column_encoding": {"step": "DELTA_BINARY_PACKED"},
+    "write_statistics": ["step"],
+}
 
 
 class BulkMetrics(MetricsBuffer):
@@ -249,10 +329,17 @@ class BulkMetrics(MetricsBuffer):
         )
 
         def written(fh: Any) -> None:
-            options = {"use_dictionary": ["point", "name"], "store_schema": False}
-            with pq.ParquetWriter(fh, tail.schema, **options) as writer:
-                for table in self.slices():
-                    writer.write_table(table)
+            with pq.ParquetWriter(fh, tail.schema, **OPTIONS) as writer:
+                # each slice is encoded on a worker thread (pyarrow lets go of the GIL) while
+                # the next one is laid out; at most two slices are held at a time
+                with ThreadPoolExecutor(1, thread_name_prefix="traingate-metrics") as pool:
+                    encoding: deque[Future[None]] = deque()
+                    for table in self.slices():
+                        encoding.append(pool.submit(writer.write_table, table))
+                        if len(encoding) > 1:
+                            encoding.popleft().result()
+                    for done in encoding:
+                        done.result()
                 if tail.num_rows or not self.m:
                     writer.write_table(tail)
 

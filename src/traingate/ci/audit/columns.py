@@ -12,7 +12,9 @@ audit then reads the log row by row as before.
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+import hashlib
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ class StepColumns:
     steps: np.ndarray
     values: dict[str, np.ndarray]
     filled: dict[str, np.ndarray]
+    digest: Callable[[], str]  # the SHA-256 of the bytes read (:func:`hashed`)
 
     def row(self, i: int) -> Row:
         """Row ``i`` (from 0) as the row-by-row replay knows it (where, not its values)."""
@@ -69,19 +72,34 @@ def step_columns(
         fmt = fmt or detect_format(path)
         if fmt not in ("csv", "tsv", "parquet") or not path.is_file():
             return None
-        read = _parquet(path) if fmt == "parquet" else _csv(path, fmt, list(mapping))
-        return _typed(fmt, *read, mapping)
+        data = path.read_bytes()
+        read = _parquet(data) if fmt == "parquet" else _csv(data, fmt, list(mapping))
+        return _typed(fmt, *read, mapping, data)
     except Exception:  # any doubt: the row-by-row path decides, and reports errors
         return None
 
 
-def _csv(path: Path, fmt: str, mapped: list[str]) -> tuple[Any, Any, list[str]]:
+def hashed(data: bytes) -> Callable[[], str]:
+    """The SHA-256 of ``data`` (what ``audit.json`` records of the file read), computed on a
+    worker thread while the audit goes on (hashlib lets go of the GIL): the file is read
+    once, and its hashing overlaps the replay."""
+    sha = hashlib.sha256()
+    worker = threading.Thread(target=sha.update, args=(data,), daemon=True)
+    worker.start()
+
+    def digest() -> str:
+        worker.join()
+        return sha.hexdigest()
+
+    return digest
+
+
+def _csv(data: bytes, fmt: str, mapped: list[str]) -> tuple[Any, Any, list[str]]:
     """A plain CSV/TSV's mapped columns (as floats when no cell can spell NaN or inf, else as
     string cells), each row's line number, and the header."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    data = path.read_bytes()
     start = data.find(b"\n") + 1
     first = data[: start or len(data)]
     plain = all(data.find(c, start) < 0 and c not in first[:-1] for c in UNPLAIN[1:])
@@ -117,12 +135,12 @@ def _csv(path: Path, fmt: str, mapped: list[str]) -> tuple[Any, Any, list[str]]:
     return table, np.arange(2, table.num_rows + 2), header
 
 
-def _parquet(path: Path) -> tuple[Any, None, list[str]]:
+def _parquet(data: bytes) -> tuple[Any, None, list[str]]:
     """A parquet file of flat numeric (or other unnested) columns, typed as it is."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    table = pq.read_table(pa.py_buffer(data))
     names = table.column_names
     if len(set(names)) < len(names) or any(pa.types.is_struct(f.type) for f in table.schema):
         return None, None, []
@@ -156,9 +174,15 @@ def _number_column(column: Any) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _typed(
-    fmt: str, table: Any, lines: np.ndarray | None, header: list[str], mapping: Mapping[str, str]
+    fmt: str,
+    table: Any,
+    lines: np.ndarray | None,
+    header: list[str],
+    mapping: Mapping[str, str],
+    data: bytes,
 ) -> StepColumns | None:
-    """The table's mapped columns typed; None unless every row is a plain step row."""
+    """The table's mapped columns typed (read from ``data``, the file's bytes); None unless
+    every row is a plain step row."""
     if table is None or table.num_rows == 0:
         return None
     values: dict[str, np.ndarray] = {}
@@ -179,4 +203,4 @@ def _typed(
     if steps is None or not carried or not np.logical_or.reduce(carried).all():
         return None
     numbers = np.arange(1, table.num_rows + 1)
-    return StepColumns(fmt, header, numbers, lines, steps, values, filled)
+    return StepColumns(fmt, header, numbers, lines, steps, values, filled, hashed(data))

@@ -1,0 +1,144 @@
+"""``contracts audit``'s bulk output is byte for byte the row-by-row replay's (issue 12).
+
+The bulk replay builds its ``summary`` events' JSON from arrays and writes the summaries
+between two failing rows in one chained write (``EvidenceLog.write_bodies``); it writes
+``metrics.parquet`` with its own encodings, and hashes the log from the bytes it read.
+With the events' clock held still, the evidence log of a bulk audit must be the very file
+the row-by-row audit writes (every line, every hash in the chain), the verdict the same
+(its recorded chain head too), the metrics, audit.json and a resumed run's restored
+metrics the same, and ``contracts check`` must accept the bulk run dir.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from traingate_cli.run_cmds import check
+
+from traingate.ci.audit import audit_metrics, bulk, columns
+from traingate.contract.regime import FromScratch
+from traingate.runtime import evidence
+from traingate.runtime.evidence import EVIDENCE, EvidenceLog, MetricsBuffer, read_chained
+
+VOCAB = 50257
+COLUMNS = ("step", "loss", "grad_norm", "lr", "tokens_per_sec")
+ROWS = 1_050  # ten summaries and a half
+
+
+def step_log(folder: Path, fmt: str, *, warn_at: int | None, abort_at: int | None) -> Path:
+    """A decaying noisy step log; ``warn_at``: throughput negative there (INV-TRAIN-006
+    warns), ``abort_at``: loss NaN there (INV-TRAIN-001 aborts)."""
+    rng = np.random.default_rng(7)
+    step = np.arange(ROWS, dtype=np.int64)
+    cols: dict[str, Any] = {
+        "step": step,
+        "loss": 2.0 + (math.log(VOCAB) - 2.0) * np.exp(-step / 300) + rng.normal(0, 0.05, ROWS),
+        "grad_norm": np.abs(rng.normal(1.0, 0.3, ROWS)) + 0.01,
+        "lr": 3e-4 * np.minimum(1.0, (step + 1) / 200),
+        "tokens_per_sec": rng.normal(25_000, 800, ROWS),
+    }
+    if warn_at is not None:
+        cols["tokens_per_sec"][warn_at] = -1.0
+    if abort_at is not None:
+        cols["loss"][abort_at] = math.nan
+    path = folder / f"steps.{fmt}"
+    if fmt == "parquet":
+        pq.write_table(pa.table(cols), path)
+    else:
+        lines = [",".join(COLUMNS)]
+        lines += [",".join(repr(cols[c][i].item()) for c in COLUMNS) for i in range(ROWS)]
+        path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def audit(log: Path, out: Path) -> None:
+    audit_metrics(
+        log,
+        None,
+        FromScratch(vocab_size=VOCAB),
+        {"vocab_size": VOCAB},
+        {c: c for c in COLUMNS},
+        out,
+    )
+
+
+@pytest.fixture
+def still_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every evidence event's ``time`` the same, so two logs can be compared byte for byte."""
+    monkeypatch.setattr(evidence, "time", SimpleNamespace(time=lambda: 1_796_000_000.1234))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+@pytest.mark.parametrize(
+    "warn_at, abort_at",
+    [
+        (None, None),  # a clean log: summaries only
+        (300, 950),  # a warning on a summary row (its summary follows it), an abort later
+        (301, 500),  # a warning, then an abort on a summary row (no summary after it)
+    ],
+)
+def test_a_bulk_audit_writes_the_row_by_row_files(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    still_clock: None,
+    fmt: str,
+    warn_at: int | None,
+    abort_at: int | None,
+) -> None:
+    log = step_log(tmp_path, fmt, warn_at=warn_at, abort_at=abort_at)
+    taken: list[bool] = []
+    in_bulk = bulk.batch_replay
+    monkeypatch.setattr(bulk, "batch_replay", lambda g, c: taken.append(True) or in_bulk(g, c))
+    audit(log, tmp_path / "bulk")
+    assert taken == [True]
+    monkeypatch.setattr(columns, "step_columns", lambda *a, **k: None)
+    audit(log, tmp_path / "rows")
+    fast, slow = tmp_path / "bulk", tmp_path / "rows"
+
+    lines = (fast / EVIDENCE).read_bytes()
+    assert lines == (slow / EVIDENCE).read_bytes()
+    # one every 100 steps, up to the end of the log or before the aborting row
+    assert lines.count(b'"event": "summary"') == ((abort_at or ROWS) + 99) // 100
+    chained = read_chained(fast / EVIDENCE)
+    assert chained.broken == [] and not chained.torn
+    verdict = json.loads((fast / "verdict.json").read_text())
+    assert verdict == json.loads((slow / "verdict.json").read_text())
+    assert verdict["evidence_head"] == chained.head
+    assert (fast / "audit.json").read_text() == (slow / "audit.json").read_text()
+
+    a, b = pq.read_table(fast / "metrics.parquet"), pq.read_table(slow / "metrics.parquet")
+    assert a.schema.remove_metadata() == b.schema.remove_metadata()
+    assert [repr(r) for r in a.to_pylist()] == [repr(r) for r in b.to_pylist()]  # NaN too
+    rows = a.num_rows - 3  # what a checkpoint before the last rows recorded
+    mine, theirs = (MetricsBuffer.read(d, rows) for d in (fast, slow))
+    assert (mine.point, mine.step, mine.name) == (theirs.point, theirs.step, theirs.name)
+    assert [repr(v) for v in mine.value] == [repr(v) for v in theirs.value]
+
+    checked = [CliRunner().invoke(check, [str(d)]) for d in (fast, slow)]
+    said = [c.output.replace(str(d), "RUN") for c, d in zip(checked, (fast, slow), strict=True)]
+    assert said[0] == said[1] and checked[0].exit_code == checked[1].exit_code == 1
+    # INV-TRAIN-005 (ship-blocking) needs validations the log has none of: that alone fails
+    assert "FAIL: INV-TRAIN-005: never evaluated" in said[0] and "chain" not in said[0]
+    assert ("FAIL: INV-TRAIN-001" in said[0]) == (abort_at is not None)
+
+
+def test_bodies_written_together_chain_as_one_by_one(tmp_path: Path, still_clock: None) -> None:
+    one, many = EvidenceLog(tmp_path / "one"), EvidenceLog(tmp_path / "many")
+    fields = [{"step": s, "tallies": {"INV-X-001": {"status": "pass"}}} for s in range(5)]
+    for f in fields:
+        one.write("summary", **f)
+    many.write_bodies(json.dumps({"event": "summary", "time": evidence.now(), **f}) for f in fields)
+    many.write_bodies([])  # nothing: no line, the chain's head unchanged
+    for log in (one, many):
+        log.close()
+    assert one.head == many.head != evidence.GENESIS
+    assert (tmp_path / "one" / EVIDENCE).read_bytes() == (tmp_path / "many" / EVIDENCE).read_bytes()

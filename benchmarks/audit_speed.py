@@ -14,6 +14,11 @@ throughput goes negative at 80 % of the log (INV-TRAIN-006 warns) and whose loss
   loss, throughput expression, no-placeholder streak, metrics present) and their first
   violating rows.
 
+With ``--baseline SRC`` (the ``src`` folder of another checkout, e.g. ``git archive HEAD
+src | tar -x -C /tmp/base``), each round also times that code's audit of each log, in a
+fresh process after one warm-up audit, between this code's audit and the numpy pass: a
+before/after comparison under the same load.
+
 Prints the machine and load first, medians per log and phase, and the headline ratio
 (median audit / median numpy over the logs) last::
 
@@ -23,12 +28,15 @@ Prints the machine and load first, medians per log and phase, and the headline r
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
 import platform
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -133,6 +141,35 @@ def run_audit(log: Path, out: Path) -> tuple[float, dict[str, float], dict[str, 
     return total, phases, tallies
 
 
+def run_baseline(src: Path, log: Path, out: Path) -> tuple[float, dict[str, float]]:
+    """One audit of ``log`` by the code in ``src``, in a fresh process (after a warm-up)."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    if not (src.parent / "contracts").is_dir():  # an exported src: the contracts here
+        env.setdefault("TRAINGATE_SHIPPED_ROOT", str(Path(__file__).resolve().parents[1]))
+    command = [sys.executable, __file__, "--time-one", str(log), str(out)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    timed = json.loads(done.stdout.strip().splitlines()[-1])
+    return timed["total"], timed["phases"]
+
+
+def warm_up(folder: Path) -> None:
+    """One audit of a small CSV and parquet log each: the imports and first calls done."""
+    folder.mkdir()
+    table = pa.table(step_log(1000, late=False))
+    pacsv.write_csv(table, folder / "small.csv")
+    pq.write_table(table, folder / "small.parquet")
+    for suffix in ("csv", "parquet"):
+        run_audit(folder / f"small.{suffix}", folder / f"run-{suffix}")
+    shutil.rmtree(folder)
+
+
+def time_one(log: Path, out: Path) -> None:
+    """``--time-one``: warm up, then print one audit's times as JSON."""
+    warm_up(out.parent / f"{out.name}-warm")
+    total, phases, _ = run_audit(log, out)
+    print(json.dumps({"total": total, "phases": phases}))
+
+
 def read_numpy(log: Path) -> dict[str, np.ndarray]:
     """The log's columns as float64 numpy arrays (empty cells NaN), read by pyarrow."""
     table = pq.read_table(log) if log.suffix == ".parquet" else pacsv.read_csv(log)
@@ -198,13 +235,18 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--logs", default="clean.csv,clean.parquet,late.csv,late.parquet")
+    parser.add_argument("--baseline", type=Path, help="another checkout's src: time it too")
+    parser.add_argument("--time-one", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.getLogger("traingate").setLevel(logging.ERROR)  # the late log's warnings
+    if args.time_one:
+        return time_one(*args.time_one)
     print(f"machine: {platform.platform()}, {platform.machine()}, {os.cpu_count()} cores")
     print(f"load average before: {os.getloadavg()}")
     names = args.logs.split(",")
     audits: dict[str, list[tuple[float, dict[str, float]]]] = {n: [] for n in names}
     numpys: dict[str, list[tuple[float, dict[str, float]]]] = {n: [] for n in names}
+    baselines: dict[str, list[tuple[float, dict[str, float]]]] = {n: [] for n in names}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         logs = write_logs(folder, args.rows)
@@ -212,12 +254,17 @@ def main() -> None:
             f"{args.rows:,} rows; log sizes: "
             + ", ".join(f"{n} {logs[n].stat().st_size / 1e6:.1f} MB" for n in names)
         )
+        warm_up(folder / "warm")
         for r in range(args.rounds):
             for name in names:
                 out = folder / f"run-{r}-{name}"
                 total, phases, tallies = run_audit(logs[name], out)
                 shutil.rmtree(out)
                 audits[name].append((total, phases))
+                if args.baseline is not None:
+                    base = folder / f"base-{r}-{name}"
+                    baselines[name].append(run_baseline(args.baseline, logs[name], base))
+                    shutil.rmtree(base)
                 n_total, n_phases, found = run_numpy(logs[name])
                 numpys[name].append((n_total, n_phases))
                 if r == 0:
@@ -226,7 +273,8 @@ def main() -> None:
                         f"  {name}: audit violations {fired or 'none'}; numpy first rows "
                         f"{ {k: v for k, v in found.items() if v is not None} or 'none' }"
                     )
-                print(f"  round {r} {name}: audit {total:.3f} s, numpy {n_total:.3f} s")
+                before = f", baseline {baselines[name][-1][0]:.3f} s" if args.baseline else ""
+                print(f"  round {r} {name}: audit {total:.3f} s{before}, numpy {n_total:.3f} s")
     ratios = []
     for name in names:
         a = statistics.median(t for t, _ in audits[name])
@@ -237,6 +285,12 @@ def main() -> None:
             f"numpy median {n:.3f} s ({median_phases([p for _, p in numpys[name]])}); "
             f"ratio {a / n:.1f}x"
         )
+        if args.baseline is not None:
+            b = statistics.median(t for t, _ in baselines[name])
+            print(
+                f"  baseline median {b:.3f} s ({median_phases([p for _, p in baselines[name]])}); "
+                f"ratio {b / n:.1f}x; this code / baseline {a / b:.2f}"
+            )
     print(f"load average after: {os.getloadavg()}")
     print(
         f"audit / numpy pass, {args.rows:,}-row step log (median over logs): "

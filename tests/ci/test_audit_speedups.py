@@ -142,3 +142,18 @@ def test_bodies_written_together_chain_as_one_by_one(tmp_path: Path, still_clock
         log.close()
     assert one.head == many.head != evidence.GENESIS
     assert (tmp_path / "one" / EVIDENCE).read_bytes() == (tmp_path / "many" / EVIDENCE).read_bytes()
+
+
+def test_a_csv_spelling_nan_and_inf_is_typed_in_bulk_as_float_reads_it(tmp_path: Path) -> None:
+    # arrow reads the decimals; the columns where it read a NaN or inf are re-read as text
+    cells = ["0,nan,1", "1, -inf ,2.5", "2,1e-3,Infinity", "3,NaN,", "4,+INF,-0"]
+    log = tmp_path / "s.csv"
+    log.write_text("\n".join(["step,loss,grad_norm", *cells]) + "\n")
+    cols = columns.step_columns(log, None, {c: c for c in COLUMNS[:3]}, {}, "auto")
+    assert cols is not None
+    for k, name in enumerate(("loss", "grad_norm"), 1):
+        spelled = [c.split(",")[k].strip() for c in cells]
+        assert [repr(float(v)) for v in cols.values[name]] == [
+            repr(float(s)) if s else "nan" for s in spelled
+        ]
+        assert cols.filled[name].tolist() == [bool(s) for s in spelled]

@@ -95,9 +95,10 @@ def hashed(data: bytes) -> Callable[[], str]:
 
 
 def _csv(data: bytes, fmt: str, mapped: list[str]) -> tuple[Any, Any, list[str]]:
-    """A plain CSV/TSV's mapped columns (as floats when no cell can spell NaN or inf, else as
-    string cells), each row's line number, and the header."""
+    """A plain CSV/TSV's mapped columns (as floats, but as string cells where a cell may
+    spell NaN or inf or is not plainly a decimal), each row's line number, and the header."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
     start = data.find(b"\n") + 1
@@ -110,7 +111,7 @@ def _csv(data: bytes, fmt: str, mapped: list[str]) -> tuple[Any, Any, list[str]]
     if len(header) < 2 or len(set(header)) < len(header) or not all(header):
         return None, None, []
 
-    def read(kind: Any) -> Any:
+    def read(kind: Any, columns: list[str]) -> Any:
         return pacsv.read_csv(
             pa.BufferReader(data),
             read_options=pacsv.ReadOptions(skip_rows=1, column_names=header),
@@ -118,20 +119,28 @@ def _csv(data: bytes, fmt: str, mapped: list[str]) -> tuple[Any, Any, list[str]]
                 delimiter=delimiter, quote_char=False, ignore_empty_lines=False
             ),
             convert_options=pacsv.ConvertOptions(
-                include_columns=mapped,
-                column_types=dict.fromkeys(mapped, kind),
+                include_columns=columns,
+                column_types=dict.fromkeys(columns, kind),
                 null_values=[""],
                 strings_can_be_null=False,
             ),
         )
 
-    table = None
-    if all(data.find(c, start) < 0 for c in (b"n", b"N", b"i", b"I")):
-        try:  # only decimals (arrow trims blanks as float() does; "" is a null, empty)
-            table = read(pa.float64())
-        except pa.ArrowInvalid:  # a cell float() may read otherwise (1_0): as text
-            table = None
-    table = read(pa.string()) if table is None else table
+    try:  # as decimals (arrow trims blanks as float() does; "" is a null, empty)
+        table = read(pa.float64(), mapped)
+    except pa.ArrowInvalid:  # a cell float() may read otherwise (1_0): all as text
+        table = read(pa.string(), mapped)
+    else:
+        # a letter can only spell NaN or inf to arrow, which reads more spellings of them
+        # than float() ("nan(1)"): each column where it read one is re-read as text
+        spelled = any(data.find(c, start) >= 0 for c in (b"n", b"N", b"i", b"I"))
+        odd = [
+            c for c in mapped if spelled and not pc.all(pc.is_finite(table[c]), min_count=0).as_py()
+        ]
+        if odd:
+            text = read(pa.string(), odd)
+            for c in odd:
+                table = table.set_column(table.schema.get_field_index(c), c, text[c])
     return table, np.arange(2, table.num_rows + 2), header
 
 

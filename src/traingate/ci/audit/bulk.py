@@ -33,14 +33,17 @@ from traingate.runtime.violation import ViolationRecord
 INDEX = np.int16  # the bulk metrics' dictionary codes: a few dozen names (less memory)
 
 
-def _first_failure(series: list[Series | None], tracked: list[Tracked], action: str, n: int) -> int:
+def _first_failure(
+    failed: dict[int, np.ndarray], tracked: list[Tracked], action: str, n: int
+) -> int:
     """The first row an ``action`` invariant fails on (``n`` if none does)."""
-    rows = [
-        int(np.argmax(s.evaluated & ~s.ok))
-        for s, t in zip(series, tracked, strict=True)
-        if s is not None and t.invariant.on_violation == action and np.any(s.evaluated & ~s.ok)
-    ]
-    return min(rows, default=n)
+    rows = [n]
+    for j, f in failed.items():
+        if tracked[j].invariant.on_violation == action:
+            first = int(np.argmax(f))
+            if f[first]:
+                rows.append(first)
+    return min(rows)
 
 
 def batch_replay(guard: Guard, cols: StepColumns) -> Replayed | None:
@@ -61,16 +64,18 @@ def batch_replay(guard: Guard, cols: StepColumns) -> Replayed | None:
             t.check.reset()
         return None
     n = len(cols.steps)
-    abort_row = _first_failure(series, tracked, "abort", n)
-    stop_row = _first_failure(series, tracked, "stop", n)
+    # each decided invariant's failing rows (``ok`` is True where it is not evaluated)
+    failed = {j: ~s.ok & s.evaluated for j, s in enumerate(series) if s is not None}
+    abort_row = _first_failure(failed, tracked, "abort", n)
+    stop_row = _first_failure(failed, tracked, "stop", n)
     end = min(abort_row, stop_row, n - 1)
     m = end + 1
     steps = cols.steps
-    for t, s in zip(tracked, series, strict=True):
-        if s is not None:
-            _tally(t, s, m, steps)
+    failing = {j: f[:m] for j, f in failed.items()}
+    for j, f in failing.items():
+        _tally(tracked[j], series[j], f, steps)  # type: ignore[arg-type]
     guard.metrics = _bulk_metrics(tracked, series, cols, m)
-    first_abort = _events(guard, tracked, series, steps, m, aborted=abort_row <= end)
+    first_abort = _events(guard, tracked, series, failing, steps, m, aborted=abort_row <= end)
     guard.last_step = int(steps[end])
     done = Replayed(replayed=m - 1, current=cols.row(end))
     if first_abort is not None:
@@ -90,9 +95,11 @@ def batch_replay(guard: Guard, cols: StepColumns) -> Replayed | None:
     return guarded(guard, done, lambda: final_point(guard, done, cols.scalars(end)))
 
 
-def _tally(t: Tracked, s: Series, m: int, steps: np.ndarray) -> None:
-    """``t``'s counts over the first ``m`` rows; its worst and last evaluations recorded
-    through ``Tracked.record`` (the worst first: a later equal excess does not replace it)."""
+def _tally(t: Tracked, s: Series, failing: np.ndarray, steps: np.ndarray) -> None:
+    """``t``'s counts over the rows ``failing`` covers (the first m: it is True where ``t``
+    fails); its worst and last evaluations recorded through ``Tracked.record`` (the worst
+    first: a later equal excess does not replace it)."""
+    m = len(failing)
     every_row = bool(s.evaluated[:m].all())  # the common case: views of the arrays, no copies
     rows = np.arange(m) if every_row else np.flatnonzero(s.evaluated[:m])
     if not len(rows):
@@ -105,22 +112,23 @@ def _tally(t: Tracked, s: Series, m: int, steps: np.ndarray) -> None:
     if last != worst:
         t.record(s.decision(last), int(steps[last]), None)
     t.evaluations = len(rows)
-    t.violations = len(rows) - int(np.count_nonzero(s.ok[:m] if every_row else s.ok[rows]))
+    t.violations = int(np.count_nonzero(failing))
 
 
 def _events(
     guard: Guard,
     tracked: list[Tracked],
     series: list[Series | None],
+    failing: dict[int, np.ndarray],
     steps: np.ndarray,
     m: int,
     *,
     aborted: bool,
 ) -> ViolationRecord | None:
-    """Each failed decision's events, row by row in order with the summaries between, as
-    the row-by-row replay writes them (the summaries between two failing rows in one
-    write); the first abort of the last row, if it aborts."""
-    failing = {j: s.evaluated[:m] & ~s.ok[:m] for j, s in enumerate(series) if s is not None}
+    """Each failed decision's events (``failing``: each decided invariant's failing rows of
+    the first m), row by row in order with the summaries between, as the row-by-row replay
+    writes them (the summaries between two failing rows in one write); the first abort of
+    the last row, if it aborts."""
     every = guard.summary_every
     summary = np.zeros(m, bool)
     if every:

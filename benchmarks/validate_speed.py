@@ -128,6 +128,7 @@ print(json.dumps({
 
 
 def timed(cmd: list[str], cwd: Path = REPO, env: dict[str, str] | None = None) -> float:
+    """Wall seconds of one run of ``cmd`` (which must succeed)."""
     start = time.perf_counter()
     subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, env=env)
     return time.perf_counter() - start

@@ -125,7 +125,6 @@ class Guard(StopsEarly):
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.ranks = Ranks.current()
         self.rank, self.world = self.ranks.rank, self.ranks.world
-        self.single = self.ranks.single  # one process: passes need no other rank's word
         self.evidence = None
         if self.run_dir is not None and self.rank == 0:
             require_parquet()
@@ -207,23 +206,20 @@ class Guard(StopsEarly):
         """Observe one optimisation step; call after backward, before ``optimizer.step()``.
 
         ``loss``, ``grad_norm``, ``components`` and extra metrics may be device tensors:
-        they are moved to the host together in one transfer. Pass ``model`` instead of
-        ``grad_norm`` to have the total gradient norm computed (only if a step invariant
-        needs it). Returns the host-side values (floats) so the loop can log them without
-        another sync.
+        they move to the host together in one transfer. Pass ``model`` instead of
+        ``grad_norm`` to have the total gradient norm computed (if a step invariant needs
+        it). Returns the host-side values (floats): the loop logs them without a sync.
         """
         if grad_norm is None and model is not None and self._needs_grad_norm:
             grad_norm = total_grad_norm(model.parameters())
-        # the step's device values, then its components, then its tensor metrics (e.g. a
-        # tokens/s tensor): moved to the host in one transfer
+        # one transfer: the device values, then components, then tensor metrics (tokens/s)
         moved = [loss] if grad_norm is None else [loss, grad_norm]
         n = len(moved)
         comp_names = tuple(components) if components else ()
         if comp_names:
             moved.extend(components.values())  # type: ignore[union-attr]
         extra = [k for k, v in metrics.items() if type(v) is not float and is_tensor(v)]
-        if extra:
-            moved.extend(metrics[k] for k in extra)
+        moved.extend(metrics[k] for k in extra)
         values = to_host(moved)
         # obs: what the checks see; flat: its float values, as metrics.parquet records them
         obs: dict[str, Any] = {"loss": values[0]}
@@ -302,7 +298,7 @@ class Guard(StopsEarly):
         tracked = self.by_point[point]
         if not tracked:
             return
-        if self.single:  # decided and settled together; a pass stays a Quick, not built
+        if self.ranks.single:  # decided and settled together; a pass stays a Quick, not built
             rank = self.rank
             judged = [(t, t.take(obs, step, epoch), rank) for t in tracked]
         else:  # a pass here may be another rank's failure: build it all, agree, then settle

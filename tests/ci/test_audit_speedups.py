@@ -25,6 +25,7 @@ from click.testing import CliRunner
 from traingate_cli.run_cmds import check
 
 from traingate.ci.audit import audit_metrics, bulk, columns
+from traingate.ci.audit.batch import window_sums
 from traingate.contract.regime import FromScratch
 from traingate.runtime import evidence
 from traingate.runtime.evidence import EVIDENCE, EvidenceLog, MetricsBuffer, read_chained
@@ -157,3 +158,24 @@ def test_a_csv_spelling_nan_and_inf_is_typed_in_bulk_as_float_reads_it(tmp_path:
             repr(float(s)) if s else "nan" for s in spelled
         ]
         assert cols.filled[name].tolist() == [bool(s) for s in spelled]
+
+
+def ring_sums(pushed: list[float], window: int) -> list[float]:
+    """``loss_spike``'s running sum after each number of pushes, kept as its ring buffer
+    keeps it: ``sum()`` of the window every ``window`` pushes, else − oldest + newest."""
+    sums, running = [math.nan] * (len(pushed) + 1), math.nan
+    for k in range(window, len(pushed) + 1):
+        if k % window == 0:
+            running = sum(pushed[k - window : k])
+        else:
+            running = running - pushed[k - window - 1] + pushed[k - 1]
+        sums[k] = running
+    return sums
+
+
+@pytest.mark.parametrize("n, window", [(1, 1), (5, 7), (7, 7), (8, 7), (100, 3), (1_001, 100)])
+def test_window_sums_are_the_ring_buffers_to_the_bit(n: int, window: int) -> None:
+    rng = np.random.default_rng(n)  # magnitudes 1e-3 … 1e3 apart: every rounding shows
+    pushed = (rng.normal(0, 1, n) * rng.choice([1e-3, 1.0, 1e3], n)).tolist()
+    sums = window_sums(np.array(pushed), window).tolist()
+    assert [repr(v) for v in sums] == [repr(v) for v in ring_sums(pushed, window)]

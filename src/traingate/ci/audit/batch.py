@@ -166,9 +166,8 @@ def window_sums(finite: np.ndarray, window: int) -> np.ndarray:
     steps[:, head::2] = -oldest[:, :width]
     steps[:, head + 1 :: 2] = newest[:, :width]
     ran = np.add.accumulate(steps, axis=1)[:, head - 1 :: 2]  # after (b+1)·w + j pushes
-    k = (np.arange(blocks)[:, None] + 1) * window + np.arange(window)[None, :]
-    keep = k <= total  # the last block's padding lies past the last push
-    sums[k[keep]] = ran[keep]
+    # row by row, that is after w, w + 1, … pushes; the last block's padding lies past the end
+    sums[window:] = ran.reshape(-1)[: total + 1 - window]
     return sums
 
 

@@ -17,6 +17,7 @@ import math
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 import numpy as np
@@ -177,9 +178,11 @@ def loss_spike_series(check: Check[Any], columns: Columns, n: int) -> Series:
     loss = columns["loss"]
     window = params.window
     finite = np.isfinite(loss)
-    pushed = np.cumsum(finite) - finite  # finite losses before each row
+    every_row = bool(finite.all())  # the common case: no copy, no gather
+    pushed = np.arange(n) if every_row else np.cumsum(finite) - finite  # finite losses before
     evaluated = pushed >= window
-    sums = window_sums(loss[finite], window)[pushed]
+    sums = window_sums(loss if every_row else loss[finite], window)
+    sums = sums[:n] if every_row else sums[pushed]
     factor = context.resolve(params.spike_factor).value
     with np.errstate(invalid="ignore", over="ignore"):
         limit = factor * (sums / window)
@@ -305,12 +308,16 @@ def no_placeholder_series(check: Check[Any], columns: Columns, n: int) -> Series
         )
         streak = run_lengths(matched)
     else:
-        streak = np.zeros(n, np.int64)
+        streak = every(n, 0)
     window = params.window
-    longest = np.max([counts[o] for o in listed], axis=0) if listed else np.zeros(n, np.int64)
-    observed = np.where(streak >= window, streak, np.maximum(longest, streak)).astype(float)
+    longest = reduce(np.maximum, [counts[o] for o in listed]) if listed else every(n, 0)
+    if fingerprint:
+        observed = np.where(streak >= window, streak, np.maximum(longest, streak)).astype(float)
+        held = (streak < window) & (longest < window)
+    else:  # no fingerprint streak (window ≥ 2 > 0): the longest repeat alone, never < 0
+        observed, held = longest.astype(float), longest < window
     evaluated = np.arange(1, n + 1) >= window
-    ok = ~evaluated | ((streak < window) & (longest < window))
+    ok = ~evaluated | held
     limit = np.where(evaluated, float(window), np.nan)
 
     def decision(i: int) -> Decision:

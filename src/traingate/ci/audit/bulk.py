@@ -245,12 +245,16 @@ def _bulk_metrics(
     limits = []
     for t, s in zip(tracked, series, strict=True):
         if s is not None:
-            rows = np.flatnonzero(s.has_limit[:m])
-            kept = s.limit[rows]
             mask = np.zeros(m, bool)
-            mask[
-                rows[np.concatenate([[True], ~(kept[1:] == kept[:-1])])] if len(rows) else rows
-            ] = True
+            if s.has_limit[:m].all():  # the common case: no index, no copy
+                kept = s.limit[:m]
+                mask[0] = True
+                mask[1:] = ~(kept[1:] == kept[:-1])
+            else:
+                rows = np.flatnonzero(s.has_limit[:m])
+                kept = s.limit[rows]
+                changed = np.concatenate([[True], ~(kept[1:] == kept[:-1])])
+                mask[rows[changed] if len(rows) else rows] = True
             limits.append((f"limit/{t.invariant.id}", mask, s.limit))
     return BulkMetrics(values, limits, cols.steps, m)
 

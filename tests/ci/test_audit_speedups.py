@@ -147,7 +147,7 @@ def test_bodies_written_together_chain_as_one_by_one(tmp_path: Path, still_clock
 
 def test_a_csv_spelling_nan_and_inf_is_typed_in_bulk_as_float_reads_it(tmp_path: Path) -> None:
     # arrow reads the decimals; the columns where it read a NaN or inf are re-read as text
-    cells = ["0,nan,1", "1, -inf ,2.5", "2,1e-3,Infinity", "3,NaN,", "4,+INF,-0"]
+    cells = ["0,nan,1", "1, -inf ,2.5", "2,1e-3,Infinity", "3,NaN,", "4,+INF,-0", "5,1e400,2"]
     log = tmp_path / "s.csv"
     log.write_text("\n".join(["step,loss,grad_norm", *cells]) + "\n")
     cols = columns.step_columns(log, None, {c: c for c in COLUMNS[:3]}, {}, "auto")

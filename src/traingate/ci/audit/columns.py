@@ -131,12 +131,9 @@ def _csv(data: bytes, fmt: str, mapped: list[str]) -> tuple[Any, Any, list[str]]
     except pa.ArrowInvalid:  # a cell float() may read otherwise (1_0): all as text
         table = read(pa.string(), mapped)
     else:
-        # a letter can only spell NaN or inf to arrow, which reads more spellings of them
-        # than float() ("nan(1)"): each column where it read one is re-read as text
-        spelled = any(data.find(c, start) >= 0 for c in (b"n", b"N", b"i", b"I"))
-        odd = [
-            c for c in mapped if spelled and not pc.all(pc.is_finite(table[c]), min_count=0).as_py()
-        ]
+        # arrow reads more spellings of NaN and inf than float() ("nan(1)"): each column
+        # where it read one (or a decimal too large, 1e400) is re-read as text
+        odd = [c for c in mapped if not pc.all(pc.is_finite(table[c]), min_count=0).as_py()]
         if odd:
             text = read(pa.string(), odd)
             for c in odd:

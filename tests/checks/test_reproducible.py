@@ -73,6 +73,11 @@ def test_params_are_strict(raw: dict[str, object]) -> None:
         ReproducibleParams.model_validate(raw)
 
 
+def test_a_name_listed_twice_is_named_as_every_kind_names_it() -> None:
+    with pytest.raises(ValidationError, match="observations are listed twice: loss"):
+        ReproducibleParams.model_validate({"observations": ["loss", "grad_norm", "loss"]})
+
+
 def test_identical_steps_pass_and_report_the_largest_difference() -> None:
     decision = check_reproducible(
         run=steps(20), reference=steps(25), params=ReproducibleParams(), context=FINETUNE

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from pydantic import Field, field_validator
 
-from traingate.checks.base import CheckParams, LatestCheck, Observation, register
+from traingate.checks.base import CheckParams, LatestCheck, Observation, register, unique_names
 from traingate.checks.decision import CheckContext, Decision
 
 RUN_STEPS = "run_steps"  # observation: this run's step values, name → values in step order
@@ -46,13 +46,8 @@ class ReproducibleParams(CheckParams):
     steps: int = Field(default=20, ge=1)
     tolerance: float = Field(default=1e-6, ge=0)
 
-    @field_validator("observations")
-    @classmethod
-    def _listed_once(cls, names: list[str]) -> list[str]:
-        """Each observation once: a name listed twice is a mistake, not a heavier weight."""
-        if len(set(names)) != len(names):
-            raise ValueError(f"an observation is listed twice in {names}")
-        return names
+    # each observation once: a name listed twice is a mistake, not a heavier weight
+    _listed_once = field_validator("observations")(unique_names)
 
 
 def check_reproducible(

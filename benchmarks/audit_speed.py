@@ -16,8 +16,8 @@ throughput goes negative at 80 % of the log (INV-TRAIN-006 warns) and whose loss
 
 With ``--baseline SRC`` (the ``src`` folder of another checkout, e.g. ``git archive HEAD
 src | tar -x -C /tmp/base``), each round also times that code's audit of each log, in a
-fresh process after one warm-up audit, between this code's audit and the numpy pass: a
-before/after comparison under the same load.
+fresh process after warm-up audits (one of the same log), between this code's audit and
+the numpy pass: a before/after comparison under the same load.
 
 Prints the machine and load first, medians per log and phase, and the headline ratio
 (median audit / median numpy over the logs) last::
@@ -164,8 +164,11 @@ def warm_up(folder: Path) -> None:
 
 
 def time_one(log: Path, out: Path) -> None:
-    """``--time-one``: warm up, then print one audit's times as JSON."""
+    """``--time-one``: warm up (an audit of the log itself included: a fresh process's
+    first touch of that much memory is slower), then print one audit's times as JSON."""
     warm_up(out.parent / f"{out.name}-warm")
+    run_audit(log, out.parent / f"{out.name}-first")
+    shutil.rmtree(out.parent / f"{out.name}-first")
     total, phases, _ = run_audit(log, out)
     print(json.dumps({"total": total, "phases": phases}))
 

@@ -6,7 +6,8 @@ between two failing rows in one chained write (``EvidenceLog.write_bodies``); it
 With the events' clock held still, the evidence log of a bulk audit must be the very file
 the row-by-row audit writes (every line, every hash in the chain), the verdict the same
 (its recorded chain head too), the metrics, audit.json and a resumed run's restored
-metrics the same, and ``contracts check`` must accept the bulk run dir.
+metrics the same, and ``contracts check`` must say the same of both run dirs (and find no
+broken chain). The CSV reading and the loss-spike window sums it now takes are pinned too.
 """
 
 from __future__ import annotations

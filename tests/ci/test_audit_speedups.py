@@ -12,6 +12,7 @@ broken chain). The CSV reading and the loss-spike window sums it now takes are p
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -180,3 +181,29 @@ def test_window_sums_are_the_ring_buffers_to_the_bit(n: int, window: int) -> Non
     pushed = (rng.normal(0, 1, n) * rng.choice([1e-3, 1.0, 1e3], n)).tolist()
     sums = window_sums(np.array(pushed), window).tolist()
     assert [repr(v) for v in sums] == [repr(v) for v in ring_sums(pushed, window)]
+
+
+class _FailingSha:
+    """A sha256 whose hashing fails (as a MemoryError on a worker thread would)."""
+
+    def __init__(self, data: bytes = b"") -> None:
+        if data:
+            raise RuntimeError("hashing failed")
+
+    def update(self, data: bytes) -> None:
+        raise RuntimeError("hashing failed")
+
+    def hexdigest(self) -> str:
+        return "0" * 64
+
+
+def test_the_log_hashed_on_a_worker_thread_raises_its_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # audit.json's sha256 is never a digest of nothing: the worker's error reaches the caller
+    assert (
+        columns.hashed(b"step,loss\n0,1.0\n")() == hashlib.sha256(b"step,loss\n0,1.0\n").hexdigest()
+    )
+    monkeypatch.setattr(columns, "hashlib", SimpleNamespace(sha256=_FailingSha))
+    with pytest.raises(RuntimeError, match="hashing failed"):
+        columns.hashed(b"step,loss\n0,1.0\n")()

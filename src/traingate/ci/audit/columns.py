@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,16 +82,11 @@ def step_columns(
 def hashed(data: bytes) -> Callable[[], str]:
     """The SHA-256 of ``data`` (what ``audit.json`` records of the file read), computed on a
     worker thread while the audit goes on (hashlib lets go of the GIL): the file is read
-    once, and its hashing overlaps the replay."""
-    sha = hashlib.sha256()
-    worker = threading.Thread(target=sha.update, args=(data,), daemon=True)
-    worker.start()
-
-    def digest() -> str:
-        worker.join()
-        return sha.hexdigest()
-
-    return digest
+    once, and its hashing overlaps the replay. An error there is raised by the call."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="traingate-sha256")
+    hashing = pool.submit(lambda: hashlib.sha256(data).hexdigest())
+    pool.shutdown(wait=False)  # the worker ends with its one task
+    return hashing.result
 
 
 def _csv(data: bytes, fmt: str, mapped: list[str]) -> tuple[Any, Any, list[str]]:

@@ -207,3 +207,41 @@ def test_the_log_hashed_on_a_worker_thread_raises_its_error(
     monkeypatch.setattr(columns, "hashlib", SimpleNamespace(sha256=_FailingSha))
     with pytest.raises(RuntimeError, match="hashing failed"):
         columns.hashed(b"step,loss\n0,1.0\n")()
+
+
+@pytest.mark.parametrize("size", [1, 3, 4, 64])
+def test_bulk_metrics_slices_alike_or_not_lay_out_the_guards_rows(
+    tmp_path: Path, size: int
+) -> None:
+    """A slice whose rows all record the same limits is laid out as a grid, any other by
+    scattering: both give the rows ``Guard.step`` records, in its order (a limit on every
+    row, one that changes at a few rows, one never recorded; slices of ``size`` rows)."""
+    n = 10
+    loss, grad_norm = np.linspace(3.0, 1.0, n), np.full(n, 0.5)
+    loss[6] = math.nan
+    dense = np.linspace(5.0, 6.0, n)  # recorded on every row
+    sparse = np.where(np.arange(n) < 7, 2.0, 3.0)
+    sparse_at = np.isin(np.arange(n), [0, 7])  # recorded where it changed
+    plain = MetricsBuffer()
+    for i in range(n):
+        plain.add("step", 10 * i, None, {"loss": float(loss[i]), "grad_norm": float(grad_norm[i])})
+        limits = {"limit/A": float(dense[i])}
+        if sparse_at[i]:
+            limits["limit/B"] = float(sparse[i])
+        plain.add("step", 10 * i, None, limits)
+    limits = [
+        ("limit/A", np.ones(n, bool), dense),
+        ("limit/B", sparse_at, sparse),
+        ("limit/C", np.zeros(n, bool), np.full(n, 9.0)),
+    ]
+    laid = bulk.BulkMetrics(
+        [("loss", loss), ("grad_norm", grad_norm)], limits, 10 * np.arange(n), n
+    )
+    laid.SLICE = size
+    for buffer, folder in ((plain, "a"), (laid, "b")):
+        (tmp_path / folder).mkdir()
+        buffer.write(tmp_path / folder)
+    a, b = (pq.read_table(tmp_path / f / "metrics.parquet") for f in ("a", "b"))
+    assert len(laid) == len(plain) == 2 * n + n + 2
+    assert a.schema.remove_metadata() == b.schema.remove_metadata()
+    assert [repr(r) for r in a.to_pylist()] == [repr(r) for r in b.to_pylist()]  # NaN too

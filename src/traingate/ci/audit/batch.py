@@ -78,15 +78,19 @@ def excess(
         value = np.subtract(observed, limit)  # in place from here: less memory to touch
         if not isinstance(sign, float) or sign != 1.0:
             value *= sign
-    value[~np.isfinite(observed)] = np.inf
+    finite = np.isfinite(observed)
+    if not finite.all():  # (the common case, every observation finite, writes nothing)
+        value[~finite] = np.inf
     return value
 
 
 def run_lengths(flag: np.ndarray) -> np.ndarray:
     """At each row, how many consecutive rows up to and including it have ``flag`` set."""
-    index = np.arange(len(flag), dtype=np.int32 if len(flag) < 1 << 31 else np.int64)
-    last_clear = np.maximum.accumulate(np.where(flag, -1, index)) if len(flag) else index
-    return index - last_clear
+    dtype = np.int32 if len(flag) < 1 << 31 else np.int64
+    if not flag.any():  # the common case (no streak at all): no pass over the rows
+        return np.zeros(len(flag), dtype)
+    index = np.arange(len(flag), dtype=dtype)
+    return index - np.maximum.accumulate(np.where(flag, -1, index))
 
 
 def before(run: np.ndarray) -> np.ndarray:

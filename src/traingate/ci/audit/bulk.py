@@ -12,6 +12,8 @@ the final point run as the loop would run it.
 from __future__ import annotations
 
 import json
+import math
+import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -105,8 +107,11 @@ def _tally(t: Tracked, s: Series, failing: np.ndarray, steps: np.ndarray) -> Non
     if not len(rows):
         return
     e = s.excess[:m] if every_row else s.excess[rows]
-    nan = np.isnan(e)  # a NaN excess counts as -inf, unless it is the first
-    k = 0 if nan[0] else int(np.argmax(np.where(nan, -np.inf, e) if nan.any() else e))
+    # a NaN excess counts as -inf, unless it is the first; argmax stops at the first NaN,
+    # so a NaN it returns (past the first row) says to look again without the NaNs
+    k = int(np.argmax(e))
+    if k and math.isnan(e[k]):
+        k = int(np.argmax(np.where(np.isnan(e), -np.inf, e)))
     worst, last = int(rows[k]), int(rows[-1])
     t.record(s.decision(worst), int(steps[worst]), None)
     if last != worst:
@@ -249,7 +254,7 @@ def _bulk_metrics(
             if s.has_limit[:m].all():  # the common case: no index, no copy
                 kept = s.limit[:m]
                 mask[0] = True
-                mask[1:] = ~(kept[1:] == kept[:-1])
+                np.not_equal(kept[1:], kept[:-1], out=mask[1:])  # NaN != NaN: changed
             else:
                 rows = np.flatnonzero(s.has_limit[:m])
                 kept = s.limit[rows]
@@ -275,7 +280,7 @@ class BulkMetrics(MetricsBuffer):
     ) -> None:
         super().__init__()
         self.values, self.limits, self.steps, self.m = values, limits, steps, m
-        self.rows = m * len(values) + sum(int(mask.sum()) for _, mask, _ in limits)
+        self.rows = m * len(values) + sum(np.count_nonzero(mask) for _, mask, _ in limits)
 
     def __len__(self) -> int:
         return self.rows + len(self.value)
@@ -285,31 +290,55 @@ class BulkMetrics(MetricsBuffer):
         import pyarrow as pa
 
         labels = pa.array([n for n, _ in self.values] + [n for n, _, _ in self.limits])
-        width = len(self.values)
         for a in range(0, self.m, self.SLICE):
             b = min(a + self.SLICE, self.m)
-            per_row = np.full(b - a, width, np.int64)
-            for _, mask, _ in self.limits:
-                per_row += mask[a:b]
-            at = np.cumsum(per_row) - per_row  # each row's first slot, then the next free
-            total = int(per_row[-1] + at[-1])
-            value, name = np.empty(total), np.empty(total, INDEX)
-            for k, (_, column) in enumerate(self.values):
-                value[at], name[at] = column[a:b], k
-                at += 1
-            for k, (_, mask, limit) in enumerate(self.limits, width):
-                here = mask[a:b]
-                value[at[here]], name[at[here]] = limit[a:b][here], k
-                at += here
+            masks = [mask[a:b] for _, mask, _ in self.limits]
+            dense = [bool(here.all()) for here in masks]
+            if all(d or not here.any() for d, here in zip(dense, masks, strict=True)):
+                steps, value, name = self._regular(a, b, dense)
+            else:
+                steps, value, name = self._scattered(a, b, masks)
+            total = len(value)
             yield pa.table(
                 {
                     "point": pa.DictionaryArray.from_arrays(np.zeros(total, INDEX), ["step"]),
-                    "step": pa.array(np.repeat(self.steps[a:b], per_row), pa.int64()),
+                    "step": pa.array(steps, pa.int64()),
                     "epoch": pa.nulls(total, pa.int64()),
                     "name": pa.DictionaryArray.from_arrays(name, labels),
                     "value": pa.array(value, pa.float64()),
                 }
             )
+
+    def _regular(self, a: int, b: int, dense: list[bool]) -> tuple[np.ndarray, ...]:
+        """Rows ``a`` to ``b`` when each limit is recorded on all of them or on none (the
+        common slice: every row alike): one row of a grid per log row, filled a column at
+        a time, and the names one pattern repeated."""
+        width = len(self.values)
+        kept = [k for k, d in enumerate(dense, width) if d]
+        columns = [c for _, c in self.values] + [self.limits[k - width][2] for k in kept]
+        grid = np.empty((b - a, len(columns)))
+        for k, column in enumerate(columns):
+            grid[:, k] = column[a:b]
+        name = np.tile(np.array([*range(width), *kept], INDEX), b - a)
+        return np.repeat(self.steps[a:b], len(columns)), grid.reshape(-1), name
+
+    def _scattered(self, a: int, b: int, masks: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """Rows ``a`` to ``b`` in general: each log row's slots counted, then each column
+        scattered to its rows' next free slot."""
+        width = len(self.values)
+        per_row = np.full(b - a, width, np.int64)
+        for here in masks:
+            per_row += here
+        at = np.cumsum(per_row) - per_row  # each row's first slot, then the next free
+        total = int(per_row[-1] + at[-1])
+        value, name = np.empty(total), np.empty(total, INDEX)
+        for k, (_, column) in enumerate(self.values):
+            value[at], name[at] = column[a:b], k
+            at += 1
+        for k, ((_, _, limit), here) in enumerate(zip(self.limits, masks, strict=True), width):
+            value[at[here]], name[at[here]] = limit[a:b][here], k
+            at += here
+        return np.repeat(self.steps[a:b], per_row), value, name
 
     def write(self, run_dir: Any) -> Any:
         """``metrics.parquet``: the bulk, then the later rows; read back, the same columns
@@ -330,13 +359,17 @@ class BulkMetrics(MetricsBuffer):
         )
 
         def written(fh: Any) -> None:
+            def encode(table: Any) -> None:
+                writer.write_table(table)
+                _start_writeback(fh)
+
             with pq.ParquetWriter(fh, tail.schema, **METRICS_OPTIONS) as writer:
                 # each slice is encoded on a worker thread (pyarrow lets go of the GIL) while
                 # the next one is laid out; at most two slices are held at a time
                 with ThreadPoolExecutor(1, thread_name_prefix="traingate-metrics") as pool:
                     encoding: deque[Future[None]] = deque()
                     for table in self.slices():
-                        encoding.append(pool.submit(writer.write_table, table))
+                        encoding.append(pool.submit(encode, table))
                         if len(encoding) > 1:
                             encoding.popleft().result()
                     for done in encoding:
@@ -347,3 +380,14 @@ class BulkMetrics(MetricsBuffer):
         path = run_dir / METRICS
         atomic_write(path, written)
         return path
+
+
+def _start_writeback(fh: Any) -> None:
+    """Hand what is written of ``fh`` so far to the disk now (Linux starts writing back a
+    file's dirty pages on ``POSIX_FADV_DONTNEED``), so the disk writes while the next
+    slices are encoded and ``atomic_write``'s closing fsync, which still makes the file
+    durable, waits only for the last ones; the pages written back leave the cache."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is not None:
+        fh.flush()
+        advise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)

@@ -245,3 +245,51 @@ def test_bulk_metrics_slices_alike_or_not_lay_out_the_guards_rows(
     assert len(laid) == len(plain) == 2 * n + n + 2
     assert a.schema.remove_metadata() == b.schema.remove_metadata()
     assert [repr(r) for r in a.to_pylist()] == [repr(r) for r in b.to_pylist()]  # NaN too
+
+
+def small_bulk() -> tuple[MetricsBuffer, bulk.BulkMetrics]:
+    """The same five rows (and a final point after them) as a Guard's buffer and a bulk."""
+    loss = np.array([2.0, 1.5, math.nan, 1.25, 1.0])
+    plain = MetricsBuffer()
+    for i, value in enumerate(loss.tolist()):
+        plain.add("step", i, None, {"loss": value})
+    laid = bulk.BulkMetrics([("loss", loss)], [], np.arange(5), 5)
+    return plain, laid
+
+
+def rows_of(path: Path) -> list[str]:
+    return [repr(r) for r in pq.read_table(path).to_pylist()]
+
+
+def test_a_metrics_write_begun_early_is_the_one_write_makes(tmp_path: Path) -> None:
+    """Begun during the replay, completed by ``write`` with the rows added since: the very
+    rows a Guard's buffer writes; a second write (a checkpoint, then close) rewrites it."""
+    plain, laid = small_bulk()
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    laid.begin(tmp_path / "b")
+    for buffer in (plain, laid):
+        buffer.add("final", 4, None, {"loss": 1.0})
+    expected = rows_of(plain.write(tmp_path / "a"))
+    assert rows_of(laid.write(tmp_path / "b")) == expected
+    laid.add("final", 4, None, {"loss": 0.5})
+    plain.add("final", 4, None, {"loss": 0.5})
+    assert rows_of(laid.write(tmp_path / "b")) == rows_of(plain.write(tmp_path / "a"))
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["metrics.parquet"]
+
+
+def test_a_metrics_write_begun_early_and_given_up_leaves_nothing(tmp_path: Path) -> None:
+    _, laid = small_bulk()
+    laid.begin(tmp_path)
+    laid.settle()  # the guard was not closed
+    assert list(tmp_path.iterdir()) == []
+    laid.settle()  # nothing left to give up
+
+
+def test_a_metrics_write_begun_early_raises_its_error_from_write(tmp_path: Path) -> None:
+    _, laid = small_bulk()
+    taken = tmp_path / "run"
+    taken.write_text("a file where the run dir should be")
+    laid.begin(taken)
+    with pytest.raises(OSError):
+        laid.write(taken)

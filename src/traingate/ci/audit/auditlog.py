@@ -125,7 +125,7 @@ def audit_metrics(
     path, run_dir, where = Path(path), Path(run_dir), dict(where or {})
     if (run_dir / VERDICT).exists() or (run_dir / EVIDENCE).exists():
         raise AuditError(f"{run_dir}: already holds a run; choose another output directory")
-    from traingate.ci.audit.bulk import batch_replay  # numpy: not on the import path
+    from traingate.ci.audit.bulk import BulkMetrics, batch_replay  # numpy: not on the import path
     from traingate.ci.audit.columns import step_columns
 
     cols = step_columns(path, fmt, mapping, where, validation_index) if reference is None else None
@@ -147,18 +147,22 @@ def audit_metrics(
         guard = Guard(
             contracts, regime=regime, params=params, run_dir=run_dir, only=selected, reference=ref
         )
-    done = batch_replay(guard, cols) if cols is not None else None
-    bulk = cols if done is not None else None
-    if bulk is not None:  # no row skipped, none excluded
-        rows = Rows([], [], len(bulk.steps), 0)
-        fmt_read, files = bulk.fmt, [path]
-    else:
-        if table is None:  # the bulk replay could not decide a row: replay row by row
-            table, effective, index_mode = indexed(path, fmt, mapping, validation_index, where)
-        rows = build_rows(table, effective, where)
-        done = replay(guard, rows.replay)
-        fmt_read, files = table.fmt, table.files or [path]
-    verdict = guard.close(done.error)
+    try:
+        done = batch_replay(guard, cols) if cols is not None else None
+        bulk = cols if done is not None else None
+        if bulk is not None:  # no row skipped, none excluded
+            rows = Rows([], [], len(bulk.steps), 0)
+            fmt_read, files = bulk.fmt, [path]
+        else:
+            if table is None:  # the bulk replay could not decide a row: replay row by row
+                table, effective, index_mode = indexed(path, fmt, mapping, validation_index, where)
+            rows = build_rows(table, effective, where)
+            done = replay(guard, rows.replay)
+            fmt_read, files = table.fmt, table.files or [path]
+        verdict = guard.close(done.error)
+    finally:  # a metrics.parquet the bulk replay began writing and close did not end
+        if isinstance(guard.metrics, BulkMetrics):
+            guard.metrics.settle()
     sha256 = bulk.digest() if bulk is not None else digest(files)  # the bytes replayed
     audit = {
         "source": str(path),

@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import repeat
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,9 +76,11 @@ def batch_replay(guard: Guard, cols: StepColumns) -> Replayed | None:
     m = end + 1
     steps = cols.steps
     failing = {j: f[:m] for j, f in failed.items()}
+    guard.metrics = _bulk_metrics(tracked, series, cols, m)
+    if guard.evidence and guard.run_dir is not None:  # what Guard.close writes it for
+        guard.metrics.begin(guard.run_dir)
     for j, f in failing.items():
         _tally(tracked[j], series[j], f, steps)  # type: ignore[arg-type]
-    guard.metrics = _bulk_metrics(tracked, series, cols, m)
     first_abort = _events(guard, tracked, series, failing, steps, m, aborted=abort_row <= end)
     guard.last_step = int(steps[end])
     done = Replayed(replayed=m - 1, current=cols.row(end))
@@ -267,7 +271,8 @@ def _bulk_metrics(
 class BulkMetrics(MetricsBuffer):
     """A Guard's metrics whose bulk a batch replay laid out: per row, each value column,
     then each limit where its mask is set; what later points add follows, one by one. The
-    bulk's rows are built only when written, a slice at a time (little memory to touch)."""
+    bulk's rows are built only when written, a slice at a time (little memory to touch);
+    the batch replay begins that write as soon as the bulk is known (:meth:`begin`)."""
 
     SLICE = 1 << 16  # rows of the log per row group
 
@@ -281,6 +286,7 @@ class BulkMetrics(MetricsBuffer):
         super().__init__()
         self.values, self.limits, self.steps, self.m = values, limits, steps, m
         self.rows = m * len(values) + sum(np.count_nonzero(mask) for _, mask, _ in limits)
+        self._early: _EarlyWrite | None = None
 
     def __len__(self) -> int:
         return self.rows + len(self.value)
@@ -340,12 +346,24 @@ class BulkMetrics(MetricsBuffer):
             at += here
         return np.repeat(self.steps[a:b], per_row), value, name
 
+    def begin(self, run_dir: Path) -> None:
+        """Start writing ``metrics.parquet`` in ``run_dir`` now, on a worker thread: the bulk
+        is encoded while the replay goes on (its events, its tallies, the verdict), and
+        :meth:`write` only adds the later rows and completes the file (:class:`_EarlyWrite`)."""
+        self._early = _EarlyWrite(self, run_dir)
+
+    def settle(self) -> None:
+        """Give up a write :meth:`begin` began that :meth:`write` did not complete (the guard
+        was not closed): its temp file is removed, and no ``metrics.parquet`` is made."""
+        early, self._early = self._early, None
+        if early is not None:
+            early.finish(None)
+
     def write(self, run_dir: Any) -> Any:
         """``metrics.parquet``: the bulk, then the later rows; read back, the same columns
         and types as :meth:`MetricsBuffer.write` writes (no arrow schema is stored, so the
         dictionary encoding is the file's own)."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         coded = pa.dictionary(pa.from_numpy_dtype(INDEX), pa.string())
         tail = pa.table(
@@ -357,29 +375,79 @@ class BulkMetrics(MetricsBuffer):
                 "value": pa.array(self.value, pa.float64()),
             }
         )
-
-        def written(fh: Any) -> None:
-            def encode(table: Any) -> None:
-                writer.write_table(table)
-                _start_writeback(fh)
-
-            with pq.ParquetWriter(fh, tail.schema, **METRICS_OPTIONS) as writer:
-                # each slice is encoded on a worker thread (pyarrow lets go of the GIL) while
-                # the next one is laid out; at most two slices are held at a time
-                with ThreadPoolExecutor(1, thread_name_prefix="traingate-metrics") as pool:
-                    encoding: deque[Future[None]] = deque()
-                    for table in self.slices():
-                        encoding.append(pool.submit(encode, table))
-                        if len(encoding) > 1:
-                            encoding.popleft().result()
-                    for done in encoding:
-                        done.result()
-                if tail.num_rows or not self.m:
-                    writer.write_table(tail)
-
         path = run_dir / METRICS
-        atomic_write(path, written)
+        early, self._early = self._early, None
+        if early is not None and early.run_dir == run_dir:
+            early.finish(tail)
+            return path
+        if early is not None:
+            early.finish(None)
+        atomic_write(path, lambda fh: self.encode(fh, lambda: tail))
         return path
+
+    def encode(self, fh: Any, later: Callable[[], Any]) -> None:
+        """Write the parquet file to ``fh``: the bulk, then ``later()``'s table of the later
+        rows (raises :class:`_GivenUp` when that is None)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        def encoded(table: Any) -> None:
+            writer.write_table(table)
+            _start_writeback(fh)
+
+        coded = pa.dictionary(pa.from_numpy_dtype(INDEX), pa.string())
+        types = {"point": coded, "step": pa.int64(), "epoch": pa.int64(), "name": coded}
+        schema = pa.schema([*types.items(), ("value", pa.float64())])
+        with pq.ParquetWriter(fh, schema, **METRICS_OPTIONS) as writer:
+            # each slice is encoded on a worker thread (pyarrow lets go of the GIL) while
+            # the next one is laid out; at most two slices are held at a time
+            with ThreadPoolExecutor(1, thread_name_prefix="traingate-metrics") as pool:
+                encoding: deque[Future[None]] = deque()
+                for table in self.slices():
+                    encoding.append(pool.submit(encoded, table))
+                    if len(encoding) > 1:
+                        encoding.popleft().result()
+                for done in encoding:
+                    done.result()
+            tail = later()
+            if tail is None:
+                raise _GivenUp
+            if tail.num_rows or not self.m:
+                writer.write_table(tail)
+
+
+class _GivenUp(Exception):
+    """A write begun early was given up: ``atomic_write`` removes its temp file."""
+
+
+class _EarlyWrite:
+    """``metrics.parquet`` written by ``atomic_write`` on a daemon thread (one that never
+    holds the interpreter's exit): the bulk at once, then the later rows once
+    :meth:`finish` hands them over (None: given up, no file); an error is raised there."""
+
+    def __init__(self, metrics: BulkMetrics, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.later: Future[Any] = Future()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(
+            target=self._run, args=(metrics,), name="traingate-metrics-early", daemon=True
+        )
+        self.thread.start()
+
+    def _run(self, metrics: BulkMetrics) -> None:
+        try:
+            atomic_write(self.run_dir / METRICS, lambda fh: metrics.encode(fh, self.later.result))
+        except _GivenUp:
+            pass
+        except BaseException as exc:  # raised by finish(), in the thread that closes the guard
+            self.error = exc
+
+    def finish(self, tail: Any) -> None:
+        """Hand over the later rows (None: give the write up) and wait for the file."""
+        self.later.set_result(tail)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _start_writeback(fh: Any) -> None:

@@ -175,8 +175,13 @@ def ring_sums(pushed: list[float], window: int) -> list[float]:
     return sums
 
 
-@pytest.mark.parametrize("n, window", [(1, 1), (5, 7), (7, 7), (8, 7), (100, 3), (1_001, 100)])
+@pytest.mark.parametrize(
+    "n, window",
+    [(1, 1), (5, 7), (7, 7), (8, 7), (100, 3), (50, 10), (1_001, 100), (20_000, 100)],
+)
 def test_window_sums_are_the_ring_buffers_to_the_bit(n: int, window: int) -> None:
+    """Fewer blocks of pushes than pushes in one (summed along each block) or not (all
+    blocks at once, a push at a time): the very sums the ring buffer keeps."""
     rng = np.random.default_rng(n)  # magnitudes 1e-3 … 1e3 apart: every rounding shows
     pushed = (rng.normal(0, 1, n) * rng.choice([1e-3, 1.0, 1e3], n)).tolist()
     sums = window_sums(np.array(pushed), window).tolist()

@@ -150,15 +150,26 @@ def gradient_norm_series(check: Check[Any], columns: Columns, n: int) -> Series:
 def window_sums(finite: np.ndarray, window: int) -> np.ndarray:
     """``loss_spike``'s running sum after each number of pushes k (index k, for k ≥ window),
     exactly as its ring buffer keeps it: re-added with Python's ``sum`` every ``window``
-    pushes, one subtraction and one addition per push in between. Each block of pushes is
-    one sequential ``np.add.accumulate`` row (the very float operations, in their order)."""
+    pushes, one subtraction and one addition per push in between. Each block of pushes
+    gets the very float operations, in their order: all blocks at once, a push at a time
+    (:func:`_sums_by_push`), or, with fewer blocks than pushes in one, one sequential
+    ``np.add.accumulate`` row per block (:func:`_sums_by_block`)."""
     total = len(finite)
     sums = np.full(total + 1, np.nan)
     blocks = total // window
     if blocks == 0:
         return sums
-    width = window - 1  # the pushes of a block after its re-add
     padded = np.concatenate([finite, np.zeros((blocks + 1) * window - total)])
+    by = _sums_by_push if blocks >= window else _sums_by_block
+    # row b: the sums after (b+1)·w + j pushes; row by row, that is after w, w + 1, …
+    # pushes; the last block's padding lies past the end
+    sums[window:] = by(padded, blocks, window).reshape(-1)[: total + 1 - window]
+    return sums
+
+
+def _sums_by_block(padded: np.ndarray, blocks: int, window: int) -> np.ndarray:
+    """Block b's running sums in row b, as one ``np.add.accumulate`` row of its pushes."""
+    width = window - 1  # the pushes of a block after its re-add
     oldest = padded[: blocks * window].reshape(blocks, window)  # row b: pushes b·w … b·w+w-1
     newest = padded[window : (blocks + 1) * window].reshape(blocks, window)
     # row b: 0, + the window's losses (the re-add), then (− oldest, + newest) per later push
@@ -170,10 +181,29 @@ def window_sums(finite: np.ndarray, window: int) -> np.ndarray:
     head = window + 1
     steps[:, head::2] = -oldest[:, :width]
     steps[:, head + 1 :: 2] = newest[:, :width]
-    ran = np.add.accumulate(steps, axis=1)[:, head - 1 :: 2]  # after (b+1)·w + j pushes
-    # row by row, that is after w, w + 1, … pushes; the last block's padding lies past the end
-    sums[window:] = ran.reshape(-1)[: total + 1 - window]
-    return sums
+    return np.add.accumulate(steps, axis=1)[:, head - 1 :: 2]
+
+
+def _sums_by_push(padded: np.ndarray, blocks: int, window: int) -> np.ndarray:
+    """Block b's running sums in row b, every block's at once: one vector addition or
+    subtraction per push, each block's own in its order, over the pushes laid out by
+    position in the block (row k: each block's k-th push; contiguous, so vectorised)."""
+    pushes = padded.reshape(blocks + 1, window).T.copy()
+    oldest, newest = pushes[:, :blocks], pushes[:, 1:]  # block b's pushes, then b+1's
+    if SEQUENTIAL_SUM:  # sum() adds 0 + each loss, left to right
+        running = np.zeros(blocks)
+        for k in range(window):
+            running += oldest[k]
+    else:  # a compensated sum(): its own result (never −0.0)
+        rows = padded[: blocks * window].reshape(blocks, window)
+        running = np.array([sum(row.tolist()) for row in rows])
+    ran = np.empty((window, blocks))
+    ran[0] = running
+    for j in range(window - 1):
+        running -= oldest[j]
+        running += newest[j]
+        ran[j + 1] = running
+    return ran.T
 
 
 def loss_spike_series(check: Check[Any], columns: Columns, n: int) -> Series:

@@ -309,14 +309,16 @@ def initial_loss_series(check: Check[Any], columns: Columns, n: int) -> Series:
     d = check_initial_loss(
         loss=float(columns["loss"][0]), params=check.params, context=check.context
     )
-    first = np.arange(n) == 0
-    limit = np.where(first, np.nan if d.limit is None else d.limit, np.nan)
+    first, limit, worst = np.zeros(n, bool), np.full(n, np.nan), np.full(n, -np.inf)
+    first[0], worst[0] = True, excess_of(d)
+    if d.limit is not None:
+        limit[0] = d.limit
     return Series(
         first,
-        ~first | d.ok,
-        np.where(first, excess_of(d), -np.inf),
+        every(n, True) if d.ok else ~first,
+        worst,
         limit,
-        first & (d.limit is not None),
+        first if d.limit is not None else np.zeros(n, bool),
         lambda i: d,
     )
 

@@ -106,22 +106,30 @@ def _tally(t: Tracked, s: Series, failing: np.ndarray, steps: np.ndarray) -> Non
     fails); its worst and last evaluations recorded through ``Tracked.record`` (the worst
     first: a later equal excess does not replace it)."""
     m = len(failing)
-    every_row = bool(s.evaluated[:m].all())  # the common case: views of the arrays, no copies
-    rows = np.arange(m) if every_row else np.flatnonzero(s.evaluated[:m])
-    if not len(rows):
+    evaluated = s.evaluated[:m]
+    first = _from_first(evaluated)
+    rows = None if first is not None else np.flatnonzero(evaluated)
+    if rows is not None and not len(rows):
         return
-    e = s.excess[:m] if every_row else s.excess[rows]
+    e = s.excess[first:m] if rows is None else s.excess[rows]
     # a NaN excess counts as -inf, unless it is the first; argmax stops at the first NaN,
     # so a NaN it returns (past the first row) says to look again without the NaNs
     k = int(np.argmax(e))
     if k and math.isnan(e[k]):
         k = int(np.argmax(np.where(np.isnan(e), -np.inf, e)))
-    worst, last = int(rows[k]), int(rows[-1])
+    worst, last = (first + k, m - 1) if rows is None else (int(rows[k]), int(rows[-1]))
     t.record(s.decision(worst), int(steps[worst]), None)
     if last != worst:
         t.record(s.decision(last), int(steps[last]), None)
-    t.evaluations = len(rows)
+    t.evaluations = len(e)
     t.violations = int(np.count_nonzero(failing))
+
+
+def _from_first(flags: np.ndarray) -> int | None:
+    """The first row ``flags`` sets, when it sets every row from there on (a check that
+    judges every row once warmed up: its rows a slice, not an index); else None."""
+    first = int(np.argmax(flags)) if len(flags) else 0
+    return first if len(flags) and flags[first] and flags[first:].all() else None
 
 
 def _events(
@@ -255,10 +263,11 @@ def _bulk_metrics(
     for t, s in zip(tracked, series, strict=True):
         if s is not None:
             mask = np.zeros(m, bool)
-            if s.has_limit[:m].all():  # the common case: no index, no copy
-                kept = s.limit[:m]
-                mask[0] = True
-                np.not_equal(kept[1:], kept[:-1], out=mask[1:])  # NaN != NaN: changed
+            first = _from_first(s.has_limit[:m])
+            if first is not None:  # the common case: no index, no copy
+                kept = s.limit[first:m]
+                mask[first] = True
+                np.not_equal(kept[1:], kept[:-1], out=mask[first + 1 :])  # NaN != NaN: changed
             else:
                 rows = np.flatnonzero(s.has_limit[:m])
                 kept = s.limit[rows]

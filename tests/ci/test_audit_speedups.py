@@ -298,3 +298,20 @@ def test_a_metrics_write_begun_early_raises_its_error_from_write(tmp_path: Path)
     laid.begin(taken)
     with pytest.raises(OSError):
         laid.write(taken)
+
+
+def test_metrics_written_through_the_descriptors_name_or_the_file_are_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyarrow's own file on the descriptor's name (Linux), or, where that name cannot be
+    opened, the Python file: the same bytes either way."""
+    written = []
+    for folder in ("native", "python"):
+        if folder == "python":
+            monkeypatch.setattr(bulk, "FD_PATH", str(tmp_path / "no-such-folder" / "{}"))
+        (tmp_path / folder).mkdir()
+        _, laid = small_bulk()
+        laid.add("final", 4, None, {"loss": 1.0})
+        written.append(laid.write(tmp_path / folder).read_bytes())
+        assert rows_of(tmp_path / folder / "metrics.parquet")[-1].endswith("'value': 1.0}")
+    assert written[0] == written[1]

@@ -18,6 +18,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -35,6 +36,7 @@ from traingate.runtime.verdict import invariant_status
 from traingate.runtime.violation import ViolationRecord
 
 INDEX = np.int16  # the bulk metrics' dictionary codes: a few dozen names (less memory)
+FD_PATH = "/proc/self/fd/{}"  # an open file's name by its descriptor (Linux)
 
 
 def _first_failure(
@@ -407,7 +409,7 @@ class BulkMetrics(MetricsBuffer):
         coded = pa.dictionary(pa.from_numpy_dtype(INDEX), pa.string())
         types = {"point": coded, "step": pa.int64(), "epoch": pa.int64(), "name": coded}
         schema = pa.schema([*types.items(), ("value", pa.float64())])
-        with pq.ParquetWriter(fh, schema, **METRICS_OPTIONS) as writer:
+        with _unlocked(fh) as sink, pq.ParquetWriter(sink, schema, **METRICS_OPTIONS) as writer:
             # each slice is encoded on a worker thread (pyarrow lets go of the GIL) while
             # the next one is laid out; at most two slices are held at a time
             with ThreadPoolExecutor(1, thread_name_prefix="traingate-metrics") as pool:
@@ -423,6 +425,24 @@ class BulkMetrics(MetricsBuffer):
                 raise _GivenUp
             if tail.num_rows or not self.m:
                 writer.write_table(tail)
+
+
+@contextmanager
+def _unlocked(fh: Any) -> Iterator[Any]:
+    """``fh``'s file as pyarrow's own file, which writes without taking the interpreter
+    lock (pyarrow takes it for each write to a Python file: an encoder beside a busy main
+    thread waits for it at every page), opened by the name the OS gives the open file
+    (:data:`FD_PATH`); ``fh`` itself where that cannot be opened."""
+    import pyarrow as pa
+
+    fh.flush()
+    try:
+        native = pa.OSFile(FD_PATH.format(fh.fileno()), "ab")
+    except OSError:
+        yield fh
+        return
+    with native:
+        yield native
 
 
 class _GivenUp(Exception):

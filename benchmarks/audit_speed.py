@@ -8,7 +8,9 @@ throughput goes negative at 80 % of the log (INV-TRAIN-006 warns) and whose loss
 
 * ``audit``: :func:`traingate.ci.audit.audit_metrics` (the function ``contracts audit``
   calls) with the pretrain preset, from scratch, into a fresh run dir; its time split into
-  reading the log, typing rows, deciding (the replay) and writing evidence/metrics (close);
+  reading the log, typing rows, deciding (the replay) and writing evidence/metrics (close;
+  a bulk replay's ``metrics.parquet`` is encoded on a worker thread from the middle of the
+  replay on, so "write" is what close waits for of it, beside the verdict and the fsyncs);
 * ``numpy``: pyarrow reads the same columns into numpy arrays, then a vectorised pass
   computes the same step checks (finite, gradient-norm streak, loss-spike window, initial
   loss, throughput expression, no-placeholder streak, metrics present) and their first

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -83,7 +83,8 @@ def batch_replay(guard: Guard, cols: StepColumns) -> Replayed | None:
         guard.metrics.begin(guard.run_dir)
     for j, f in failing.items():
         _tally(tracked[j], series[j], f, steps)  # type: ignore[arg-type]
-    first_abort = _events(guard, tracked, series, failing, steps, m, aborted=abort_row <= end)
+    decided = Decided(guard, tracked, series, failing, steps)
+    first_abort = _events(decided, m, aborted=abort_row <= end)
     guard.last_step = int(steps[end])
     done = Replayed(replayed=m - 1, current=cols.row(end))
     if first_abort is not None:
@@ -134,27 +135,31 @@ def _from_first(flags: np.ndarray) -> int | None:
     return first if len(flags) and flags[first] and flags[first:].all() else None
 
 
-def _events(
-    guard: Guard,
-    tracked: list[Tracked],
-    series: list[Series | None],
-    failing: dict[int, np.ndarray],
-    steps: np.ndarray,
-    m: int,
-    *,
-    aborted: bool,
-) -> ViolationRecord | None:
+class Decided(NamedTuple):
+    """What the bulk replay decided: the Guard, its step invariants, each one's decisions
+    over every row (None: not decided there), each decided one's failing rows of the first
+    m, and the rows' steps."""
+
+    guard: Guard
+    tracked: list[Tracked]
+    series: list[Series | None]
+    failing: dict[int, np.ndarray]
+    steps: np.ndarray
+
+
+def _events(decided: Decided, m: int, *, aborted: bool) -> ViolationRecord | None:
     """Each failed decision's events (``failing``: each decided invariant's failing rows of
     the first m), row by row in order with the summaries between, as the row-by-row replay
     writes them (the summaries between two failing rows in one write); the first abort of
     the last row, if it aborts."""
+    guard, tracked, series, failing, steps = decided
     every = guard.summary_every
     summary = np.zeros(m, bool)
     if every:
         summary = np.mod(steps[:m], every) == 0
         summary[m - 1] &= not aborted
     at = np.flatnonzero(summary)
-    tails = _summary_tails(guard, tracked, series, failing, steps, at)
+    tails = _summary_tails(decided, at)
     evidence = guard.events.evidence
 
     def summaries(upto: int) -> None:  # the summaries not written yet of rows before `upto`
@@ -178,19 +183,13 @@ def _events(
     return first_abort if aborted else None
 
 
-def _summary_tails(
-    guard: Guard,
-    tracked: list[Tracked],
-    series: list[Series | None],
-    failing: dict[int, np.ndarray],
-    steps: np.ndarray,
-    at: np.ndarray,
-) -> list[str]:
+def _summary_tails(decided: Decided, at: np.ndarray) -> list[str]:
     """The JSON text that ``EvidenceLog.write`` makes of the ``summary`` event of each row in
     ``at`` (``guard._tallies()`` there: each invariant's status and counts as of that row,
     its own included), from its ``"step"`` on: built from the counts' arrays, with the
     encoder's separators and string escapes, instead of through a dict per event. The
     summaries whose statuses and violation counts are all alike share one %-template."""
+    guard, tracked, series, failing, steps = decided
     specs: dict[str, str | _Counts] = {}  # invariant id → its tally's text, or its counts
     for t in guard.tracked:
         j = next((j for j, u in enumerate(tracked) if u is t), None)

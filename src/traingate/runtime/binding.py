@@ -154,7 +154,9 @@ class Tracked:
             self._worst, self.worst_excess = entry, excess
         return quick
 
-    def settle(self, decision: Decision | None, step: int | None, epoch: int | None) -> Any:
+    def settle(
+        self, decision: Decision | None, step: int | None, epoch: int | None
+    ) -> Decision | None:
         """:meth:`record` a decision (if there is one); the decision."""
         if decision is not None:
             self.record(decision, step, epoch)

@@ -216,8 +216,7 @@ class Guard(StopsEarly):
         moved = [loss] if grad_norm is None else [loss, grad_norm]
         n = len(moved)
         comp_names = tuple(components) if components else ()
-        if comp_names:
-            moved.extend(components.values())  # type: ignore[union-attr]
+        moved.extend(components[k] for k in comp_names)  # type: ignore[index]
         extra = [k for k, v in metrics.items() if type(v) is not float and is_tensor(v)]
         moved.extend(metrics[k] for k in extra)
         values = to_host(moved)
@@ -227,7 +226,8 @@ class Guard(StopsEarly):
             obs["grad_norm"] = values[1]
         flat: dict[str, float] = dict(obs)
         if comp_names:
-            comps = obs["components"] = dict(zip(comp_names, values[n:], strict=False))
+            at = values[n : n + len(comp_names)]  # the tensor metrics follow them
+            comps = obs["components"] = dict(zip(comp_names, at, strict=True))
         if weights:
             obs["weights"] = {k: float(v) for k, v in weights.items()}
         if extra:

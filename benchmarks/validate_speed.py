@@ -167,6 +167,8 @@ def breakdown() -> dict[str, float]:
         text=True,
         check=False,
     )
+    if out.returncode:  # say why, rather than fail to read its last line as JSON
+        raise SystemExit(f"the in-process breakdown run failed:\n{out.stderr}")
     return json.loads(out.stderr.strip().splitlines()[-1])
 
 

@@ -149,7 +149,9 @@ def run_baseline(src: Path, log: Path, out: Path) -> tuple[float, dict[str, floa
     if not (src.parent / "contracts").is_dir():  # an exported src: the contracts here
         env.setdefault("TRAINGATE_SHIPPED_ROOT", str(Path(__file__).resolve().parents[1]))
     command = [sys.executable, __file__, "--time-one", str(log), str(out)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode:  # say why, rather than only that it exited non-zero
+        raise SystemExit(f"the baseline audit of {log.name} failed:\n{done.stderr}")
     timed = json.loads(done.stdout.strip().splitlines()[-1])
     return timed["total"], timed["phases"]
 

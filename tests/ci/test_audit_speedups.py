@@ -315,3 +315,23 @@ def test_metrics_written_through_the_descriptors_name_or_the_file_are_the_same(
         written.append(laid.write(tmp_path / folder).read_bytes())
         assert rows_of(tmp_path / folder / "metrics.parquet")[-1].endswith("'value': 1.0}")
     assert written[0] == written[1]
+
+
+def test_a_replay_error_is_raised_not_the_given_up_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replay fails after metrics.parquet's early write failed too: the replay's error
+    is the one raised (the write, given up, leaves no file and no error of its own)."""
+
+    def full_disk(path: Path, write: Any) -> None:
+        raise OSError("no space left on device")
+
+    def failed(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    log = step_log(tmp_path, "csv", warn_at=None, abort_at=None)
+    monkeypatch.setattr(bulk, "atomic_write", full_disk)
+    monkeypatch.setattr(bulk, "_events", failed)
+    with pytest.raises(KeyboardInterrupt):
+        audit(log, tmp_path / "run")
+    assert not (tmp_path / "run" / "metrics.parquet").exists()

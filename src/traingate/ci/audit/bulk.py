@@ -364,7 +364,8 @@ class BulkMetrics(MetricsBuffer):
 
     def settle(self) -> None:
         """Give up a write :meth:`begin` began that :meth:`write` did not complete (the guard
-        was not closed): its temp file is removed, and no ``metrics.parquet`` is made."""
+        was not closed): its temp file is removed, no ``metrics.parquet`` is made, and an
+        error the write met goes with it (not raised over the error that stopped the run)."""
         early, self._early = self._early, None
         if early is not None:
             early.finish(None)
@@ -451,7 +452,8 @@ class _GivenUp(Exception):
 class _EarlyWrite:
     """``metrics.parquet`` written by ``atomic_write`` on a daemon thread (one that never
     holds the interpreter's exit): the bulk at once, then the later rows once
-    :meth:`finish` hands them over (None: given up, no file); an error is raised there."""
+    :meth:`finish` hands them over (None: given up, no file); its error is raised there,
+    unless the write was given up."""
 
     def __init__(self, metrics: BulkMetrics, run_dir: Path) -> None:
         self.run_dir = run_dir
@@ -471,10 +473,11 @@ class _EarlyWrite:
             self.error = exc
 
     def finish(self, tail: Any) -> None:
-        """Hand over the later rows (None: give the write up) and wait for the file."""
+        """Hand over the later rows and wait for the file (None: give the write up, and
+        wait for it to end)."""
         self.later.set_result(tail)
         self.thread.join()
-        if self.error is not None:
+        if self.error is not None and tail is not None:
             raise self.error
 
 

@@ -335,3 +335,19 @@ def test_a_replay_error_is_raised_not_the_given_up_writes(
     with pytest.raises(KeyboardInterrupt):
         audit(log, tmp_path / "run")
     assert not (tmp_path / "run" / "metrics.parquet").exists()
+
+
+def test_an_error_writing_to_the_python_file_is_not_chained_to_the_failed_reopen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the descriptor's name cannot be opened, an error writing to the Python file
+    is raised as itself (not "during handling of" the reopen's FileNotFoundError)."""
+    monkeypatch.setattr(bulk, "FD_PATH", str(tmp_path / "no-such-folder" / "{}"))
+    with (
+        (tmp_path / "file").open("wb") as fh,
+        pytest.raises(ValueError) as raised,
+        bulk._unlocked(fh) as sink,
+    ):
+        assert sink is fh
+        raise ValueError("the encoder failed")
+    assert raised.value.__context__ is None

@@ -18,7 +18,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -427,8 +427,7 @@ class BulkMetrics(MetricsBuffer):
                 writer.write_table(tail)
 
 
-@contextmanager
-def _unlocked(fh: Any) -> Iterator[Any]:
+def _unlocked(fh: Any) -> AbstractContextManager[Any]:
     """``fh``'s file as pyarrow's own file, which writes without taking the interpreter
     lock (pyarrow takes it for each write to a Python file: an encoder beside a busy main
     thread waits for it at every page), opened by the name the OS gives the open file
@@ -437,12 +436,9 @@ def _unlocked(fh: Any) -> Iterator[Any]:
 
     fh.flush()
     try:
-        native = pa.OSFile(FD_PATH.format(fh.fileno()), "ab")
+        return pa.OSFile(FD_PATH.format(fh.fileno()), "ab")
     except OSError:
-        yield fh
-        return
-    with native:
-        yield native
+        return nullcontext(fh)
 
 
 class _GivenUp(Exception):

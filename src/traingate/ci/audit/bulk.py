@@ -376,16 +376,8 @@ class BulkMetrics(MetricsBuffer):
         dictionary encoding is the file's own)."""
         import pyarrow as pa
 
-        coded = pa.dictionary(pa.from_numpy_dtype(INDEX), pa.string())
-        tail = pa.table(
-            {
-                "point": pa.array(self.point, pa.string()).dictionary_encode().cast(coded),
-                "step": pa.array(self.step, pa.int64()),
-                "epoch": pa.array(self.epoch, pa.int64()),
-                "name": pa.array(self.name, pa.string()).dictionary_encode().cast(coded),
-                "value": pa.array(self.value, pa.float64()),
-            }
-        )
+        columns = ("point", "step", "epoch", "name", "value")
+        tail = pa.table({c: getattr(self, c) for c in columns}, schema=_schema())
         path = run_dir / METRICS
         early, self._early = self._early, None
         if early is not None and early.run_dir == run_dir:
@@ -399,17 +391,13 @@ class BulkMetrics(MetricsBuffer):
     def encode(self, fh: Any, later: Callable[[], Any]) -> None:
         """Write the parquet file to ``fh``: the bulk, then ``later()``'s table of the later
         rows (raises :class:`_GivenUp` when that is None)."""
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         def encoded(table: Any) -> None:
             writer.write_table(table)
             _start_writeback(fh)
 
-        coded = pa.dictionary(pa.from_numpy_dtype(INDEX), pa.string())
-        types = {"point": coded, "step": pa.int64(), "epoch": pa.int64(), "name": coded}
-        schema = pa.schema([*types.items(), ("value", pa.float64())])
-        with _unlocked(fh) as sink, pq.ParquetWriter(sink, schema, **METRICS_OPTIONS) as writer:
+        with _unlocked(fh) as sink, pq.ParquetWriter(sink, _schema(), **METRICS_OPTIONS) as writer:
             # each slice is encoded on a worker thread (pyarrow lets go of the GIL) while
             # the next one is laid out; at most two slices are held at a time
             with ThreadPoolExecutor(1, thread_name_prefix="traingate-metrics") as pool:
@@ -425,6 +413,16 @@ class BulkMetrics(MetricsBuffer):
                 raise _GivenUp
             if tail.num_rows or not self.m:
                 writer.write_table(tail)
+
+
+def _schema() -> Any:
+    """The bulk's arrow schema: :meth:`MetricsBuffer.write`'s columns and types, with the
+    point and the name dictionary-coded (:data:`INDEX` codes)."""
+    import pyarrow as pa
+
+    coded = pa.dictionary(pa.from_numpy_dtype(INDEX), pa.string())
+    types = {"point": coded, "step": pa.int64(), "epoch": pa.int64(), "name": coded}
+    return pa.schema([*types.items(), ("value", pa.float64())])
 
 
 def _unlocked(fh: Any) -> AbstractContextManager[Any]:

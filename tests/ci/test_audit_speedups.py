@@ -26,7 +26,7 @@ import pytest
 from click.testing import CliRunner
 from traingate_cli.run_cmds import check
 
-from traingate.ci.audit import audit_metrics, bulk, columns
+from traingate.ci.audit import audit_metrics, batch, bulk, columns
 from traingate.ci.audit.batch import window_sums
 from traingate.contract.regime import FromScratch
 from traingate.runtime import evidence
@@ -186,6 +186,18 @@ def test_window_sums_are_the_ring_buffers_to_the_bit(n: int, window: int) -> Non
     pushed = (rng.normal(0, 1, n) * rng.choice([1e-3, 1.0, 1e3], n)).tolist()
     sums = window_sums(np.array(pushed), window).tolist()
     assert [repr(v) for v in sums] == [repr(v) for v in ring_sums(pushed, window)]
+
+
+@pytest.mark.parametrize("n, window", [(8, 7), (50, 10), (20_000, 100)])
+def test_window_sums_from_sums_own_result_are_the_ring_buffers(
+    monkeypatch: pytest.MonkeyPatch, n: int, window: int
+) -> None:
+    """Where ``sum()`` is compensated (Python 3.12 on), each block's re-add is ``sum()``'s
+    own result, in either layout: taken so here, whatever the Python, the ring's sums."""
+    monkeypatch.setattr(batch, "SEQUENTIAL_SUM", False)
+    pushed = np.random.default_rng(window).lognormal(0.0, 3.0, n)  # magnitudes far apart
+    expected = ring_sums(pushed.tolist(), window)
+    assert [repr(v) for v in window_sums(pushed, window).tolist()] == [repr(v) for v in expected]
 
 
 class _FailingSha:

@@ -130,9 +130,10 @@ def _tally(t: Tracked, s: Series, failing: np.ndarray, steps: np.ndarray) -> Non
 
 def _from_first(flags: np.ndarray) -> int | None:
     """The first row ``flags`` sets, when it sets every row from there on (a check that
-    judges every row once warmed up: its rows a slice, not an index); else None."""
-    first = int(np.argmax(flags)) if len(flags) else 0
-    return first if len(flags) and flags[first] and flags[first:].all() else None
+    judges every row once warmed up: its rows a slice, not an index); else None. (A bulk
+    replay's rows are never none: an empty log is replayed row by row.)"""
+    first = int(np.argmax(flags))
+    return first if flags[first] and flags[first:].all() else None
 
 
 class Decided(NamedTuple):

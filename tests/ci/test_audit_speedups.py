@@ -26,10 +26,12 @@ import pytest
 from click.testing import CliRunner
 from traingate_cli.run_cmds import check
 
+from traingate.checks.decision import Decision
 from traingate.ci.audit import audit_metrics, batch, bulk, columns
-from traingate.ci.audit.batch import window_sums
+from traingate.ci.audit.batch import Series, window_sums
 from traingate.contract.regime import FromScratch
 from traingate.runtime import evidence
+from traingate.runtime.binding import Tracked
 from traingate.runtime.evidence import EVIDENCE, EvidenceLog, MetricsBuffer, read_chained
 
 VOCAB = 50257
@@ -303,6 +305,16 @@ def test_a_metrics_write_begun_early_and_given_up_leaves_nothing(tmp_path: Path)
     laid.settle()  # nothing left to give up
 
 
+def test_a_metrics_write_begun_for_another_folder_is_given_up(tmp_path: Path) -> None:
+    """Written to a folder other than the one the early write began in: that one is given
+    up (no file left there), and the file is written where asked, whole."""
+    plain, laid = small_bulk()
+    laid.begin(tmp_path / "early")
+    expected = rows_of(plain.write(tmp_path))
+    assert rows_of(laid.write(tmp_path / "asked")) == expected
+    assert list((tmp_path / "early").iterdir()) == []
+
+
 def test_a_metrics_write_begun_early_raises_its_error_from_write(tmp_path: Path) -> None:
     _, laid = small_bulk()
     taken = tmp_path / "run"
@@ -363,3 +375,39 @@ def test_an_error_writing_to_the_python_file_is_not_chained_to_the_failed_reopen
         assert sink is fh
         raise ValueError("the encoder failed")
     assert raised.value.__context__ is None
+
+
+@pytest.mark.parametrize(
+    "excess",
+    [
+        [1.0, math.nan, 3.0, 2.0],  # a NaN past the first: as −inf
+        [math.nan, 5.0, 1.0, 9.0],  # the first NaN: nothing beats it
+        [-math.inf, math.nan, -math.inf, math.nan],
+        [0.5, 2.0, math.nan, 2.0],  # a later equal excess does not replace the worst
+    ],
+)
+@pytest.mark.parametrize("evaluated", [[1, 1, 1, 1], [0, 1, 1, 1], [1, 0, 1, 1]])
+def test_the_bulk_tally_keeps_the_worst_and_last_rows_tracked_record_keeps(
+    excess: list[float], evaluated: list[int]
+) -> None:
+    """A NaN excess (a NaN limit) counts as −inf unless it is the first evaluated: the bulk
+    tally records the rows ``Tracked.record``, row by row, keeps as worst and as last."""
+    n = len(excess)
+    decisions = [Decision(True, 0.0, -x, "<=", "") for x in excess]  # excess 0 − limit
+    on = np.array(evaluated, bool)
+    series = Series(on, np.ones(n, bool), np.array(excess), np.zeros(n), on, decisions.__getitem__)
+
+    def tallied() -> SimpleNamespace:
+        return SimpleNamespace(
+            evaluations=0, violations=0, worst_excess=-math.inf, _worst=None, _last=None
+        )
+
+    bulk_tally, row_by_row = tallied(), tallied()
+    bulk_tally.record = lambda d, step, epoch: Tracked.record(bulk_tally, d, step, epoch)
+    bulk._tally(bulk_tally, series, np.zeros(n, bool), 10 * np.arange(n))  # type: ignore[arg-type]
+    for i in np.flatnonzero(on):
+        Tracked.record(row_by_row, decisions[i], 10 * int(i), None)  # type: ignore[arg-type]
+    for t in (bulk_tally, row_by_row):
+        t.kept = [(e.decision, e.step) for e in (t._worst, t._last)]
+    assert bulk_tally.kept == row_by_row.kept
+    assert bulk_tally.evaluations == row_by_row.evaluations == int(on.sum())

@@ -136,6 +136,7 @@ def run(name, bad, on_violation):
 run("healthy", False, "raise")
 run("stop", True, "stop")
 run("raise", True, "raise")
+torch.distributed.barrier()  # neither rank tears its gloo connections down while the other runs
 torch.distributed.destroy_process_group()
 """.replace("__BAD_RANK__", str(BAD_RANK)).replace("__BAD_STEP__", str(BAD_STEP))
 
